@@ -1,0 +1,354 @@
+"""Project and its fields; pure converters that validate everything a person types.
+
+Each converter takes text and returns the clean value, or raises ValidationError naming
+the bad value and saying what is accepted. Nothing here touches the disk except the
+symlink resolution of a folder.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import re
+import shlex
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from controlplane.errors import ValidationError
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+SLOTS = ("prod", "test")
+POLICIES = ("notify", "test", "promote")
+RESERVED_VARS = frozenset({"APP_DATA_DIR", "HOME", "USER", "LOGNAME"})
+MAX_VALUE_BYTES = 64 * 1024
+SYSTEM_DIRS = frozenset(
+    {"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+     "/run", "/sbin", "/sys", "/usr", "/var/lib", "/var/run", "/var/log", "/var/spool"}
+)
+TOP_LEVEL_PARENTS = frozenset({"/", "/home", "/tmp", "/var", "/opt", "/srv", "/mnt", "/media"})
+INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SCP_RE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/\\].*)")
+
+
+def validate_name(raw: str) -> str:
+    """A project name: lower-case letters, digits, '-' and '_', starting with a letter or digit."""
+    if not isinstance(raw, str) or not NAME_RE.fullmatch(raw):
+        raise ValidationError(
+            "project name", raw,
+            "use 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit",
+        )
+    return raw
+
+
+def validate_slot(raw: str) -> str:
+    """prod or test."""
+    if raw not in SLOTS:
+        raise ValidationError("slot", raw, "use prod or test")
+    return raw
+
+
+def _no_control(field_name: str, raw: str, accepted: str) -> None:
+    if CONTROL_RE.search(raw):
+        raise ValidationError(field_name, raw, accepted)
+
+
+def validate_folder(raw: str, *, data_dir: Path, allowed_inside: tuple[Path, ...] = ()) -> Path:
+    """An absolute folder for a project: not /, not a system folder, not the data dir.
+
+    Windows paths (C:\\bots\\app) are host paths: inside the container the folder is the
+    mounted one, so they are refused with that advice. Symlinks are resolved before the
+    checks, so a link to /etc is /etc.
+    """
+    accepted = "give an absolute folder such as /srv/bots/NAME (not /, a system folder or the data dir)"
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError("folder", raw, accepted)
+    _no_control("folder", raw, accepted)
+    if ntpath.splitdrive(raw)[0] or raw.startswith("\\\\"):
+        raise ValidationError(
+            "folder", raw,
+            "that is a Windows path; give the folder as the container sees it, "
+            "for example /data/apps/NAME or the target of a bind mount such as /projects/NAME",
+        )
+    posix = PurePosixPath(raw)
+    if not posix.is_absolute():
+        raise ValidationError("folder", raw, accepted)
+    if any(part in ("..", ".") or part.startswith("-") for part in raw.split("/")):
+        raise ValidationError("folder", raw, accepted + "; no '..', '.' or parts starting with '-'")
+    normal = Path(os.path.normpath(raw))
+    resolved = Path(os.path.realpath(normal))
+    for candidate in (normal, resolved):
+        text = str(candidate)
+        if text in TOP_LEVEL_PARENTS or any(
+            text == d or text.startswith(d + "/") for d in SYSTEM_DIRS
+        ):
+            raise ValidationError("folder", raw, accepted)
+        data = Path(os.path.realpath(data_dir))
+        inside_allowed = any(
+            candidate.is_relative_to(Path(os.path.realpath(a))) and candidate != Path(a)
+            for a in allowed_inside
+        )
+        if (candidate == data or data.is_relative_to(candidate) or candidate.is_relative_to(data)) \
+                and not inside_allowed:
+            raise ValidationError("folder", raw, accepted)
+    return normal
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """'https://user:tok@host/x' → ('https://host/x', 'user:tok'); others unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        auth, _, host = parts.netloc.rpartition("@")
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), auth
+    return url, None
+
+
+def join_credentials(url: str, auth: str | None) -> str:
+    """Put credentials back into an http(s) URL for git's own use (never shown)."""
+    if not auth:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query,
+                       parts.fragment))
+
+
+@dataclass(frozen=True)
+class RepoURL:
+    """A validated repository URL, its credentials split off, and a warning if any."""
+
+    url: str
+    auth: str | None
+    warning: str | None = None
+
+
+def validate_repo_url(raw: str, *, allow_file: bool = False) -> RepoURL:
+    """https, http (with a warning), ssh://, git@host:path; file:// and paths when allowed."""
+    accepted = "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or git@host:owner/repo.git"
+    if allow_file:
+        accepted += " (or file:// and absolute paths)"
+    if not isinstance(raw, str) or not raw.strip() or raw != raw.strip() or " " in raw:
+        raise ValidationError("repository URL", raw, accepted)
+    _no_control("repository URL", raw, accepted)
+    if raw.startswith("-") or "::" in raw.split("/")[0]:
+        raise ValidationError("repository URL", raw, accepted)
+    if allow_file and raw.startswith("/"):
+        if ".." in raw.split("/"):
+            raise ValidationError("repository URL", raw, accepted)
+        return RepoURL(url=raw, auth=None)
+    scp = SCP_RE.fullmatch(raw)
+    if scp and "://" not in raw:
+        if scp["path"].startswith("-") or ".." in scp["path"].split("/"):
+            raise ValidationError("repository URL", raw, accepted)
+        return RepoURL(url=raw, auth=None)
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme == "file" and allow_file:
+        if parts.netloc not in ("", "localhost") or ".." in parts.path.split("/"):
+            raise ValidationError("repository URL", raw, accepted)
+        return RepoURL(url=raw, auth=None)
+    if scheme not in ("https", "http", "ssh") or not parts.hostname:
+        raise ValidationError("repository URL", raw, accepted)
+    if parts.hostname.startswith("-") or not parts.path.strip("/") \
+            or ".." in parts.path.split("/"):
+        raise ValidationError("repository URL", raw, accepted)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValidationError("repository URL", raw, accepted) from None
+    url, auth = split_credentials(raw) if scheme != "ssh" else (raw, None)
+    warning = None
+    if scheme == "http":
+        warning = "http:// is unencrypted: code and credentials travel in the clear; prefer https://"
+    return RepoURL(url=url, auth=auth, warning=warning)
+
+
+def validate_branch(raw: str) -> str:
+    """A branch name as `git check-ref-format --branch` accepts it."""
+    accepted = "use a git branch name such as main or release/1.2 (no spaces, '..', '~^:?*[\\')"
+    if not isinstance(raw, str) or not raw or len(raw) > 200 or raw.startswith("-"):
+        raise ValidationError("branch", raw, accepted)
+    if CONTROL_RE.search(raw) or any(c in raw for c in " ~^:?*[\\") or ".." in raw \
+            or "@{" in raw or raw == "@" or raw.endswith((".", "/")) or raw.startswith("/") \
+            or "//" in raw:
+        raise ValidationError("branch", raw, accepted)
+    for part in raw.split("/"):
+        if part.startswith(".") or part.endswith(".lock"):
+            raise ValidationError("branch", raw, accepted)
+    return raw
+
+
+def validate_var_name(raw: str) -> str:
+    """A variable name: letters, digits and '_', not starting with a digit."""
+    if not isinstance(raw, str) or not VAR_RE.fullmatch(raw):
+        raise ValidationError(
+            "variable name", raw, "use letters, digits and '_', not starting with a digit"
+        )
+    if raw in RESERVED_VARS or raw.startswith("CONTROLPLANE_"):
+        raise ValidationError(
+            "variable name", raw,
+            "that name is set by the control plane itself; choose another",
+        )
+    return raw
+
+
+def validate_var_value(name: str, raw: str) -> str:
+    """Any text up to 64 KiB without NUL (a process environment cannot hold NUL)."""
+    if not isinstance(raw, str) or "\x00" in raw or len(raw.encode()) > MAX_VALUE_BYTES:
+        raise ValidationError(
+            f"value of {name}", "…", "use text of at most 64 KiB without NUL characters"
+        )
+    return raw
+
+
+def parse_assignments(lines: list[str]) -> dict[str, str]:
+    """['A=1', 'B=two'] → {'A': '1', 'B': 'two'}; every name and value validated first."""
+    result: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ValidationError("assignment", name[:40], "write KEY=VALUE")
+        name = name.strip()
+        result[validate_var_name(name)] = validate_var_value(name, value)
+    return result
+
+
+def parse_duration(raw: str, *, field_name: str = "duration", low: int = 1,
+                   high: int = 7 * 86400) -> int:
+    """'90', '30s', '5m', '1h', '1d' → seconds, within [low, high]."""
+    text = str(raw).strip().lower()
+    accepted = f"use a number of seconds or 30s, 5m, 1h, 1d (from {low}s to {high}s)"
+    match = INTERVAL_RE.fullmatch(text) if not text.isdigit() else None
+    if text.isdigit() and len(text) <= 7:
+        seconds = int(text)
+    elif match:
+        seconds = int(match[1]) * UNITS[match[2]]
+    else:
+        raise ValidationError(field_name, raw, accepted)
+    if not low <= seconds <= high:
+        raise ValidationError(field_name, raw, accepted)
+    return seconds
+
+
+def parse_interval(raw: str) -> int:
+    """A poll interval: off (0) or 1m to 7d."""
+    if str(raw).strip().lower() in ("off", "0", "never"):
+        return 0
+    return parse_duration(raw, field_name="poll interval", low=60)
+
+
+def format_interval(seconds: int) -> str:
+    """0 → 'off', 300 → '5m', 3600 → '1h'."""
+    if seconds == 0:
+        return "off"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def validate_entry(raw: str) -> str:
+    """The app's entry file, relative to the project root: a .py file inside it."""
+    accepted = "use a .py file inside the repository, such as main.py or app/bot.py"
+    if not isinstance(raw, str) or not raw.endswith(".py") or raw.startswith(("/", "-")):
+        raise ValidationError("entry", raw, accepted)
+    _no_control("entry", raw, accepted)
+    if any(p in ("", ".", "..") or p.startswith("-") for p in raw.split("/")) or "\\" in raw:
+        raise ValidationError("entry", raw, accepted)
+    return raw
+
+
+def validate_policy(raw: str) -> str:
+    """What a new commit does: notify, test, or promote (test, then promote if it passed)."""
+    if raw not in POLICIES:
+        raise ValidationError("policy", raw, "use notify, test or promote")
+    return raw
+
+
+def parse_switch(field_name: str, raw: str) -> bool:
+    """on/off."""
+    value = str(raw).strip().lower()
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise ValidationError(field_name, raw, "use on or off")
+
+
+def parse_int(field_name: str, raw: str, low: int, high: int) -> int:
+    """A whole number within [low, high]."""
+    text = str(raw).strip()
+    if not text.isdigit() or len(text) > 6 or not low <= int(text) <= high:
+        raise ValidationError(field_name, raw, f"use a whole number from {low} to {high}")
+    return int(text)
+
+
+def validate_check(raw: str) -> str | None:
+    """A check command run in the release (split like a shell would, never run by one)."""
+    if raw.strip().lower() in ("", "off", "none"):
+        return None
+    accepted = "use a command such as 'pytest -q', or off"
+    _no_control("check command", raw, accepted)
+    try:
+        argv = shlex.split(raw)
+    except ValueError:
+        raise ValidationError("check command", raw, accepted) from None
+    if not argv or len(raw) > 500:
+        raise ValidationError("check command", raw, accepted)
+    return raw
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project as the store keeps it (secrets live beside it, encrypted)."""
+
+    name: str
+    repo: str
+    path: str
+    branch: str = "main"
+    entry: str = "main.py"
+    poll: int = 0
+    policy: str = "notify"
+    output: bool = True
+    keep: int = 5
+    check: str | None = None
+    health_window: int = 30
+    kind: str = "own"
+    created: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Project:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_(self, **changes: Any) -> Project:
+        return replace(self, **changes)
+
+
+def convert_setting(key: str, raw: str) -> tuple[str, Any]:
+    """`project set NAME KEY VALUE`: the field it changes and its clean value."""
+    converters: dict[str, tuple[str, Any]] = {
+        "branch": ("branch", validate_branch),
+        "entry": ("entry", validate_entry),
+        "policy": ("policy", validate_policy),
+        "output": ("output", lambda v: parse_switch("output", v)),
+        "keep": ("keep", lambda v: parse_int("releases kept", v, 1, 50)),
+        "check": ("check", validate_check),
+        "health-window": ("health_window", lambda v: parse_duration(
+            v, field_name="health window", low=0, high=3600) if str(v).strip() != "0" else 0),
+        "poll": ("poll", parse_interval),
+    }
+    if key not in converters:
+        raise ValidationError("setting", key, "use one of " + ", ".join(sorted(converters)))
+    name, convert = converters[key]
+    return name, convert(raw)
+
+
+SETTABLE = ("branch", "entry", "policy", "output", "keep", "check", "health-window", "poll")

@@ -1,0 +1,137 @@
+"""The one way to run a subprocess: argv lists, a timeout, output captured, secrets hidden.
+
+Every child gets its own process group so that a timeout or a cancel kills the whole tree
+(pip spawns compilers, git spawns helpers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from controlplane.errors import CommandFailed
+
+logger = logging.getLogger(__name__)
+
+Redact = Callable[[str], str]
+
+
+def _no_redact(text: str) -> str:
+    return text
+
+
+class Cancelled(CommandFailed):
+    """The command was cancelled by a person before it finished."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command left behind."""
+
+    argv: list[str]
+    returncode: int
+    output: str
+    seconds: float
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the whole process group, then SIGKILL what is left after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+    redact: Redact = _no_redact,
+    log: IO[str] | None = None,
+    cancel: threading.Event | None = None,
+    check: bool = True,
+    user: str | None = None,
+    group: str | None = None,
+) -> Result:
+    """Run argv (never through a shell) and return its merged stdout and stderr.
+
+    Output is redacted before it is logged, written to `log`, returned or raised.
+    Raises CommandFailed on a non-zero exit (when `check`), on timeout, and Cancelled
+    when `cancel` is set while the command runs.
+    """
+    args = [str(a) for a in argv]
+    shown = [redact(a) for a in args]
+    logger.debug("run %s in %s", shown, cwd)
+    started = time.monotonic()
+    extra: dict[str, object] = {}
+    if user is not None:
+        extra = {"user": user, "group": group or user, "extra_groups": []}
+    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        args,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **extra,  # type: ignore[arg-type]
+    )
+    chunks: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            line = redact(raw.decode("utf-8", "replace"))
+            chunks.append(line)
+            if log is not None:
+                log.write(line)
+                log.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = started + timeout
+    timed_out = cancelled = False
+    while True:
+        try:
+            proc.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+            elif time.monotonic() > deadline:
+                timed_out = True
+            else:
+                continue
+            _kill_group(proc, grace=3.0)
+            break
+    reader.join(timeout=5.0)
+    output = "".join(chunks)
+    seconds = time.monotonic() - started
+    if cancelled:
+        raise Cancelled(argv=shown, cwd=str(cwd) if cwd else None, returncode=None, output=output)
+    if timed_out:
+        raise CommandFailed(
+            argv=shown, cwd=str(cwd) if cwd else None, returncode=None, output=output,
+            timed_out=True,
+        )
+    if check and proc.returncode != 0:
+        raise CommandFailed(
+            argv=shown, cwd=str(cwd) if cwd else None, returncode=proc.returncode, output=output
+        )
+    return Result(argv=shown, returncode=proc.returncode, output=output, seconds=seconds)

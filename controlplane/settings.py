@@ -1,0 +1,213 @@
+"""Environment → one frozen Settings object; platform detection; the data directory layout."""
+
+from __future__ import annotations
+
+import os
+import platform as _platform
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from controlplane.errors import SettingsError
+
+DEFAULT_API_URL = "https://api.telegram.org"
+LANGS = ("en", "ru")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where we run: OS, CPU architecture, and whether inside a container."""
+
+    os: str
+    arch: str
+    in_container: bool
+
+    def describe(self) -> str:
+        where = "in a container" if self.in_container else "on the host"
+        return f"{self.os}/{self.arch}, {where}"
+
+
+def detect_platform(root: Path = Path("/")) -> Platform:
+    """Read the OS, the architecture and container markers (Docker, Podman, cgroup names)."""
+    system = sys.platform
+    name = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(system, system)
+    arch = _platform.machine().lower() or "unknown"
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armv7"}.get(arch, arch)
+    in_container = False
+    if name == "linux":
+        if (root / ".dockerenv").exists() or (root / "run/.containerenv").exists():
+            in_container = True
+        else:
+            try:
+                cgroup = (root / "proc/1/cgroup").read_text(errors="replace")
+            except OSError:
+                cgroup = ""
+            in_container = any(m in cgroup for m in ("docker", "containerd", "kubepods", "lxc"))
+    return Platform(os=name, arch=arch, in_container=in_container)
+
+
+def default_data_dir(plat: Platform, env: Mapping[str, str]) -> Path:
+    """/data in a container; the platform's per-user data folder elsewhere."""
+    if plat.in_container:
+        return Path("/data")
+    home = Path(env.get("HOME") or Path.home())
+    if plat.os == "windows":
+        base = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(base) / "controlplane"
+    if plat.os == "macos":
+        return home / "Library" / "Application Support" / "controlplane"
+    return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "controlplane"
+
+
+def default_python() -> str:
+    """An interpreter other users can execute: Debian's first, never one in root's home."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("python3") or sys.executable
+
+
+def parse_admin_ids(raw: str) -> frozenset[int]:
+    """'123, -100456' → {123, -100456}; anything but whole numbers is refused."""
+    ids: set[int] = set()
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise SettingsError(
+                f"ADMIN_CHAT_IDS: {part!r} is not a chat id; "
+                "give whole numbers separated by commas, like 123456789,-1001234567890"
+            ) from None
+    return frozenset(ids)
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """1/true/yes/on and 0/false/no/off (any case); empty is off."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: {raw!r} is not a switch; use 1 or 0")
+
+
+def parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    """An absolute URL with one of `schemes` and a host."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in schemes or not parts.netloc:
+        raise SettingsError(f"{name}: {raw!r} is not a URL; use {' or '.join(schemes)}://host")
+    return raw.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the environment says, parsed once."""
+
+    data_dir: Path
+    platform: Platform
+    telegram_token: str | None = None
+    admin_chat_ids: frozenset[int] = frozenset()
+    telegram_api_url: str = DEFAULT_API_URL
+    telegram_proxy: str | None = None
+    keys: tuple[str, ...] = ()
+    lang: str | None = None
+    run_as: str | None = None
+    python: str = field(default_factory=default_python)
+    allow_file_urls: bool = False
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, plat: Platform | None = None
+    ) -> Settings:
+        """Parse the CONTROLPLANE_*, TELEGRAM_* and ADMIN_CHAT_IDS variables."""
+        env = os.environ if env is None else env
+        plat = plat or detect_platform()
+        lang = env.get("CONTROLPLANE_LANG", "").strip().lower() or None
+        if lang is not None and lang not in LANGS:
+            raise SettingsError(f"CONTROLPLANE_LANG: {lang!r} is not a language; use en or ru")
+        data = env.get("CONTROLPLANE_DATA_DIR", "").strip()
+        data_dir = Path(data).expanduser() if data else default_data_dir(plat, env)
+        if not data_dir.is_absolute():
+            raise SettingsError(f"CONTROLPLANE_DATA_DIR: {data!r} must be an absolute path")
+        keys = tuple(k.strip() for k in env.get("CONTROLPLANE_KEY", "").split(",") if k.strip())
+        proxy = env.get("TELEGRAM_PROXY", "").strip()
+        run_as = env.get("CONTROLPLANE_RUN_AS", "").strip() or None
+        if run_as is None and plat.in_container:
+            run_as = "app"
+        return cls(
+            data_dir=data_dir,
+            platform=plat,
+            telegram_token=env.get("TELEGRAM_TOKEN", "").strip() or None,
+            admin_chat_ids=parse_admin_ids(env.get("ADMIN_CHAT_IDS", "")),
+            telegram_api_url=parse_url(
+                "TELEGRAM_API_URL", env.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
+                ("https", "http"),
+            ),
+            telegram_proxy=parse_url("TELEGRAM_PROXY", proxy, ("http", "https", "socks5"))
+            if proxy
+            else None,
+            keys=keys,
+            lang=lang,
+            run_as=run_as,
+            python=env.get("CONTROLPLANE_PYTHON", "").strip() or default_python(),
+            allow_file_urls=parse_bool(
+                "CONTROLPLANE_ALLOW_FILE_URLS", env.get("CONTROLPLANE_ALLOW_FILE_URLS", "")
+            ),
+        )
+
+    # The data directory layout (design §3); one place names every path.
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.json"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.data_dir / "supervisord.conf"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.data_dir / "supervisor"
+
+    @property
+    def confd(self) -> Path:
+        return self.supervisor_dir / "conf.d"
+
+    @property
+    def supervisor_sock(self) -> Path:
+        return self.supervisor_dir / "supervisor.sock"
+
+    @property
+    def supervisor_auth(self) -> Path:
+        return self.supervisor_dir / "auth"
+
+    @property
+    def control_sock(self) -> Path:
+        return self.data_dir / "controlplane.sock"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def projects_dir(self) -> Path:
+        return self.data_dir / "projects"
+
+    @property
+    def apps_dir(self) -> Path:
+        return self.data_dir / "apps"
+
+    def project_dir(self, name: str) -> Path:
+        return self.projects_dir / name
+
+    def slot_log(self, name: str, slot: str) -> Path:
+        return self.logs_dir / f"{name}-{slot}.log"
