@@ -1,0 +1,323 @@
+"""The store: TinyDB on $DATA/store.json, written atomically under an inter-process lock.
+
+Every change is a transaction: take the lock file ($DATA/store.lock, flock), read the
+file, change it, write a temp file, fsync, keep the current file as store.json.bak (the
+last good copy) and rename the temp file over store.json, then fsync the folder. A kill at
+any moment leaves either the old or the new file. The CLI and `serve` both write safely.
+
+Secret values (both slots' variables, credentials of repository URLs) are stored as
+Fernet tokens; nothing else in the data dir ever holds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+
+from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError
+from controlplane.models import SLOTS, Project, validate_slot
+from controlplane.secrets import KeyRing, generate_key, write_key_file
+from controlplane.settings import Settings
+
+KEY_CHECK = "controlplane-key-check"
+SCHEMA = 1
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicJSONStorage(Storage):  # type: ignore[misc]
+    """TinyDB storage: whole-file JSON, atomic replace, a parsed copy cached per inode."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.backup = self.path.with_name(self.path.name + ".bak")
+        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache is not None and self._cache[0] == stamp:
+            return copy.deepcopy(self._cache[1])
+        data = self._parse(self.path.read_bytes())
+        self._cache = (stamp, data)
+        return copy.deepcopy(data)
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("top level is not an object")
+        except ValueError as exc:
+            hint = (
+                f"the last good copy is {self.backup}: stop `controlplane serve`, then run "
+                "`controlplane store restore`"
+                if self.backup.exists()
+                else "there is no backup copy beside it"
+            )
+            raise StoreCorrupt(f"{self.path} is damaged ({exc}); {hint}") from None
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._cache = None
+        raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if self.path.exists():
+                bak_tmp = self.backup.with_name(self.backup.name + ".tmp")
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(bak_tmp)
+                os.link(self.path, bak_tmp)
+                os.replace(bak_tmp, self.backup)
+            os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+
+class Store:
+    """Projects, their settings and their encrypted variables."""
+
+    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+        self.settings = settings
+        self.keyring = keyring
+        self.path = settings.store_path
+        self._storage = AtomicJSONStorage(str(self.path))
+        self._lock_path = settings.data_dir / "store.lock"
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._lock_fd: int | None = None
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """Make the data dir (0711: apps may pass through, not list), load the key, check it."""
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        if os.stat(data).st_uid == os.getuid():
+            os.chmod(data, 0o711)
+        store = cls(settings, KeyRing.load(settings))
+        store._check_key()
+        return store
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[TinyDB]:
+        """Hold the inter-process lock; yield a TinyDB whose reads see the latest file."""
+        with self._thread_lock:
+            if self._depth == 0:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._lock_fd = fd
+            self._depth += 1
+            try:
+                yield TinyDB(storage=lambda: self._storage)
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._lock_fd is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    def table(self, db: TinyDB, name: str) -> Any:
+        return db.table(name, cache_size=0)
+
+    def _check_key(self) -> None:
+        with self.transaction() as db:
+            meta = self.table(db, "meta")
+            row = meta.get(Query().name == "key_check")
+            if row is None:
+                meta.insert({"name": "key_check", "token": self.keyring.encrypt(KEY_CHECK),
+                             "schema": SCHEMA})
+            else:
+                self.keyring.decrypt(row["token"])
+
+    # -- projects -----------------------------------------------------------------------
+
+    def add_project(self, project: Project, repo_auth: str | None = None) -> None:
+        with self.transaction() as db:
+            projects = self.table(db, "projects")
+            if projects.contains(Query().name == project.name):
+                raise AlreadyExists(f"project {project.name} exists already")
+            doc = project.to_dict()
+            doc["repo_auth"] = self.keyring.encrypt(repo_auth) if repo_auth else None
+            doc["env"] = {slot: {} for slot in SLOTS}
+            projects.insert(doc)
+
+    def _doc(self, db: TinyDB, name: str) -> dict[str, Any]:
+        doc = self.table(db, "projects").get(Query().name == name)
+        if doc is None:
+            raise NotFound(f"no project named {name}; `controlplane project list` shows them")
+        return dict(doc)
+
+    def get_project(self, name: str) -> Project:
+        with self.transaction() as db:
+            return Project.from_dict(self._doc(db, name))
+
+    def list_projects(self) -> list[Project]:
+        with self.transaction() as db:
+            docs = self.table(db, "projects").all()
+        return sorted((Project.from_dict(d) for d in docs), key=lambda p: p.name)
+
+    def update_project(self, name: str, **changes: Any) -> Project:
+        with self.transaction() as db:
+            doc = self._doc(db, name)
+            project = Project.from_dict(doc).with_(**changes)
+            self.table(db, "projects").update(project.to_dict(), Query().name == name)
+            return project
+
+    def remove_project(self, name: str) -> Project:
+        with self.transaction() as db:
+            project = Project.from_dict(self._doc(db, name))
+            self.table(db, "projects").remove(Query().name == name)
+            return project
+
+    def repo_auth(self, name: str) -> str | None:
+        with self.transaction() as db:
+            token = self._doc(db, name).get("repo_auth")
+        return self.keyring.decrypt(token) if token else None
+
+    # -- variables ----------------------------------------------------------------------
+
+    def _update_env(self, name: str, slot: str, change: Any) -> None:
+        validate_slot(slot)
+        with self.transaction() as db:
+            doc = self._doc(db, name)
+            env = dict(doc.get("env") or {})
+            slot_env = dict(env.get(slot) or {})
+            change(slot_env)
+            env[slot] = slot_env
+            self.table(db, "projects").update({"env": env}, Query().name == name)
+
+    def set_env(self, name: str, slot: str, values: dict[str, str]) -> None:
+        tokens = {k: self.keyring.encrypt(v) for k, v in values.items()}
+        self._update_env(name, slot, lambda env: env.update(tokens))
+
+    def unset_env(self, name: str, slot: str, keys: list[str]) -> list[str]:
+        """Remove `keys`; returns the ones that were not set (nothing removed then)."""
+        missing: list[str] = []
+
+        def change(env: dict[str, str]) -> None:
+            missing.extend(k for k in keys if k not in env)
+            if not missing:
+                for k in keys:
+                    del env[k]
+
+        self._update_env(name, slot, change)
+        return missing
+
+    def env(self, name: str, slot: str) -> dict[str, str]:
+        """One slot's own variables, decrypted."""
+        validate_slot(slot)
+        with self.transaction() as db:
+            tokens = (self._doc(db, name).get("env") or {}).get(slot) or {}
+        return {k: self.keyring.decrypt(v) for k, v in sorted(tokens.items())}
+
+    def slot_env(self, name: str, slot: str) -> dict[str, str]:
+        """What a slot's app sees: prod's variables, with test's laid over them for test."""
+        merged = self.env(name, "prod")
+        if slot == "test":
+            merged.update(self.env(name, "test"))
+        return merged
+
+    def all_secret_values(self) -> list[str]:
+        """Every secret value in the store (for the redactor)."""
+        values: list[str] = []
+        with self.transaction() as db:
+            docs = self.table(db, "projects").all()
+        for doc in docs:
+            for slot_env in (doc.get("env") or {}).values():
+                values.extend(self.keyring.decrypt(t) for t in slot_env.values())
+            if doc.get("repo_auth"):
+                auth = self.keyring.decrypt(doc["repo_auth"])
+                values.append(auth)
+                values.extend(p for p in auth.split(":") if p)
+        return values
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def rotate_key(self) -> int:
+        """Re-encrypt every token under a new key; returns how many tokens were rotated.
+
+        With a key file: a new key is put first in the file, everything is re-encrypted in
+        one atomic write, then the old keys are dropped. With CONTROLPLANE_KEY: everything
+        is re-encrypted under the first key given there.
+        """
+        if self.keyring.from_file:
+            new = [generate_key(), *self.keyring.keys]
+            write_key_file(self.settings.key_path, new)
+            self.keyring = KeyRing(new, self.keyring.origin)
+        count = 0
+        with self.transaction() as db:
+            for table_name in db.tables():
+                table = self.table(db, table_name)
+                for doc in table.all():
+                    changed, n = _rotate_doc(dict(doc), self.keyring)
+                    if n:
+                        table.update(changed, doc_ids=[doc.doc_id])
+                        count += n
+        if self.keyring.from_file:
+            write_key_file(self.settings.key_path, self.keyring.keys[:1])
+            self.keyring = KeyRing(self.keyring.keys[:1], self.keyring.origin)
+        return count
+
+    def restore_backup(self) -> Path:
+        """Put the last good copy back in place of a damaged store file."""
+        backup = self._storage.backup
+        if not backup.exists():
+            raise StoreError(f"there is no backup copy at {backup}")
+        self._storage._parse(backup.read_bytes())
+        with self.transaction():
+            damaged = self.path.with_name(self.path.name + ".damaged")
+            if self.path.exists():
+                os.replace(self.path, damaged)
+            os.link(backup, self.path.with_name(".restore.tmp"))
+            os.replace(self.path.with_name(".restore.tmp"), self.path)
+            fsync_dir(self.path.parent)
+        return backup
+
+
+def _rotate_doc(doc: dict[str, Any], keyring: KeyRing) -> tuple[dict[str, Any], int]:
+    """Rotate every Fernet token a document holds (repo_auth, env, key_check)."""
+    count = 0
+    if doc.get("repo_auth"):
+        doc["repo_auth"] = keyring.rotate(doc["repo_auth"])
+        count += 1
+    if doc.get("name") == "key_check" and "token" in doc:
+        doc["token"] = keyring.rotate(doc["token"])
+        count += 1
+    if isinstance(doc.get("env"), dict):
+        env = {}
+        for slot, values in doc["env"].items():
+            env[slot] = {k: keyring.rotate(v) for k, v in values.items()}
+            count += len(values)
+        doc["env"] = env
+    return doc, count
