@@ -319,6 +319,13 @@ class Project:
     health_window: int = 30
     kind: str = "own"
     created: float = field(default_factory=time.time)
+    # Bumped whenever what a slot's app sees changes; rendered into the slot's program
+    # file (never the values), so applying the config restarts exactly that slot.
+    env_rev_prod: int = 0
+    env_rev_test: int = 0
+
+    def env_rev(self, slot: str) -> int:
+        return self.env_rev_test if slot == "test" else self.env_rev_prod
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -211,11 +211,24 @@ class Store:
         validate_slot(slot)
         with self.transaction() as db:
             doc = self._doc(db, name)
-            env = dict(doc.get("env") or {})
+            old_env = dict(doc.get("env") or {})
+            env = dict(old_env)
             slot_env = dict(env.get(slot) or {})
             change(slot_env)
             env[slot] = slot_env
-            self.table(db, "projects").update({"env": env}, Query().name == name)
+            update: dict[str, Any] = {"env": env}
+            for s in SLOTS:
+                if self._effective(old_env, s) != self._effective(env, s):
+                    update[f"env_rev_{s}"] = int(doc.get(f"env_rev_{s}", 0)) + 1
+            self.table(db, "projects").update(update, Query().name == name)
+
+    def _effective(self, tokens: dict[str, dict[str, str]], slot: str) -> dict[str, str]:
+        """A slot's decrypted view of `tokens`: prod, with test laid over it for test."""
+        layers = ("prod", "test") if slot == "test" else ("prod",)
+        merged: dict[str, str] = {}
+        for layer in layers:
+            merged.update({k: self.keyring.decrypt(v) for k, v in (tokens.get(layer) or {}).items()})
+        return merged
 
     def set_env(self, name: str, slot: str, values: dict[str, str]) -> None:
         tokens = {k: self.keyring.encrypt(v) for k, v in values.items()}
@@ -243,10 +256,10 @@ class Store:
 
     def slot_env(self, name: str, slot: str) -> dict[str, str]:
         """What a slot's app sees: prod's variables, with test's laid over them for test."""
-        merged = self.env(name, "prod")
-        if slot == "test":
-            merged.update(self.env(name, "test"))
-        return merged
+        validate_slot(slot)
+        with self.transaction() as db:
+            tokens = self._doc(db, name).get("env") or {}
+        return self._effective(tokens, slot)
 
     def all_secret_values(self) -> list[str]:
         """Every secret value in the store (for the redactor)."""
