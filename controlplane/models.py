@@ -27,10 +27,30 @@ POLICIES = ("notify", "test", "promote")
 RESERVED_VARS = frozenset({"APP_DATA_DIR", "HOME", "USER", "LOGNAME"})
 MAX_VALUE_BYTES = 64 * 1024
 SYSTEM_DIRS = frozenset(
-    {"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
-     "/run", "/sbin", "/sys", "/usr", "/var/lib", "/var/run", "/var/log", "/var/spool"}
+    {
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var/lib",
+        "/var/run",
+        "/var/log",
+        "/var/spool",
+    }
 )
-TOP_LEVEL_PARENTS = frozenset({"/", "/home", "/tmp", "/var", "/opt", "/srv", "/mnt", "/media"})
+TOP_LEVEL_PARENTS = frozenset(
+    {"/", "/home", "/tmp", "/var", "/opt", "/srv", "/mnt", "/media"}  # noqa: S108 - refused, not used
+)
 INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SCP_RE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/\\].*)")
@@ -40,7 +60,8 @@ def validate_name(raw: str) -> str:
     """A project name: lower-case letters, digits, '-' and '_', starting with a letter or digit."""
     if not isinstance(raw, str) or not NAME_RE.fullmatch(raw):
         raise ValidationError(
-            "project name", raw,
+            "project name",
+            raw,
             "use 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit",
         )
     return raw
@@ -65,13 +86,16 @@ def validate_folder(raw: str, *, data_dir: Path, allowed_inside: tuple[Path, ...
     mounted one, so they are refused with that advice. Symlinks are resolved before the
     checks, so a link to /etc is /etc.
     """
-    accepted = "give an absolute folder such as /srv/bots/NAME (not /, a system folder or the data dir)"
+    accepted = (
+        "give an absolute folder such as /srv/bots/NAME (not /, a system folder or the data dir)"
+    )
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError("folder", raw, accepted)
     _no_control("folder", raw, accepted)
     if ntpath.splitdrive(raw)[0] or raw.startswith("\\\\"):
         raise ValidationError(
-            "folder", raw,
+            "folder",
+            raw,
             "that is a Windows path; give the folder as the container sees it, "
             "for example /data/apps/NAME or the target of a bind mount such as /projects/NAME",
         )
@@ -93,8 +117,9 @@ def validate_folder(raw: str, *, data_dir: Path, allowed_inside: tuple[Path, ...
             candidate.is_relative_to(Path(os.path.realpath(a))) and candidate != Path(a)
             for a in allowed_inside
         )
-        if (candidate == data or data.is_relative_to(candidate) or candidate.is_relative_to(data)) \
-                and not inside_allowed:
+        if (
+            candidate == data or data.is_relative_to(candidate) or candidate.is_relative_to(data)
+        ) and not inside_allowed:
             raise ValidationError("folder", raw, accepted)
     return normal
 
@@ -113,8 +138,9 @@ def join_credentials(url: str, auth: str | None) -> str:
     if not auth:
         return url
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query,
-                       parts.fragment))
+    return urlunsplit(
+        (parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment)
+    )
 
 
 @dataclass(frozen=True)
@@ -126,35 +152,22 @@ class RepoURL:
     warning: str | None = None
 
 
-def validate_repo_url(raw: str, *, allow_file: bool = False) -> RepoURL:
-    """https, http (with a warning), ssh://, git@host:path; file:// and paths when allowed."""
-    accepted = "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or git@host:owner/repo.git"
-    if allow_file:
-        accepted += " (or file:// and absolute paths)"
-    if not isinstance(raw, str) or not raw.strip() or raw != raw.strip() or " " in raw:
+def _local_repo(raw: str, accepted: str) -> RepoURL:
+    """An absolute path or file:// URL (only when file URLs are allowed)."""
+    path = urlsplit(raw).path if raw.startswith("file:") else raw
+    netloc = urlsplit(raw).netloc if raw.startswith("file:") else ""
+    if netloc not in ("", "localhost") or ".." in path.split("/") or not path.startswith("/"):
         raise ValidationError("repository URL", raw, accepted)
-    _no_control("repository URL", raw, accepted)
-    if raw.startswith("-") or "::" in raw.split("/")[0]:
-        raise ValidationError("repository URL", raw, accepted)
-    if allow_file and raw.startswith("/"):
-        if ".." in raw.split("/"):
-            raise ValidationError("repository URL", raw, accepted)
-        return RepoURL(url=raw, auth=None)
-    scp = SCP_RE.fullmatch(raw)
-    if scp and "://" not in raw:
-        if scp["path"].startswith("-") or ".." in scp["path"].split("/"):
-            raise ValidationError("repository URL", raw, accepted)
-        return RepoURL(url=raw, auth=None)
+    return RepoURL(url=raw, auth=None)
+
+
+def _network_repo(raw: str, accepted: str) -> RepoURL:
+    """https, http (with a warning) or ssh:// with a host and a path."""
     parts = urlsplit(raw)
     scheme = parts.scheme.lower()
-    if scheme == "file" and allow_file:
-        if parts.netloc not in ("", "localhost") or ".." in parts.path.split("/"):
-            raise ValidationError("repository URL", raw, accepted)
-        return RepoURL(url=raw, auth=None)
     if scheme not in ("https", "http", "ssh") or not parts.hostname:
         raise ValidationError("repository URL", raw, accepted)
-    if parts.hostname.startswith("-") or not parts.path.strip("/") \
-            or ".." in parts.path.split("/"):
+    if parts.hostname.startswith("-") or not parts.path.strip("/") or ".." in parts.path.split("/"):
         raise ValidationError("repository URL", raw, accepted)
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -163,8 +176,34 @@ def validate_repo_url(raw: str, *, allow_file: bool = False) -> RepoURL:
     url, auth = split_credentials(raw) if scheme != "ssh" else (raw, None)
     warning = None
     if scheme == "http":
-        warning = "http:// is unencrypted: code and credentials travel in the clear; prefer https://"
+        warning = (
+            "http:// is unencrypted: code and credentials travel in the clear; prefer https://"
+        )
     return RepoURL(url=url, auth=auth, warning=warning)
+
+
+def validate_repo_url(raw: str, *, allow_file: bool = False) -> RepoURL:
+    """https, http (with a warning), ssh://, git@host:path; file:// and paths when allowed."""
+    accepted = (
+        "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or git@host:owner/repo"
+    )
+    if allow_file:
+        accepted += " (or file:// and absolute paths)"
+    if not isinstance(raw, str) or not raw or raw != raw.strip() or " " in raw:
+        raise ValidationError("repository URL", raw, accepted)
+    _no_control("repository URL", raw, accepted)
+    if raw.startswith("-") or "::" in raw.split("/")[0]:
+        raise ValidationError("repository URL", raw, accepted)
+    if raw.startswith(("/", "file:")):
+        if not allow_file:
+            raise ValidationError("repository URL", raw, accepted)
+        return _local_repo(raw, accepted)
+    scp = SCP_RE.fullmatch(raw)
+    if scp and "://" not in raw:
+        if scp["path"].startswith("-") or ".." in scp["path"].split("/"):
+            raise ValidationError("repository URL", raw, accepted)
+        return RepoURL(url=raw, auth=None)
+    return _network_repo(raw, accepted)
 
 
 def validate_branch(raw: str) -> str:
@@ -172,9 +211,16 @@ def validate_branch(raw: str) -> str:
     accepted = "use a git branch name such as main or release/1.2 (no spaces, '..', '~^:?*[\\')"
     if not isinstance(raw, str) or not raw or len(raw) > 200 or raw.startswith("-"):
         raise ValidationError("branch", raw, accepted)
-    if CONTROL_RE.search(raw) or any(c in raw for c in " ~^:?*[\\") or ".." in raw \
-            or "@{" in raw or raw == "@" or raw.endswith((".", "/")) or raw.startswith("/") \
-            or "//" in raw:
+    if (
+        CONTROL_RE.search(raw)
+        or any(c in raw for c in " ~^:?*[\\")
+        or ".." in raw
+        or "@{" in raw
+        or raw == "@"
+        or raw.endswith((".", "/"))
+        or raw.startswith("/")
+        or "//" in raw
+    ):
         raise ValidationError("branch", raw, accepted)
     for part in raw.split("/"):
         if part.startswith(".") or part.endswith(".lock"):
@@ -190,7 +236,8 @@ def validate_var_name(raw: str) -> str:
         )
     if raw in RESERVED_VARS or raw.startswith("CONTROLPLANE_"):
         raise ValidationError(
-            "variable name", raw,
+            "variable name",
+            raw,
             "that name is set by the control plane itself; choose another",
         )
     return raw
@@ -217,11 +264,15 @@ def parse_assignments(lines: list[str]) -> dict[str, str]:
     return result
 
 
-def parse_duration(raw: str, *, field_name: str = "duration", low: int = 1,
-                   high: int = 7 * 86400) -> int:
+def parse_duration(
+    raw: str, *, field_name: str = "duration", low: int = 1, high: int = 7 * 86400
+) -> int:
     """'90', '30s', '5m', '1h', '1d' → seconds, within [low, high]."""
     text = str(raw).strip().lower()
-    accepted = f"use a number of seconds or 30s, 5m, 1h, 1d (from {low}s to {high}s)"
+    accepted = (
+        f"use a number of seconds or 30s, 5m, 1h, 1d "
+        f"(from {format_interval(low, zero='0s')} to {format_interval(high)})"
+    )
     match = INTERVAL_RE.fullmatch(text) if not text.isdigit() else None
     if text.isdigit() and len(text) <= 7:
         seconds = int(text)
@@ -241,10 +292,10 @@ def parse_interval(raw: str) -> int:
     return parse_duration(raw, field_name="poll interval", low=60)
 
 
-def format_interval(seconds: int) -> str:
+def format_interval(seconds: int, zero: str = "off") -> str:
     """0 → 'off', 300 → '5m', 3600 → '1h'."""
     if seconds == 0:
-        return "off"
+        return zero
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
@@ -348,8 +399,14 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
         "output": ("output", lambda v: parse_switch("output", v)),
         "keep": ("keep", lambda v: parse_int("releases kept", v, 1, 50)),
         "check": ("check", validate_check),
-        "health-window": ("health_window", lambda v: parse_duration(
-            v, field_name="health window", low=0, high=3600) if str(v).strip() != "0" else 0),
+        "health-window": (
+            "health_window",
+            lambda v: (
+                parse_duration(v, field_name="health window", low=0, high=3600)
+                if str(v).strip() != "0"
+                else 0
+            ),
+        ),
         "poll": ("poll", parse_interval),
     }
     if key not in converters:

@@ -79,10 +79,7 @@ def run(
     shown = [redact(a) for a in args]
     logger.debug("run %s in %s", shown, cwd)
     started = time.monotonic()
-    extra: dict[str, object] = {}
-    if user is not None:
-        extra = {"user": user, "group": group or user, "extra_groups": []}
-    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+    proc = subprocess.Popen(
         args,
         cwd=cwd,
         env=dict(env) if env is not None else None,
@@ -90,7 +87,9 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        **extra,  # type: ignore[arg-type]
+        user=user,
+        group=(group or user) if user is not None else None,
+        extra_groups=[] if user is not None else None,
     )
     chunks: list[str] = []
 
@@ -127,7 +126,10 @@ def run(
         raise Cancelled(argv=shown, cwd=str(cwd) if cwd else None, returncode=None, output=output)
     if timed_out:
         raise CommandFailed(
-            argv=shown, cwd=str(cwd) if cwd else None, returncode=None, output=output,
+            argv=shown,
+            cwd=str(cwd) if cwd else None,
+            returncode=None,
+            output=output,
             timed_out=True,
         )
     if check and proc.returncode != 0:

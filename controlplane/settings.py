@@ -50,9 +50,7 @@ def detect_platform(root: Path = Path("/")) -> Platform:
 
 
 def default_data_dir(plat: Platform, env: Mapping[str, str]) -> Path:
-    """/data in a container; the platform's per-user data folder elsewhere."""
-    if plat.in_container:
-        return Path("/data")
+    """The platform's per-user data folder (the image sets CONTROLPLANE_DATA_DIR=/data)."""
     home = Path(env.get("HOME") or Path.home())
     if plat.os == "windows":
         base = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
@@ -138,15 +136,14 @@ class Settings:
         keys = tuple(k.strip() for k in env.get("CONTROLPLANE_KEY", "").split(",") if k.strip())
         proxy = env.get("TELEGRAM_PROXY", "").strip()
         run_as = env.get("CONTROLPLANE_RUN_AS", "").strip() or None
-        if run_as is None and plat.in_container:
-            run_as = "app"
         return cls(
             data_dir=data_dir,
             platform=plat,
             telegram_token=env.get("TELEGRAM_TOKEN", "").strip() or None,
             admin_chat_ids=parse_admin_ids(env.get("ADMIN_CHAT_IDS", "")),
             telegram_api_url=parse_url(
-                "TELEGRAM_API_URL", env.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
+                "TELEGRAM_API_URL",
+                env.get("TELEGRAM_API_URL") or DEFAULT_API_URL,
                 ("https", "http"),
             ),
             telegram_proxy=parse_url("TELEGRAM_PROXY", proxy, ("http", "https", "socks5"))

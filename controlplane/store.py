@@ -41,7 +41,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class AtomicJSONStorage(Storage):  # type: ignore[misc]
+class AtomicJSONStorage(Storage):
     """TinyDB storage: whole-file JSON, atomic replace, a parsed copy cached per inode."""
 
     def __init__(self, path: str) -> None:
@@ -122,7 +122,7 @@ class Store:
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
         if os.stat(data).st_uid == os.getuid():
-            os.chmod(data, 0o711)
+            os.chmod(data, 0o711)  # noqa: S103 - apps pass through to their own folders
         store = cls(settings, KeyRing.load(settings))
         store._check_key()
         return store
@@ -155,8 +155,13 @@ class Store:
             meta = self.table(db, "meta")
             row = meta.get(Query().name == "key_check")
             if row is None:
-                meta.insert({"name": "key_check", "token": self.keyring.encrypt(KEY_CHECK),
-                             "schema": SCHEMA})
+                meta.insert(
+                    {
+                        "name": "key_check",
+                        "token": self.keyring.encrypt(KEY_CHECK),
+                        "schema": SCHEMA,
+                    }
+                )
             else:
                 self.keyring.decrypt(row["token"])
 
@@ -227,7 +232,9 @@ class Store:
         layers = ("prod", "test") if slot == "test" else ("prod",)
         merged: dict[str, str] = {}
         for layer in layers:
-            merged.update({k: self.keyring.decrypt(v) for k, v in (tokens.get(layer) or {}).items()})
+            merged.update(
+                {k: self.keyring.decrypt(v) for k, v in (tokens.get(layer) or {}).items()}
+            )
         return merged
 
     def set_env(self, name: str, slot: str, values: dict[str, str]) -> None:

@@ -1,0 +1,367 @@
+"""The `controlplane` command: parses arguments, calls the service layer, prints text.
+
+Only this module calls sys.exit. Heavy imports happen inside the commands that need them,
+so that a quick command starts quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from controlplane import __version__
+from controlplane.errors import ControlPlaneError, ValidationError
+from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    from controlplane.models import Project
+    from controlplane.store import Store
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2, like every other bad input."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _open_store(settings: Settings) -> Store:
+    from controlplane.store import Store
+
+    return Store.open(settings)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> int:
+    print(json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json", False) else text)
+    return 0
+
+
+def _project_json(project: Project) -> dict[str, Any]:
+    return project.to_dict()
+
+
+def _describe(project: Project) -> str:
+    from controlplane.models import format_interval
+
+    rows = [
+        ("name", project.name),
+        ("repository", project.repo),
+        ("branch", project.branch),
+        ("folder", project.path),
+        ("entry", project.entry),
+        ("poll", format_interval(project.poll)),
+        ("policy", project.policy),
+        ("output to chat", "on" if project.output else "off"),
+        ("releases kept", str(project.keep)),
+        ("check", project.check or "off"),
+        ("health window", f"{project.health_window}s"),
+    ]
+    return "\n".join(f"{k:<15} {v}" for k, v in rows)
+
+
+# -- project ---------------------------------------------------------------------------
+
+
+def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Add a project."""
+    from controlplane import ops
+
+    added = ops.add_project(
+        settings,
+        _open_store(settings),
+        name=args.name,
+        repo=args.repo,
+        path=args.path,
+        branch=args.branch,
+        entry=args.entry,
+    )
+    for warning in added.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return _emit(
+        args,
+        _project_json(added.project),
+        f"added {added.project.name}\n" + _describe(added.project),
+    )
+
+
+def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
+    """List projects."""
+    from controlplane.models import format_interval
+
+    projects = _open_store(settings).list_projects()
+    text = (
+        "\n".join(
+            f"{p.name:<20} {p.branch:<12} poll {format_interval(p.poll):<4} {p.repo}"
+            for p in projects
+        )
+        or "no projects yet: add one with `controlplane project add NAME --repo URL --path DIR`"
+    )
+    return _emit(args, [_project_json(p) for p in projects], text)
+
+
+def cmd_project_show(settings: Settings, args: argparse.Namespace) -> int:
+    """Show one project."""
+    from controlplane.models import validate_name
+
+    project = _open_store(settings).get_project(validate_name(args.name))
+    return _emit(args, _project_json(project), _describe(project))
+
+
+def cmd_project_remove(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove a project."""
+    from controlplane import ops
+
+    project = ops.remove_project(settings, _open_store(settings), args.name)
+    print(f"removed {project.name}; files in {project.path} that were not ours are untouched")
+    return 0
+
+
+def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
+    """Change one project setting."""
+    from controlplane import ops
+
+    project = ops.set_setting(_open_store(settings), args.name, args.key, args.value)
+    return _emit(args, _project_json(project), _describe(project))
+
+
+# -- env, poll -------------------------------------------------------------------------
+
+
+def _slot(args: argparse.Namespace) -> str:
+    return "test" if args.test else "prod"
+
+
+def cmd_env_set(settings: Settings, args: argparse.Namespace) -> int:
+    """Set variables."""
+    from controlplane import ops
+
+    names = ops.env_set(_open_store(settings), args.name, _slot(args), args.assignments)
+    print(f"set {', '.join(names)} for {args.name} {_slot(args)}")
+    return 0
+
+
+def cmd_env_unset(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove variables."""
+    from controlplane import ops
+
+    names = ops.env_unset(_open_store(settings), args.name, _slot(args), args.keys)
+    print(f"removed {', '.join(names)} from {args.name} {_slot(args)}")
+    return 0
+
+
+def cmd_env_list(settings: Settings, args: argparse.Namespace) -> int:
+    """List variables, masked."""
+    from controlplane import ops
+
+    rows = ops.env_list(_open_store(settings), args.name, _slot(args), reveal=args.reveal)
+    text = "\n".join(f"{k}={v}" for k, v in rows) or f"no variables for {args.name} {_slot(args)}"
+    return _emit(args, dict(rows), text)
+
+
+def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
+    """Set the poll interval."""
+    from controlplane import ops
+    from controlplane.models import format_interval
+
+    project = ops.set_poll(_open_store(settings), args.name, args.interval)
+    print(f"{project.name}: poll {format_interval(project.poll)}")
+    return 0
+
+
+# -- keys, store -----------------------------------------------------------------------
+
+
+def cmd_key_generate(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a new key (for CONTROLPLANE_KEY)."""
+    from controlplane.secrets import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def cmd_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-encrypt everything under a new key."""
+    store = _open_store(settings)
+    count = store.rotate_key()
+    if store.keyring.from_file:
+        print(f"re-encrypted {count} secrets under a new key in {settings.key_path}")
+    else:
+        print(
+            f"re-encrypted {count} secrets under the first key of CONTROLPLANE_KEY; "
+            "the older keys there can now be removed"
+        )
+    return 0
+
+
+def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Put the last good copy of the store back."""
+    from controlplane.secrets import KeyRing
+    from controlplane.store import Store
+
+    backup = Store(settings, KeyRing.load(settings)).restore_backup()
+    print(f"restored {settings.store_path} from {backup}")
+    return 0
+
+
+# -- status ----------------------------------------------------------------------------
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Show the platform and projects."""
+    store = _open_store(settings)
+    projects = store.list_projects()
+    data = {
+        "platform": settings.platform.__dict__,
+        "data_dir": str(settings.data_dir),
+        "projects": [p.name for p in projects],
+    }
+    text = (
+        f"controlplane {__version__} on {settings.platform.describe()}\n"
+        f"data dir       {settings.data_dir}\n"
+        f"projects       {len(projects)}"
+    )
+    return _emit(args, data, text)
+
+
+# -- processes (supervisord) -------------------------------------------------------------
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Render supervisord.conf and exec supervisord."""
+    from controlplane import supervisor
+
+    supervisor.write_supervisord_conf(settings)
+    supervisor.exec_supervisord(settings)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """The long-running control plane."""
+    from controlplane import serve
+
+    return serve.main(settings)
+
+
+def cmd_run_slot(settings: Settings, args: argparse.Namespace) -> int:
+    """Exec a slot's app with its variables (supervisord calls this)."""
+    from controlplane import runslot
+
+    return runslot.main(settings, args.name, args.slot)
+
+
+def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+    """supervisord event listener (supervisord runs this)."""
+    from controlplane import events
+
+    return events.main(settings)
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def _add(sub: Any, name: str, handler: Handler, help_text: str, *, json_flag: bool = False) -> Any:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return parser
+
+
+def _project_commands(sub: Any) -> None:
+    project = sub.add_parser("project", help="add, list, show, change and remove projects")
+    psub = project.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = _add(psub, "add", cmd_project_add, "add a project", json_flag=True)
+    add.add_argument("name", help="a-z, 0-9, '-' and '_', at most 32")
+    add.add_argument("--repo", required=True, help="git URL (https, ssh, git@host:path)")
+    add.add_argument("--path", required=True, help="the folder the app starts from (absolute)")
+    add.add_argument("--branch", default="main", help="branch to follow (default main)")
+    add.add_argument("--entry", default="main.py", help="entry file (default main.py)")
+    _add(psub, "list", cmd_project_list, "list projects", json_flag=True)
+    _add(psub, "show", cmd_project_show, "show one project", json_flag=True).add_argument("name")
+    _add(psub, "remove", cmd_project_remove, "remove a project").add_argument("name")
+    pset = _add(psub, "set", cmd_project_set, "change a setting", json_flag=True)
+    pset.add_argument("name")
+    pset.add_argument("key", help="branch, entry, policy, output, keep, check, health-window, poll")
+    pset.add_argument("value")
+
+
+def _env_commands(sub: Any) -> None:
+    env = sub.add_parser("env", help="config variables of a project (prod, or test with --test)")
+    esub = env.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, handler, help_text, nargs_name in (
+        ("set", cmd_env_set, "set variables: KEY=VALUE ...", "assignments"),
+        ("unset", cmd_env_unset, "remove variables: KEY ...", "keys"),
+        ("list", cmd_env_list, "list variables (values masked)", None),
+    ):
+        parser = _add(esub, name, handler, help_text, json_flag=name == "list")
+        parser.add_argument("name")
+        parser.add_argument("--test", action="store_true", help="the test slot's variables")
+        if nargs_name:
+            parser.add_argument(
+                nargs_name, nargs="+", metavar="KEY=VALUE" if name == "set" else "KEY"
+            )
+        else:
+            parser.add_argument("--reveal", action="store_true", help="show values (on the box)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="controlplane",
+        description="CI/CD and process manager for Python projects, driven from a Telegram bot.",
+    )
+    parser.add_argument("--version", action="version", version=f"controlplane {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+    _add(sub, "up", cmd_up, "render supervisord.conf and run supervisord (the entrypoint)")
+    _add(sub, "serve", cmd_serve, "run the control plane (supervisord runs it)")
+    slot = _add(sub, "run-slot", cmd_run_slot, "run a slot's app (supervisord calls this)")
+    slot.add_argument("name")
+    slot.add_argument("slot", choices=("prod", "test"))
+    _add(sub, "events", cmd_events, "supervisord event listener (supervisord runs it)")
+    _project_commands(sub)
+    _env_commands(sub)
+    poll = _add(sub, "poll", cmd_poll, "set how often to poll: off, 1m, 5m, 15m, 1h, 6h, 24h")
+    poll.add_argument("name")
+    poll.add_argument("interval")
+    _add(sub, "status", cmd_status, "show the platform and projects", json_flag=True)
+    key = sub.add_parser("key", help="the master key: generate, rotate")
+    ksub = key.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add(ksub, "generate", cmd_key_generate, "print a new key for CONTROLPLANE_KEY")
+    _add(ksub, "rotate", cmd_key_rotate, "re-encrypt every secret under a new key")
+    store = sub.add_parser("store", help="the store file")
+    ssub = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add(ssub, "restore", cmd_store_restore, "put the last good copy back (serve stopped)")
+    return parser
+
+
+WINDOWS_TEXT = (
+    "controlplane runs inside its Linux container; on Windows run it with Docker Desktop "
+    "(docker compose up -d) and use `docker compose exec controlplane controlplane ...`"
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `controlplane` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if settings.platform.os == "windows":
+            print(WINDOWS_TEXT, file=sys.stderr)
+            return EXIT_FAILED
+        handler: Handler = args.handler
+        return handler(settings, args)
+    except ValidationError as exc:
+        print(f"controlplane: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ControlPlaneError as exc:
+        print(f"controlplane: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,150 @@
+"""The service layer: every operation the CLI and the bot offer, validated at the edge.
+
+Functions here take already-opened adapters (store, settings) and plain values typed by a
+person; they validate everything first and write nothing when any value is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from controlplane.errors import AlreadyExists, NotFound, ValidationError
+from controlplane.models import (
+    Project,
+    convert_setting,
+    parse_assignments,
+    parse_interval,
+    validate_branch,
+    validate_entry,
+    validate_folder,
+    validate_name,
+    validate_repo_url,
+    validate_slot,
+    validate_var_name,
+)
+from controlplane.secrets import mask
+from controlplane.settings import Settings
+from controlplane.store import Store
+
+
+@dataclass(frozen=True)
+class Added:
+    """A project that was added, with warnings a person should read."""
+
+    project: Project
+    warnings: tuple[str, ...]
+
+
+def folder_is_ours(folder: Path, settings: Settings, name: str) -> bool:
+    """A link into this project's releases, or an empty or missing folder."""
+    if folder.is_symlink():
+        target = Path(os.path.realpath(folder))
+        return target.is_relative_to(os.path.realpath(settings.project_dir(name)))
+    if not folder.exists():
+        return True
+    return folder.is_dir() and not any(folder.iterdir())
+
+
+def check_folder_free(folder: Path, settings: Settings, store: Store, name: str) -> None:
+    """Refuse a folder that holds someone's files or that another project uses."""
+    for other in store.list_projects():
+        if Path(other.path) == folder and other.name != name:
+            raise ValidationError(
+                "folder", str(folder), f"project {other.name} uses it already; give another folder"
+            )
+    if folder.exists() and not folder.is_dir() and not folder.is_symlink():
+        raise ValidationError("folder", str(folder), "it is a file; give a folder path")
+    if not folder_is_ours(folder, settings, name):
+        raise ValidationError(
+            "folder",
+            str(folder),
+            "it holds files the control plane did not put there and it never takes them "
+            "over; give a new or empty folder (it becomes a link to the live release)",
+        )
+
+
+def add_project(
+    settings: Settings,
+    store: Store,
+    *,
+    name: str,
+    repo: str,
+    path: str,
+    branch: str = "main",
+    entry: str = "main.py",
+    kind: str = "own",
+) -> Added:
+    """Validate every field, then add the project in one write."""
+    name = validate_name(name)
+    url = validate_repo_url(repo, allow_file=settings.allow_file_urls)
+    folder = validate_folder(path, data_dir=settings.data_dir, allowed_inside=(settings.apps_dir,))
+    branch = validate_branch(branch)
+    entry = validate_entry(entry)
+    try:
+        store.get_project(name)
+    except NotFound:
+        pass
+    else:
+        raise AlreadyExists(f"project {name} exists already; `controlplane project show {name}`")
+    check_folder_free(folder, settings, store, name)
+    project = Project(
+        name=name, repo=url.url, path=str(folder), branch=branch, entry=entry, kind=kind
+    )
+    store.add_project(project, repo_auth=url.auth)
+    return Added(project=project, warnings=(url.warning,) if url.warning else ())
+
+
+def set_setting(store: Store, name: str, key: str, value: str) -> Project:
+    """`project set NAME KEY VALUE`."""
+    field, clean = convert_setting(key, value)
+    store.get_project(validate_name(name))
+    return store.update_project(name, **{field: clean})
+
+
+def set_poll(store: Store, name: str, interval: str) -> Project:
+    """How often the branch is polled: off, 1m … 7d."""
+    seconds = parse_interval(interval)
+    store.get_project(validate_name(name))
+    return store.update_project(name, poll=seconds)
+
+
+def env_set(store: Store, name: str, slot: str, assignments: list[str]) -> list[str]:
+    """Set KEY=VALUE pairs in one write; returns the names set."""
+    slot = validate_slot(slot)
+    values = parse_assignments(assignments)
+    if not values:
+        raise ValidationError("assignment", "", "give at least one KEY=VALUE")
+    store.get_project(validate_name(name))
+    store.set_env(name, slot, values)
+    return sorted(values)
+
+
+def env_unset(store: Store, name: str, slot: str, keys: list[str]) -> list[str]:
+    """Remove variables; all or nothing."""
+    slot = validate_slot(slot)
+    names = [validate_var_name(k) for k in keys]
+    if not names:
+        raise ValidationError("variable name", "", "give at least one name")
+    store.get_project(validate_name(name))
+    missing = store.unset_env(name, slot, names)
+    if missing:
+        raise NotFound(f"{', '.join(missing)} not set in {name} {slot}; nothing removed")
+    return names
+
+
+def env_list(store: Store, name: str, slot: str, *, reveal: bool = False) -> list[tuple[str, str]]:
+    """(name, shown value) pairs: masked unless `reveal`."""
+    slot = validate_slot(slot)
+    values = store.env(validate_name(name), slot)
+    return [(k, v if reveal else mask(v)) for k, v in values.items()]
+
+
+def remove_project(settings: Settings, store: Store, name: str) -> Project:
+    """Forget a project; its prod link goes, files we did not make stay."""
+    project = store.remove_project(validate_name(name))
+    link = Path(project.path)
+    if link.is_symlink():
+        link.unlink()
+    return project
