@@ -1,0 +1,87 @@
+"""Packaged files: find the templates, render them strictly, write results atomically.
+
+Templates live at the repository root in a source checkout (supervisord.conf.tmpl,
+templates/) and under controlplane/_data/ in an installed wheel (pyproject force-includes
+them there); resource_path() looks in the wheel location first.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SEARCH_DIRS = (PACKAGE_DIR / "_data", PACKAGE_DIR.parent)
+
+
+def resource_path(name: str) -> Path:
+    """The packaged file `name` (e.g. 'templates/program.conf.j2'), wheel location first."""
+    for base in SEARCH_DIRS:
+        candidate = base / name
+        if candidate.exists():
+            return candidate
+    searched = ", ".join(str(b) for b in SEARCH_DIRS)
+    raise FileNotFoundError(
+        f"packaged file {name!r} not found in {searched}; reinstall controlplane"
+    )
+
+
+def percent_escape(value: object) -> str:
+    """supervisord expands %(name)s in values, so a literal % is written %%."""
+    return str(value).replace("%", "%%")
+
+
+def shell_word(value: object) -> str:
+    """One word of a supervisord `command=`, which is split like a shell would (shlex)."""
+    return percent_escape(shlex.quote(str(value)))
+
+
+def env_value(value: object) -> str:
+    """A double-quoted value for `environment=`; supervisord's lexer has no escapes."""
+    text = str(value)
+    if any(c in text for c in "\"'\n\r\x00"):
+        raise ValueError(f"{text!r} cannot be written into a supervisord environment= line")
+    return '"' + percent_escape(text) + '"'
+
+
+def config_value(value: object) -> str:
+    """A single-line ini value (paths, names): no newlines, % escaped."""
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise ValueError(f"{text!r} cannot be written into a supervisord config line")
+    return percent_escape(text)
+
+
+def render(template: str, **context: Any) -> str:
+    """Render the packaged file `template` with StrictUndefined and the escaping filters."""
+    import jinja2  # only the renderer needs it; run-slot never imports this module
+
+    # ini files, not HTML: escaping is explicit, through the filters below
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701
+    )
+    env.filters.update(pct=percent_escape, cfg=config_value, word=shell_word, env=env_value)
+    source = resource_path(template).read_text(encoding="utf-8")
+    return env.from_string(source).render(**context)
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> Path:
+    """Write `text` to `path` via a temp file in the same folder, fsync, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

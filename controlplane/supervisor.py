@@ -1,0 +1,427 @@
+"""supervisord: the box's config, one program config per slot, and an XML-RPC client.
+
+Program configs hold no secret (run-slot decrypts at exec time). A rendered program file
+is parsed with supervisor's own config code before it lands in conf.d, because one bad
+file makes `reloadConfig` fail for every program. `Supervisor.apply()` does what
+`supervisorctl update` does, touching only our groups (NAME-prod, NAME-test), never the
+control plane or the event listener.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import re
+import secrets
+import shutil
+import socket
+import sys
+import xmlrpc.client
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from controlplane.errors import SupervisorError
+from controlplane.models import Project, validate_name, validate_slot
+from controlplane.resources import render, write_atomic
+from controlplane.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+USERNAME = "controlplane"
+NOT_RUNNING_MESSAGE = "supervisord is not running; start it with `controlplane up`"
+PROGRAM_RE = re.compile(r"(?P<name>[a-z0-9][a-z0-9_-]{0,31})-(?P<slot>prod|test)")
+# supervisor.xmlrpc.Faults, named here so callers need not import supervisor
+BAD_NAME, ALREADY_STARTED, NOT_RUNNING, ALREADY_ADDED = 10, 60, 70, 90
+
+
+@dataclass(frozen=True)
+class ProgramOptions:
+    """The knobs of one slot's [program:…] section (defaults suit a long-running app)."""
+
+    autostart: bool = True
+    # An app must stay up this long to count as started; a faster exit is a failed start
+    # (BACKOFF, then FATAL after startretries) instead of an endless tight restart loop.
+    startsecs: int = 1
+    startretries: int = 3
+    stopwaitsecs: int = 10
+    log_maxbytes: str = "5MB"
+    log_backups: int = 3
+
+
+# -- names ---------------------------------------------------------------------------------
+
+
+def program_name(name: str, slot: str) -> str:
+    """('shop', 'prod') → 'shop-prod'; the group has the same name."""
+    return f"{validate_name(name)}-{validate_slot(slot)}"
+
+
+def parse_program(program: str) -> tuple[str, str] | None:
+    """'shop-test' → ('shop', 'test'); None for anything that is not one of our slots."""
+    match = PROGRAM_RE.fullmatch(program)
+    return (match["name"], match["slot"]) if match else None
+
+
+def is_ours(group: str) -> bool:
+    """Whether a supervisord group is a project slot (and so ours to change)."""
+    return parse_program(group) is not None
+
+
+def slot_logs(settings: Settings, name: str, slot: str) -> tuple[Path, Path]:
+    """The slot's stdout and stderr log files."""
+    base = settings.logs_dir / program_name(name, slot)
+    return base.with_name(base.name + ".out.log"), base.with_name(base.name + ".err.log")
+
+
+def cli_argv() -> list[str]:
+    """How supervisord calls us: this interpreter, by absolute path, running the package."""
+    return [sys.executable, "-m", "controlplane"]
+
+
+# -- the box's supervisord.conf ------------------------------------------------------------
+
+
+def ensure_dirs(settings: Settings) -> None:
+    """supervisor/ is root's alone (socket, auth); logs/ is not for the apps to read."""
+    for path, mode in ((settings.supervisor_dir, 0o700), (settings.confd, 0o700),
+                       (settings.logs_dir, 0o750)):
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+
+
+def ensure_auth(settings: Settings) -> tuple[str, str]:
+    """The RPC username and password, generated once into supervisor/auth (0600)."""
+    path = settings.supervisor_auth
+    try:
+        user, _, password = path.read_text(encoding="utf-8").strip().partition(":")
+        if user and password:
+            return user, password
+    except FileNotFoundError:
+        pass
+    ensure_dirs(settings)
+    password = secrets.token_urlsafe(24)
+    write_atomic(path, f"{USERNAME}:{password}\n", mode=0o600)
+    return USERNAME, password
+
+
+def render_supervisord_conf(
+    settings: Settings, *, serve: bool = True, cli: Sequence[str] | None = None
+) -> str:
+    """The text of $DATA/supervisord.conf (pure apart from reading the auth file)."""
+    username, password = ensure_auth(settings)
+    return render(
+        "supervisord.conf.tmpl",
+        sock=settings.supervisor_sock, username=username, password=password,
+        logs_dir=settings.logs_dir, supervisor_dir=settings.supervisor_dir,
+        data_dir=settings.data_dir, confd=settings.confd,
+        cli=list(cli) if cli is not None else cli_argv(), serve=serve,
+    )
+
+
+def write_supervisord_conf(
+    settings: Settings, *, serve: bool = True, cli: Sequence[str] | None = None
+) -> Path:
+    """Render and write $DATA/supervisord.conf (0600: it holds the RPC password)."""
+    ensure_dirs(settings)
+    text = render_supervisord_conf(settings, serve=serve, cli=cli)
+    return write_atomic(settings.supervisord_conf, text, mode=0o600)
+
+
+def find_supervisord() -> str:
+    """The supervisord beside this interpreter (same venv) first, then on PATH."""
+    beside = Path(sys.executable).parent / "supervisord"
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("supervisord")
+    if found is None:
+        raise SupervisorError("supervisord not found beside python or on PATH; "
+                              "install the supervisor package")
+    return found
+
+
+def exec_supervisord(settings: Settings) -> NoReturn:
+    """Replace this process with `supervisord -n -c $DATA/supervisord.conf`."""
+    binary = find_supervisord()
+    conf = str(settings.supervisord_conf)
+    os.execv(binary, [binary, "-n", "-c", conf])  # noqa: S606 - argv list, no shell
+
+
+# -- one program file per slot -------------------------------------------------------------
+
+
+def render_program(
+    settings: Settings, project: Project, slot: str, *,
+    options: ProgramOptions | None = None, cli: Sequence[str] | None = None,
+) -> str:
+    """The conf.d file of one slot: its own group, run-slot as the command, no secrets."""
+    opts = options or ProgramOptions()
+    out_log, err_log = slot_logs(settings, project.name, slot)
+    return render(
+        "templates/program.conf.j2",
+        program=program_name(project.name, slot), name=project.name, slot=slot,
+        cli=list(cli) if cli is not None else cli_argv(), data_dir=settings.data_dir,
+        out_log=out_log, err_log=err_log, autostart=opts.autostart,
+        startsecs=opts.startsecs, startretries=opts.startretries,
+        stopwaitsecs=opts.stopwaitsecs, log_maxbytes=opts.log_maxbytes,
+        log_backups=opts.log_backups,
+    )
+
+
+def check_program(text: str, program: str, here: Path) -> None:
+    """Parse a program file as supervisord would; raise SupervisorError if it would fail."""
+    from supervisor.options import ServerOptions, UnhosedConfigParser
+
+    options = ServerOptions()
+    options.here = str(here)
+    parser = UnhosedConfigParser()
+    parser.expansions = {f"ENV_{k}": v for k, v in os.environ.items()}
+    try:
+        parser.read_string(text)
+        groups = options.process_groups_from_parser(parser)
+    except Exception as exc:  # supervisor raises ValueError and configparser errors
+        raise SupervisorError(f"program config for {program} is invalid: {exc}") from exc
+    names = [(g.name, [p.name for p in g.process_configs]) for g in groups]
+    if names != [(program, [program])]:
+        raise SupervisorError(f"program config for {program} defines {names}, not {program}")
+
+
+def program_path(settings: Settings, name: str, slot: str) -> Path:
+    return settings.confd / f"{program_name(name, slot)}.conf"
+
+
+def write_program(
+    settings: Settings, project: Project, slot: str, *,
+    options: ProgramOptions | None = None, cli: Sequence[str] | None = None,
+) -> bool:
+    """Render, check and write a slot's conf.d file; True when its content changed."""
+    text = render_program(settings, project, slot, options=options, cli=cli)
+    program = program_name(project.name, slot)
+    ensure_dirs(settings)
+    check_program(text, program, settings.confd)
+    path = program_path(settings, project.name, slot)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, text, mode=0o600)
+    logger.info("wrote %s", path)
+    return True
+
+
+def remove_program(settings: Settings, name: str, slot: str) -> bool:
+    """Delete a slot's conf.d file; True when there was one. apply() then stops it."""
+    path = program_path(settings, name, slot)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    logger.info("removed %s", path)
+    return True
+
+
+def stale_programs(present: Iterable[str], wanted: Iterable[str]) -> list[str]:
+    """Our program names with a conf.d file that the store no longer wants (pure)."""
+    keep = set(wanted)
+    return sorted(p for p in present if is_ours(p) and p not in keep)
+
+
+def confd_programs(settings: Settings) -> list[str]:
+    """Program names that have a file in conf.d."""
+    if not settings.confd.is_dir():
+        return []
+    return sorted(p.stem for p in settings.confd.glob("*.conf"))
+
+
+# -- the update plan (pure) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """What apply() does with reloadConfig's answer: only our groups, sorted."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+def plan_update(added: Iterable[str], changed: Iterable[str], removed: Iterable[str]) -> UpdatePlan:
+    """Keep the groups that are project slots; leave `controlplane` and listeners alone."""
+    return UpdatePlan(
+        added=sorted(g for g in added if is_ours(g)),
+        changed=sorted(g for g in changed if is_ours(g)),
+        removed=sorted(g for g in removed if is_ours(g)),
+    )
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One program's state as supervisord reports it."""
+
+    name: str
+    group: str
+    state: str
+    pid: int
+    start: float
+    stop: float
+    now: float
+    exitstatus: int
+    description: str
+    spawnerr: str = ""
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since it started, while it runs; 0 otherwise."""
+        return max(0.0, self.now - self.start) if self.state == "RUNNING" else 0.0
+
+    @classmethod
+    def from_rpc(cls, data: dict[str, Any]) -> ProcessInfo:
+        return cls(
+            name=str(data["name"]), group=str(data["group"]), state=str(data["statename"]),
+            pid=int(data["pid"]), start=float(data["start"]), stop=float(data["stop"]),
+            now=float(data["now"]), exitstatus=int(data["exitstatus"]),
+            description=str(data["description"]), spawnerr=str(data.get("spawnerr", "")),
+        )
+
+
+class Supervisor:
+    """XML-RPC over the unix socket with auth; every failure is a SupervisorError."""
+
+    def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
+        from supervisor.xmlrpc import SupervisorTransport
+
+        self.settings = settings
+        username, password = _read_auth(settings)
+        self._transport = SupervisorTransport(
+            username, password, f"unix://{settings.supervisor_sock}"
+        )
+        sock_path = str(settings.supervisor_sock)
+        self._transport._get_connection = lambda: _UnixConnection(sock_path, timeout)
+        self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=self._transport)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def call(self, method: str, *args: Any) -> Any:
+        """supervisor.<method>(*args), with errors a person can act on."""
+        try:
+            return getattr(self._proxy.supervisor, method)(*args)
+        except xmlrpc.client.Fault as fault:
+            raise RPCFault(method, args, fault.faultCode, fault.faultString) from None
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._transport.close()
+            raise SupervisorError(NOT_RUNNING_MESSAGE) from None
+        except xmlrpc.client.ProtocolError as exc:
+            self._transport.close()
+            raise SupervisorError(
+                f"supervisord refused the request ({exc.errcode} {exc.errmsg}); "
+                f"the password in {self.settings.supervisor_auth} does not match its config: "
+                "restart it with `controlplane up`"
+            ) from None
+        except OSError as exc:
+            self._transport.close()
+            raise SupervisorError(f"cannot talk to supervisord: {exc}") from None
+
+    def apply(self) -> UpdatePlan:
+        """Reread conf.d and add, restart or remove our changed groups (like `update`)."""
+        added, changed, removed = self.call("reloadConfig")[0]
+        plan = plan_update(added, changed, removed)
+        failures: list[str] = []
+        for group in plan.removed + plan.changed:
+            self._guard(failures, group, self._stop_and_remove, group)
+        for group in plan.changed + plan.added:
+            self._guard(failures, group, self.call, "addProcessGroup", group)
+        if not plan.empty:
+            logger.info("applied: added %s changed %s removed %s",
+                        plan.added, plan.changed, plan.removed)
+        if failures:
+            raise SupervisorError("update failed for " + "; ".join(failures))
+        return plan
+
+    def _stop_and_remove(self, group: str) -> None:
+        self.call("stopProcessGroup", group, True)
+        self.call("removeProcessGroup", group)
+
+    @staticmethod
+    def _guard(failures: list[str], group: str, action: Any, *args: Any) -> None:
+        try:
+            action(*args)
+        except RPCFault as fault:
+            if fault.code not in (BAD_NAME, ALREADY_ADDED):
+                failures.append(f"{group}: {fault.text}")
+
+    def start(self, program: str, wait: bool = True) -> bool:
+        """Start a program; False when it was running already."""
+        try:
+            return bool(self.call("startProcess", program, wait))
+        except RPCFault as fault:
+            if fault.code == ALREADY_STARTED:
+                return False
+            raise
+
+    def stop(self, program: str, wait: bool = True) -> bool:
+        """Stop a program; False when it was not running."""
+        try:
+            return bool(self.call("stopProcess", program, wait))
+        except RPCFault as fault:
+            if fault.code == NOT_RUNNING:
+                return False
+            raise
+
+    def restart(self, program: str) -> None:
+        self.stop(program)
+        self.start(program)
+
+    def info(self, program: str) -> ProcessInfo:
+        return ProcessInfo.from_rpc(self.call("getProcessInfo", program))
+
+    def all_info(self) -> list[ProcessInfo]:
+        return [ProcessInfo.from_rpc(d) for d in self.call("getAllProcessInfo")]
+
+    def tail(self, program: str, nbytes: int = 16384, stderr: bool = False) -> str:
+        """The last `nbytes` of a program's stdout (or stderr) log."""
+        method = "tailProcessStderrLog" if stderr else "tailProcessStdoutLog"
+        text, _offset, _overflow = self.call(method, program, 0, nbytes)
+        return str(text)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over supervisord's unix socket, with a timeout (supervisor's own has none)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+class RPCFault(SupervisorError):
+    """supervisord answered a request with a fault (bad name, not running, …)."""
+
+    def __init__(self, method: str, args: tuple[Any, ...], code: int, text: str) -> None:
+        shown = ", ".join(str(a) for a in args)
+        super().__init__(f"supervisord: {method}({shown}) failed: {text}")
+        self.code = code
+        self.text = text
+
+
+def _read_auth(settings: Settings) -> tuple[str, str]:
+    try:
+        raw = settings.supervisor_auth.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SupervisorError(NOT_RUNNING_MESSAGE) from None
+    except PermissionError:
+        raise SupervisorError(f"cannot read {settings.supervisor_auth}: run as root") from None
+    user, _, password = raw.strip().partition(":")
+    return user, password
