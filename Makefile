@@ -1,0 +1,36 @@
+# Two commands take a fresh Linux machine (Python >= 3.11, git) to a running system
+# (`make run`) and to a passing test suite (`make test`). Each installs what it needs.
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= $(CURDIR)/data
+
+.PHONY: run test lint typecheck pytest clean
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools || { echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }
+	.tools/bin/pip install --quiet uv
+
+$(BIN)/controlplane: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+run: $(BIN)/controlplane
+	CONTROLPLANE_DATA_DIR=$${CONTROLPLANE_DATA_DIR:-$(DATA)} $(BIN)/controlplane up
+
+lint: $(BIN)/controlplane
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/controlplane
+	$(BIN)/mypy --strict controlplane
+
+pytest: $(BIN)/controlplane
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
