@@ -86,8 +86,11 @@ def cli_argv() -> list[str]:
 
 def ensure_dirs(settings: Settings) -> None:
     """supervisor/ is root's alone (socket, auth); logs/ is not for the apps to read."""
-    for path, mode in ((settings.supervisor_dir, 0o700), (settings.confd, 0o700),
-                       (settings.logs_dir, 0o750)):
+    for path, mode in (
+        (settings.supervisor_dir, 0o700),
+        (settings.confd, 0o700),
+        (settings.logs_dir, 0o750),
+    ):
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
 
@@ -114,10 +117,15 @@ def render_supervisord_conf(
     username, password = ensure_auth(settings)
     return render(
         "supervisord.conf.tmpl",
-        sock=settings.supervisor_sock, username=username, password=password,
-        logs_dir=settings.logs_dir, supervisor_dir=settings.supervisor_dir,
-        data_dir=settings.data_dir, confd=settings.confd,
-        cli=list(cli) if cli is not None else cli_argv(), serve=serve,
+        sock=settings.supervisor_sock,
+        username=username,
+        password=password,
+        logs_dir=settings.logs_dir,
+        supervisor_dir=settings.supervisor_dir,
+        data_dir=settings.data_dir,
+        confd=settings.confd,
+        cli=list(cli) if cli is not None else cli_argv(),
+        serve=serve,
     )
 
 
@@ -137,8 +145,9 @@ def find_supervisord() -> str:
         return str(beside)
     found = shutil.which("supervisord")
     if found is None:
-        raise SupervisorError("supervisord not found beside python or on PATH; "
-                              "install the supervisor package")
+        raise SupervisorError(
+            "supervisord not found beside python or on PATH; install the supervisor package"
+        )
     return found
 
 
@@ -153,19 +162,30 @@ def exec_supervisord(settings: Settings) -> NoReturn:
 
 
 def render_program(
-    settings: Settings, project: Project, slot: str, *,
-    options: ProgramOptions | None = None, cli: Sequence[str] | None = None,
+    settings: Settings,
+    project: Project,
+    slot: str,
+    *,
+    options: ProgramOptions | None = None,
+    cli: Sequence[str] | None = None,
 ) -> str:
     """The conf.d file of one slot: its own group, run-slot as the command, no secrets."""
     opts = options or ProgramOptions()
     out_log, err_log = slot_logs(settings, project.name, slot)
     return render(
         "templates/program.conf.j2",
-        program=program_name(project.name, slot), name=project.name, slot=slot,
-        cli=list(cli) if cli is not None else cli_argv(), data_dir=settings.data_dir,
-        out_log=out_log, err_log=err_log, autostart=opts.autostart,
-        startsecs=opts.startsecs, startretries=opts.startretries,
-        stopwaitsecs=opts.stopwaitsecs, log_maxbytes=opts.log_maxbytes,
+        program=program_name(project.name, slot),
+        name=project.name,
+        slot=slot,
+        cli=list(cli) if cli is not None else cli_argv(),
+        data_dir=settings.data_dir,
+        out_log=out_log,
+        err_log=err_log,
+        autostart=opts.autostart,
+        startsecs=opts.startsecs,
+        startretries=opts.startretries,
+        stopwaitsecs=opts.stopwaitsecs,
+        log_maxbytes=opts.log_maxbytes,
         log_backups=opts.log_backups,
     )
 
@@ -193,8 +213,12 @@ def program_path(settings: Settings, name: str, slot: str) -> Path:
 
 
 def write_program(
-    settings: Settings, project: Project, slot: str, *,
-    options: ProgramOptions | None = None, cli: Sequence[str] | None = None,
+    settings: Settings,
+    project: Project,
+    slot: str,
+    *,
+    options: ProgramOptions | None = None,
+    cli: Sequence[str] | None = None,
 ) -> bool:
     """Render, check and write a slot's conf.d file; True when its content changed."""
     text = render_program(settings, project, slot, options=options, cli=cli)
@@ -284,10 +308,16 @@ class ProcessInfo:
     @classmethod
     def from_rpc(cls, data: dict[str, Any]) -> ProcessInfo:
         return cls(
-            name=str(data["name"]), group=str(data["group"]), state=str(data["statename"]),
-            pid=int(data["pid"]), start=float(data["start"]), stop=float(data["stop"]),
-            now=float(data["now"]), exitstatus=int(data["exitstatus"]),
-            description=str(data["description"]), spawnerr=str(data.get("spawnerr", "")),
+            name=str(data["name"]),
+            group=str(data["group"]),
+            state=str(data["statename"]),
+            pid=int(data["pid"]),
+            start=float(data["start"]),
+            stop=float(data["stop"]),
+            now=float(data["now"]),
+            exitstatus=int(data["exitstatus"]),
+            description=str(data["description"]),
+            spawnerr=str(data.get("spawnerr", "")),
         )
 
 
@@ -339,8 +369,9 @@ class Supervisor:
         for group in plan.changed + plan.added:
             self._guard(failures, group, self.call, "addProcessGroup", group)
         if not plan.empty:
-            logger.info("applied: added %s changed %s removed %s",
-                        plan.added, plan.changed, plan.removed)
+            logger.info(
+                "applied: added %s changed %s removed %s", plan.added, plan.changed, plan.removed
+            )
         if failures:
             raise SupervisorError("update failed for " + "; ".join(failures))
         return plan

@@ -1,0 +1,247 @@
+"""`controlplane events`: supervisord's event listener; fast restarts and state hand-off.
+
+supervisord's main loop wakes once a second when nothing happens, and reaps a dead child
+only after that iteration's transitions: a crashed app waits up to a second before it is
+spawned again. This listener holds a pidfd for each RUNNING program of ours; when one
+becomes readable (the app died) it calls getProcessInfo, which wakes supervisord's loop
+so it reaps and respawns at once. It repeats the call only while supervisord still
+reports the dead pid, a few times at most.
+
+Every PROCESS_STATE event is appended as one JSON line to $DATA/logs/events.jsonl
+(rotated to events.jsonl.1 at 1 MiB); `serve` reads it. stdout is the protocol channel:
+nothing else may be written there, so logging goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from controlplane.errors import SupervisorError
+from controlplane.settings import Settings
+from controlplane.supervisor import ProcessInfo, Supervisor, is_ours
+
+logger = logging.getLogger(__name__)
+
+READY = b"READY\n"
+OK = b"RESULT 2\nOK"
+MAX_LOG_BYTES = 1 << 20
+WAKE_TRIES = 10
+
+
+def parse_tokens(line: str) -> dict[str, str]:
+    """'processname:a groupname:a pid:12' → {'processname': 'a', 'groupname': 'a', 'pid': '12'}."""
+    tokens: dict[str, str] = {}
+    for word in line.split():
+        key, sep, value = word.partition(":")
+        if not sep:
+            raise ValueError(f"bad token {word!r} in event line {line!r}")
+        tokens[key] = value
+    return tokens
+
+
+@dataclass
+class ProtocolReader:
+    """Splits the bytes supervisord sends into (header, payload) events."""
+
+    buffer: bytes = b""
+
+    def feed(self, data: bytes) -> list[tuple[dict[str, str], str]]:
+        self.buffer += data
+        events: list[tuple[dict[str, str], str]] = []
+        while b"\n" in self.buffer:
+            line, _, rest = self.buffer.partition(b"\n")
+            header = parse_tokens(line.decode())
+            size = int(header["len"])
+            if len(rest) < size:
+                break
+            events.append((header, rest[:size].decode("utf-8", "replace")))
+            self.buffer = rest[size:]
+        return events
+
+
+def state_record(header: dict[str, str], payload: str, now: float) -> dict[str, Any] | None:
+    """A PROCESS_STATE_* event → the JSON record serve reads; None for other events."""
+    name = header.get("eventname", "")
+    if not name.startswith("PROCESS_STATE_"):
+        return None
+    body = parse_tokens(payload.split("\n", 1)[0])
+    record: dict[str, Any] = {
+        "time": round(now, 3),
+        "state": name.removeprefix("PROCESS_STATE_"),
+        "program": body.get("processname", ""),
+        "group": body.get("groupname", ""),
+        "from": body.get("from_state", ""),
+    }
+    if "pid" in body:
+        record["pid"] = int(body["pid"])
+    if "expected" in body:
+        record["expected"] = body["expected"] == "1"
+    return record
+
+
+class EventLog:
+    """Appends JSON lines; rotates once at MAX_LOG_BYTES so it stays small."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True) + "\n"
+        try:
+            if self.path.stat().st_size + len(line) > self.max_bytes:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        except FileNotFoundError:
+            pass
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+Info = Callable[[str], ProcessInfo]
+
+
+def wake(info: Info, namespec: str, dead_pid: int, tries: int = WAKE_TRIES) -> ProcessInfo | None:
+    """Ask supervisord about a program until it no longer reports the dead pid.
+
+    Each request wakes supervisord's loop (it reaps and respawns on that pass), so this
+    ends after one or two calls; `tries` only bounds a misbehaving server.
+    """
+    last: ProcessInfo | None = None
+    for _ in range(tries):
+        try:
+            last = info(namespec)
+        except SupervisorError as exc:
+            logger.warning("cannot wake supervisord for %s: %s", namespec, exc)
+            return None
+        if last.pid != dead_pid:
+            break
+    return last
+
+
+@dataclass
+class Watch:
+    """The pidfds of our RUNNING programs."""
+
+    selector: selectors.BaseSelector
+    by_program: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def watch(self, namespec: str, pid: int) -> None:
+        self.forget(namespec)
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return  # gone already: supervisord reaps it on the pass our RESULT wakes
+        self.by_program[namespec] = (pid, fd)
+        self.selector.register(fd, selectors.EVENT_READ, namespec)
+
+    def forget(self, namespec: str) -> None:
+        entry = self.by_program.pop(namespec, None)
+        if entry is not None:
+            self.selector.unregister(entry[1])
+            os.close(entry[1])
+
+
+class Listener:
+    """The listener loop: protocol on stdin/stdout, pidfds, and the events file."""
+
+    def __init__(
+        self, settings: Settings, client: Supervisor, *, stdin: BinaryIO, stdout: BinaryIO
+    ) -> None:
+        self.client = client
+        self.stdin = stdin
+        self.stdout = stdout
+        self.log = EventLog(settings.logs_dir / "events.jsonl")
+        self.selector = selectors.DefaultSelector()
+        self.watch = Watch(self.selector)
+        self.reader = ProtocolReader()
+
+    def seed(self) -> None:
+        """Watch the programs of ours that were running before this listener started."""
+        try:
+            infos = self.client.all_info()
+        except SupervisorError as exc:
+            logger.warning("cannot list programs at start: %s", exc)
+            return
+        for info in infos:
+            if is_ours(info.group) and info.state == "RUNNING" and info.pid:
+                self.watch.watch(f"{info.group}:{info.name}", info.pid)
+
+    def handle_event(self, header: dict[str, str], payload: str) -> None:
+        record = state_record(header, payload, time.time())
+        if record is None:
+            return
+        self.log.append(record)
+        if not is_ours(record["group"]):
+            return
+        namespec = f"{record['group']}:{record['program']}"
+        if record["state"] == "RUNNING" and record.get("pid"):
+            self.watch.watch(namespec, record["pid"])
+        else:
+            self.watch.forget(namespec)
+
+    def handle_death(self, namespec: str) -> None:
+        pid, _fd = self.watch.by_program[namespec]
+        self.watch.forget(namespec)
+        started = time.monotonic()
+        after = wake(self.client.info, namespec, pid)
+        took = (time.monotonic() - started) * 1000
+        logger.info(
+            "%s (pid %d) died; supervisord woken: now %s pid %s (%.1f ms)",
+            namespec,
+            pid,
+            after.state if after else "?",
+            after.pid if after else "?",
+            took,
+        )
+
+    def send(self, data: bytes) -> None:
+        self.stdout.write(data)
+        self.stdout.flush()
+
+    def run(self) -> int:
+        """Until supervisord closes our stdin."""
+        fd = self.stdin.fileno()
+        self.selector.register(fd, selectors.EVENT_READ, None)
+        self.seed()
+        self.send(READY)
+        while True:
+            for key, _mask in self.selector.select():
+                if key.data is not None:
+                    self.handle_death(key.data)
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    return 0
+                for header, payload in self.reader.feed(data):
+                    try:
+                        self.handle_event(header, payload)
+                    except (ValueError, KeyError, OSError) as exc:
+                        logger.warning("event %s not handled: %s", header.get("eventname"), exc)
+                    self.send(OK + READY)
+
+
+def main(settings: Settings) -> int:
+    """CLI entry (`controlplane events`), run by supervisord as an event listener."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    client = Supervisor(settings, timeout=10.0)
+    return Listener(settings, client, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Settings.from_env()))

@@ -1,0 +1,262 @@
+"""`controlplane serve`: reconcile supervisord with the store, then keep the apps going.
+
+On start it writes every slot's program file from the store, removes files of projects
+that are gone, and applies the difference (unchanged groups, and so running apps, are
+left alone). Then it loops: it reads the state changes the event listener appends to
+logs/events.jsonl, and starts again, with a growing delay, any program of ours that
+supervisord gave up on (FATAL). First SIGTERM stops the loop; a second exits at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from controlplane.errors import ControlPlaneError, SupervisorError
+from controlplane.models import SLOTS
+from controlplane.runslot import slot_code_dir
+from controlplane.settings import Settings
+from controlplane.store import Store
+from controlplane.supervisor import (
+    BAD_NAME,
+    RPCFault,
+    Supervisor,
+    UpdatePlan,
+    confd_programs,
+    is_ours,
+    program_name,
+    remove_program,
+    stale_programs,
+    write_program,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_BASE = 5.0
+RETRY_CAP = 300.0
+LOOP_INTERVAL = 0.5
+RECONCILE_RETRY = 10.0
+
+
+def reconcile_once(settings: Settings, store: Store, client: Supervisor) -> UpdatePlan:
+    """Program files from the store (slots whose code exists), stale ones removed, applied."""
+    wanted: list[str] = []
+    for project in store.list_projects():
+        for slot in SLOTS:
+            if slot_code_dir(settings, project, slot).exists():
+                write_program(settings, project, slot)
+                wanted.append(program_name(project.name, slot))
+    for program in stale_programs(confd_programs(settings), wanted):
+        name, _, slot = program.rpartition("-")
+        remove_program(settings, name, slot)
+    return client.apply()
+
+
+def next_delay(attempt: int, base: float = RETRY_BASE, cap: float = RETRY_CAP) -> float:
+    """The wait before retry number `attempt` (0-based): base, 2·base, 4·base … at most cap."""
+    return float(min(cap, base * 2.0 ** min(attempt, 30)))
+
+
+@dataclass
+class RetryRecord:
+    """One start that serve tried after supervisord gave up on a program."""
+
+    program: str
+    attempt: int
+    at: float
+    error: str | None = None
+
+
+@dataclass
+class FatalRetry:
+    """Restarts FATAL programs of ours with a growing delay; forgets them once RUNNING."""
+
+    base: float = RETRY_BASE
+    cap: float = RETRY_CAP
+    attempts: dict[str, int] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)
+    history: list[RetryRecord] = field(default_factory=list)
+
+    def observe(self, group: str, state: str, now: float) -> None:
+        """Take one state change of a program (group name = program name for our slots)."""
+        if not is_ours(group):
+            return
+        if state == "FATAL":
+            attempt = self.attempts.get(group, 0)
+            self.due[group] = now + next_delay(attempt, self.base, self.cap)
+            logger.warning(
+                "%s gave up starting; retry %d in %.0f s", group, attempt + 1, self.due[group] - now
+            )
+        elif state in ("RUNNING", "STOPPED"):
+            self.attempts.pop(group, None)
+            self.due.pop(group, None)
+
+    def ready(self, now: float) -> list[str]:
+        return sorted(p for p, t in self.due.items() if t <= now)
+
+    def retry_once(self, start: Callable[[str], Any], now: float) -> list[RetryRecord]:
+        """Start every program whose delay is over; returns what was tried."""
+        tried = []
+        for program in self.ready(now):
+            del self.due[program]
+            attempt = self.attempts.get(program, 0) + 1
+            self.attempts[program] = attempt
+            record = RetryRecord(program, attempt, now)
+            try:
+                start(program)
+            except RPCFault as fault:
+                record.error = fault.text
+                if fault.code == BAD_NAME:
+                    self.attempts.pop(program, None)
+            except SupervisorError as exc:
+                record.error = str(exc)
+                self.due[program] = now + next_delay(attempt, self.base, self.cap)
+            logger.info(
+                "retried %s (attempt %d)%s",
+                program,
+                attempt,
+                f": {record.error}" if record.error else "",
+            )
+            tried.append(record)
+        self.history = (self.history + tried)[-100:]
+        return tried
+
+
+class EventTail:
+    """Reads the lines the listener appended since the last call; follows its rotation."""
+
+    def __init__(self, path: Path, *, from_end: bool = True) -> None:
+        self.path = path
+        self.inode = 0
+        self.offset = 0
+        if from_end and path.exists():
+            st = path.stat()
+            self.inode, self.offset = st.st_ino, st.st_size
+
+    def _read(self, path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return records, offset + len(complete)
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return []
+        records: list[dict[str, Any]] = []
+        if st.st_ino != self.inode:
+            rotated = self.path.with_name(self.path.name + ".1")
+            if self.inode and rotated.exists() and rotated.stat().st_ino == self.inode:
+                records, _ = self._read(rotated, self.offset)
+            self.inode, self.offset = st.st_ino, 0
+        new, self.offset = self._read(self.path, self.offset)
+        return records + new
+
+
+@dataclass
+class Server:
+    """serve's state between loop passes; the loop is `run`, one pass is `serve_once`."""
+
+    settings: Settings
+    store: Store
+    client: Supervisor
+    retry: FatalRetry
+    tail: EventTail
+    reconciled: bool = False
+    next_reconcile: float = 0.0
+
+    def seed_fatal(self, now: float) -> None:
+        """Programs that were FATAL before serve started get retries too."""
+        for info in self.client.all_info():
+            if info.state == "FATAL":
+                self.retry.observe(info.group, info.state, now)
+
+    def serve_once(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if not self.reconciled and now >= self.next_reconcile:
+            try:
+                plan = reconcile_once(self.settings, self.store, self.client)
+                self.seed_fatal(now)
+                self.reconciled = True
+                logger.info(
+                    "reconciled: added %s changed %s removed %s",
+                    plan.added,
+                    plan.changed,
+                    plan.removed,
+                )
+            except ControlPlaneError as exc:
+                self.next_reconcile = now + RECONCILE_RETRY
+                logger.error("reconcile failed (again in %.0f s): %s", RECONCILE_RETRY, exc)
+        for record in self.tail.read_new():
+            self.retry.observe(str(record.get("group", "")), str(record.get("state", "")), now)
+        self.retry.retry_once(lambda p: self.client.start(p, False), now)
+
+    def run(self, stop: threading.Event, interval: float = LOOP_INTERVAL) -> None:
+        while not stop.is_set():
+            try:
+                self.serve_once()
+            except (ControlPlaneError, OSError, ValueError) as exc:
+                logger.error("serve loop: %s", exc)
+            stop.wait(interval)
+
+
+def install_signals(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT asks the loop to stop; a second one exits at once."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        logger.info("signal %d: stopping (send again to exit at once)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def serve(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    *,
+    retry: FatalRetry | None = None,
+    interval: float = LOOP_INTERVAL,
+) -> None:
+    """Reconcile, then loop until `stop` is set (or SIGTERM when run in the main thread)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        install_signals(stop)
+    server = Server(
+        settings=settings,
+        store=Store.open(settings),
+        client=Supervisor(settings),
+        retry=retry or FatalRetry(),
+        tail=EventTail(settings.logs_dir / "events.jsonl"),
+    )
+    try:
+        server.run(stop, interval)
+    finally:
+        server.client.close()
+
+
+def main(settings: Settings) -> int:
+    """CLI entry (`controlplane serve`)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Settings.from_env()))
