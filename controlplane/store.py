@@ -220,6 +220,8 @@ class Store:
             env = dict(old_env)
             slot_env = dict(env.get(slot) or {})
             change(slot_env)
+            if slot_env == (old_env.get(slot) or {}):
+                return
             env[slot] = slot_env
             update: dict[str, Any] = {"env": env}
             for s in SLOTS:

@@ -1,0 +1,52 @@
+"""Shared fixtures: a fresh data dir, settings pointing at it, and an opened store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from controlplane.settings import Settings
+from controlplane.store import Store
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_settings(data_dir: Path) -> MakeSettings:
+    """Settings from an environment like the box's, with overrides."""
+
+    def make(**env: str) -> Settings:
+        base = {"CONTROLPLANE_DATA_DIR": str(data_dir), "CONTROLPLANE_ALLOW_FILE_URLS": "1"}
+        base.update(env)
+        return Settings.from_env(base)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    return Store.open(settings)
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment a CLI subprocess runs with in tests."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "TELEGRAM"))}
+    env.update(CONTROLPLANE_DATA_DIR=str(data_dir), CONTROLPLANE_ALLOW_FILE_URLS="1")
+    env.update(extra)
+    return env

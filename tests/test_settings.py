@@ -1,0 +1,86 @@
+"""Settings: the environment parsed once, with clear errors for malformed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controlplane.errors import SettingsError
+from controlplane.settings import Platform, Settings, default_data_dir, detect_platform
+
+LINUX = Platform(os="linux", arch="amd64", in_container=False)
+
+
+def test_defaults_and_values() -> None:
+    s = Settings.from_env(
+        {
+            "CONTROLPLANE_DATA_DIR": "/srv/cp",
+            "ADMIN_CHAT_IDS": "123, -1001234567890",
+            "TELEGRAM_TOKEN": "1:abc",
+            "TELEGRAM_API_URL": "http://127.0.0.1:8081/",
+            "CONTROLPLANE_LANG": "RU",
+            "CONTROLPLANE_KEY": "k1, k2",
+            "CONTROLPLANE_ALLOW_FILE_URLS": "yes",
+        },
+        LINUX,
+    )
+    assert s.data_dir == Path("/srv/cp")
+    assert s.admin_chat_ids == frozenset({123, -1001234567890})
+    assert s.telegram_api_url == "http://127.0.0.1:8081"
+    assert s.lang == "ru"
+    assert s.keys == ("k1", "k2")
+    assert s.allow_file_urls is True
+    assert s.store_path == Path("/srv/cp/store.json")
+    assert s.confd == Path("/srv/cp/supervisor/conf.d")
+    with pytest.raises(AttributeError):
+        s.lang = "en"  # type: ignore[misc]
+
+
+def test_unset_environment_gives_documented_defaults() -> None:
+    s = Settings.from_env({"HOME": "/home/u"}, LINUX)
+    assert s.telegram_token is None
+    assert s.admin_chat_ids == frozenset()
+    assert s.telegram_api_url == "https://api.telegram.org"
+    assert s.data_dir == Path("/home/u/.local/share/controlplane")
+    assert s.run_as is None
+    assert s.allow_file_urls is False
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"ADMIN_CHAT_IDS": "123,abc"}, "ADMIN_CHAT_IDS: 'abc' is not a chat id"),
+        ({"CONTROLPLANE_LANG": "de"}, "use en or ru"),
+        ({"TELEGRAM_API_URL": "api.telegram.org"}, "TELEGRAM_API_URL"),
+        ({"TELEGRAM_PROXY": "ftp://x"}, "TELEGRAM_PROXY"),
+        ({"CONTROLPLANE_DATA_DIR": "relative/dir"}, "absolute"),
+        ({"CONTROLPLANE_ALLOW_FILE_URLS": "maybe"}, "use 1 or 0"),
+    ],
+)
+def test_malformed_values_are_refused_with_a_reason(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"HOME": "/root", **env}, LINUX)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_default_data_dir_per_platform() -> None:
+    env = {"HOME": "/home/u", "LOCALAPPDATA": r"C:\Users\u\AppData\Local"}
+    win = Platform(os="windows", arch="amd64", in_container=False)
+    mac = Platform(os="macos", arch="arm64", in_container=False)
+    assert str(default_data_dir(win, env)).endswith("controlplane")
+    assert r"C:\Users\u\AppData\Local" in str(default_data_dir(win, env))
+    assert default_data_dir(mac, env) == Path("/home/u/Library/Application Support/controlplane")
+    assert default_data_dir(LINUX, {**env, "XDG_DATA_HOME": "/x"}) == Path("/x/controlplane")
+
+
+def test_container_detection_from_markers(tmp_path: Path) -> None:
+    assert detect_platform(tmp_path).in_container is False
+    (tmp_path / ".dockerenv").touch()
+    assert detect_platform(tmp_path).in_container is True
+    other = tmp_path / "other"
+    (other / "proc/1").mkdir(parents=True)
+    (other / "proc/1/cgroup").write_text("0::/system.slice/docker-abc.scope\n")
+    assert detect_platform(other).in_container is True
+    assert detect_platform(other).describe().endswith("in a container")
