@@ -1,0 +1,540 @@
+"""Git: ask a remote for a branch head, keep a bare mirror per project, export a commit.
+
+Every git call is the git CLI through `controlplane.runner`, not GitPython: each call
+needs a timeout, a process-group kill on cancel, redacted output, and an environment we
+control (proxies, no prompts, no user/system config), and GitPython's long-lived
+`cat-file` helpers would escape all of that. Reading the mirror (`log`, `show`) is one
+short `git` call whose output is parsed here, which is simpler than GitPython's objects.
+
+Credentials never reach a command line (argv is visible in `ps`): the credential-free URL
+goes into argv, and the credential travels as an `Authorization` header through
+`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n` environment variables
+(git >= 2.31), which only the same user can read. Everything shown is redacted.
+
+The mirror keeps every numbered commit under `refs/controlplane/keep/<sha>`, so a
+force-push on the remote never takes away a commit that has a number.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from controlplane import runner
+from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.models import split_credentials
+
+logger = logging.getLogger(__name__)
+
+KEEP_PREFIX = "refs/controlplane/keep/"
+SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
+NETWORK_TIMEOUT = 120.0
+LOCAL_TIMEOUT = 60.0
+MASK = "***"
+
+
+class GitError(ControlPlaneError):
+    """A git command failed; carries the credential-free URL and the tail of git's output."""
+
+    def __init__(self, message: str, *, url: str, tail: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.tail = tail
+
+
+class AuthFailed(GitError):
+    """The remote refused the credentials (or asked for some and none were given)."""
+
+
+class RepoNotFound(GitError):
+    """There is no repository at the URL (or it is private and no credentials were given)."""
+
+
+class BranchMissing(GitError):
+    """The repository exists but has no such branch; `branches` lists the ones it has."""
+
+    def __init__(self, message: str, *, url: str, tail: str, branches: list[str]) -> None:
+        super().__init__(message, url=url, tail=tail)
+        self.branches = branches
+
+
+class HostUnreachable(GitError):
+    """The host did not answer: DNS, refused connection, proxy, TLS or a timeout."""
+
+
+class CommitMissing(GitError):
+    """The commit is neither in the mirror nor fetchable from the remote."""
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A repository URL with its credential kept apart (never in repr, argv or logs)."""
+
+    url: str
+    auth: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str | Remote) -> Remote:
+        """'https://user:tok@host/x.git' → Remote('https://host/x.git', auth='user:tok')."""
+        if isinstance(url, Remote):
+            return url
+        clean, auth = split_credentials(url)
+        return cls(clean, auth)
+
+    def secrets(self) -> list[str]:
+        """Every form in which the credential could show up in text."""
+        if not self.auth:
+            return []
+        user, _, password = self.auth.partition(":")
+        return [self.auth, _basic(self.auth), user, password]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit as the numbering and the chat show it."""
+
+    sha: str
+    date: datetime
+    author: str
+    subject: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+
+def _basic(auth: str) -> str:
+    """The Basic credential git would send for 'user:password' (a lone token is the user)."""
+    pair = auth if ":" in auth else auth + ":"
+    return base64.b64encode(pair.encode()).decode()
+
+
+def redactor(secrets: Iterable[str], min_len: int = 4) -> runner.Redact:
+    """A redact callable hiding each secret (longest first) and any URL user-info."""
+    hidden = sorted({s for s in secrets if s and len(s) >= min_len}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in hidden:
+            text = text.replace(secret, MASK)
+        return USERINFO_RE.sub(MASK + "@", text)
+
+    return redact
+
+
+def git_env(env: Mapping[str, str] | None = None, auth: str | None = None) -> dict[str, str]:
+    """A minimal environment for git: the project's variables, then our safety settings."""
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/"),
+        "LC_ALL": "C",
+        "LANG": "C",
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
+    }
+    merged = {**base, **(env or {})}
+    config = [("protocol.ext.allow", "never"), ("credential.helper", "")]
+    if auth:
+        config.append(("http.extraHeader", f"Authorization: Basic {_basic(auth)}"))
+    merged.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="/bin/false",
+        SSH_ASKPASS="/bin/false",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_ALLOW_PROTOCOL="https:http:ssh:git:file",
+        GIT_CONFIG_COUNT=str(len(config)),
+    )
+    for i, (key, value) in enumerate(config):
+        merged[f"GIT_CONFIG_KEY_{i}"] = key
+        merged[f"GIT_CONFIG_VALUE_{i}"] = value
+    return merged
+
+
+AUTH_MARKS = (
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "error: 401",
+    "error: 403",
+    "permission denied (publickey",
+    "invalid credentials",
+)
+NOT_FOUND_MARKS = (
+    "repository not found",
+    "does not appear to be a git repository",
+    "error: 404",
+    "not found",
+    "no such file or directory",
+)
+HOST_MARKS = (
+    "could not resolve",
+    "failed to connect",
+    "connection refused",
+    "timed out",
+    "network is unreachable",
+    "no route to host",
+    "connection reset",
+    "ssl",
+    "proxy",
+    "empty reply",
+    "recv failure",
+    "couldn't connect",
+)
+
+
+def classify(exc: CommandFailed, url: str, what: str) -> GitError:
+    """Turn git's failure into an error a person can act on (url is credential-free)."""
+    tail = "\n".join(exc.output.strip().splitlines()[-10:])
+    low = tail.lower()
+    if exc.timed_out:
+        return HostUnreachable(
+            f"{what}: {url} did not answer in time; check the network, the proxy variables "
+            "(HTTPS_PROXY, NO_PROXY) or try again later",
+            url=url,
+            tail=tail,
+        )
+    if any(m in low for m in AUTH_MARKS):
+        return AuthFailed(
+            f"{what}: authentication failed for {url}: check the token or password in the "
+            "repository URL (and that it may read this repository)",
+            url=url,
+            tail=tail,
+        )
+    if any(m in low for m in NOT_FOUND_MARKS):
+        return RepoNotFound(
+            f"{what}: no repository at {url}: check the URL (a private repository also "
+            "needs credentials)",
+            url=url,
+            tail=tail,
+        )
+    if any(m in low for m in HOST_MARKS):
+        return HostUnreachable(
+            f"{what}: cannot reach {url}: {tail.splitlines()[-1] if tail else 'no answer'}",
+            url=url,
+            tail=tail,
+        )
+    return GitError(f"{what} failed for {url}:\n{tail}", url=url, tail=tail)
+
+
+def _git(
+    argv: list[str],
+    *,
+    remote: Remote | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = LOCAL_TIMEOUT,
+    log: IO[str] | None = None,
+    cancel: threading.Event | None = None,
+    what: str = "git",
+    extra_env: Mapping[str, str] | None = None,
+) -> str:
+    """Run one git command; failures become GitError subclasses (Cancelled passes through)."""
+    auth = remote.auth if remote else None
+    full_env = {**git_env(env, auth), **(extra_env or {})}
+    redact = redactor(remote.secrets() if remote else [])
+    try:
+        return runner.run(
+            ["git", *argv], env=full_env, timeout=timeout, redact=redact, log=log, cancel=cancel
+        ).output
+    except runner.Cancelled:
+        raise
+    except CommandFailed as exc:
+        url = remote.url if remote else "the mirror"
+        raise classify(exc, redact(url), what) from None
+
+
+def ls_remote_heads(
+    url: str | Remote,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = NETWORK_TIMEOUT,
+    cancel: threading.Event | None = None,
+) -> dict[str, str]:
+    """Every branch of the remote and its head: {'main': sha, ...}."""
+    remote = Remote.parse(url)
+    out = _git(
+        ["ls-remote", "--heads", "--", remote.url],
+        remote=remote,
+        env=env,
+        timeout=timeout,
+        cancel=cancel,
+        what="ls-remote",
+    )
+    heads: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith("refs/heads/") and SHA_RE.fullmatch(sha):
+            heads[ref.removeprefix("refs/heads/")] = sha
+    return heads
+
+
+def ls_remote(
+    url: str | Remote,
+    branch: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = NETWORK_TIMEOUT,
+    cancel: threading.Event | None = None,
+) -> str:
+    """The sha of the branch head on the remote (one `git ls-remote` per call)."""
+    remote = Remote.parse(url)
+    heads = ls_remote_heads(remote, env=env, timeout=timeout, cancel=cancel)
+    if branch not in heads:
+        raise _branch_missing(remote.url, branch, sorted(heads))
+    return heads[branch]
+
+
+def _branch_missing(url: str, branch: str, branches: list[str]) -> BranchMissing:
+    shown = ", ".join(branches[:20]) + (", …" if len(branches) > 20 else "")
+    return BranchMissing(
+        f"branch {branch} does not exist on {url}; branches: {shown or 'none (empty repository)'}",
+        url=url,
+        tail="",
+        branches=branches,
+    )
+
+
+def ensure_mirror(url: str | Remote, path: Path) -> Path:
+    """Create the bare mirror at `path` if missing; its origin is the credential-free URL."""
+    remote = Remote.parse(url)
+    if not (path / "HEAD").exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _git(["init", "--quiet", "--bare", "--", str(path)], what="creating the mirror")
+    _git(["-C", str(path), "config", "remote.origin.url", remote.url], what="mirror config")
+    return path
+
+
+def fetch(
+    mirror: Path,
+    url: str | Remote,
+    branch: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = NETWORK_TIMEOUT,
+    log: IO[str] | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
+    """Fetch the branch into refs/heads/<branch> (forced, so a force-push is followed)."""
+    remote = Remote.parse(url)
+    refspec = f"+refs/heads/{branch}:refs/heads/{branch}"
+    try:
+        _git(
+            [
+                "-C",
+                str(mirror),
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+                remote.url,
+                refspec,
+            ],
+            remote=remote,
+            env=env,
+            timeout=timeout,
+            log=log,
+            cancel=cancel,
+            what="fetch",
+        )
+    except GitError as exc:
+        if "couldn't find remote ref" not in exc.tail.lower():
+            raise
+        raise _branch_missing(remote.url, branch, []) from None
+    return resolve(mirror, f"refs/heads/{branch}")
+
+
+def has_commit(mirror: Path, sha: str) -> bool:
+    """Whether the mirror holds the commit object."""
+    try:
+        _git(["-C", str(mirror), "cat-file", "-e", "--end-of-options", f"{sha}^{{commit}}"])
+    except GitError:
+        return False
+    return True
+
+
+def fetch_commit(
+    mirror: Path,
+    url: str | Remote,
+    sha: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = NETWORK_TIMEOUT,
+    log: IO[str] | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
+    """Make sure the mirror has `sha` (a full sha); fetch it by id when it does not.
+
+    Fetching by id works with protocol v2 servers (GitHub, git >= 2.26 upload-pack) even
+    for a commit no branch points at any more. The fetched commit is kept under a keep ref.
+    No `--depth`: a shallow mirror would cut the first-parent history used for numbering.
+    """
+    if not SHA_RE.fullmatch(sha):
+        raise ValueError(f"fetch_commit needs a full sha, not {sha!r}")
+    if not has_commit(mirror, sha):
+        remote = Remote.parse(url)
+        try:
+            _git(
+                [
+                    "-C",
+                    str(mirror),
+                    "-c",
+                    "protocol.version=2",
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--",
+                    remote.url,
+                    f"+{sha}:{KEEP_PREFIX}{sha}",
+                ],
+                remote=remote,
+                env=env,
+                timeout=timeout,
+                log=log,
+                cancel=cancel,
+                what="fetch commit",
+            )
+        except GitError as exc:
+            if type(exc) is not GitError:
+                raise
+            raise CommitMissing(
+                f"commit {sha[:7]} is not on {remote.url} any more (force-pushed away and "
+                "cleaned up?)",
+                url=remote.url,
+                tail=exc.tail,
+            ) from None
+    keep(mirror, [sha])
+    return sha
+
+
+def keep(mirror: Path, shas: Iterable[str]) -> None:
+    """Pin commits in the mirror (refs/controlplane/keep/<sha>) so no fetch loses them."""
+    for sha in shas:
+        if not SHA_RE.fullmatch(sha):
+            raise ValueError(f"keep needs full shas, not {sha!r}")
+        # One call per sha: the runner gives children no stdin for `update-ref --stdin`.
+        _git(["-C", str(mirror), "update-ref", f"{KEEP_PREFIX}{sha}", sha], what="keeping a commit")
+
+
+def resolve(mirror: Path, rev: str) -> str:
+    """The full sha of a ref, a sha or a sha prefix in the mirror."""
+    out = _git(
+        [
+            "-C",
+            str(mirror),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{rev}^{{commit}}",
+        ],
+        what=f"finding {rev}",
+    )
+    return out.strip()
+
+
+LOG_FORMAT = "%H%x1f%ct%x1f%an%x1f%s"
+
+
+def _parse_log(out: str) -> list[Commit]:
+    commits = []
+    for line in out.splitlines():
+        parts = line.split("\x1f")
+        if len(parts) != 4:
+            continue
+        sha, stamp, author, subject = parts
+        date = datetime.fromtimestamp(int(stamp), tz=UTC)
+        commits.append(Commit(sha=sha, date=date, author=author, subject=subject))
+    return commits
+
+
+def first_parent_log(
+    mirror: Path, ref: str, limit: int = 20, *, since: str | None = None
+) -> list[Commit]:
+    """The last `limit` commits on the first-parent line of `ref`, oldest first.
+
+    With `since` (a sha already numbered), only the commits after it: `since..ref`.
+    """
+    rev = f"{since}..{ref}" if since else ref
+    out = _git(
+        [
+            "-C",
+            str(mirror),
+            "log",
+            "--first-parent",
+            f"--max-count={limit}",
+            f"--format={LOG_FORMAT}",
+            "--end-of-options",
+            rev,
+            "--",
+        ],
+        what="reading history",
+    )
+    return list(reversed(_parse_log(out)))
+
+
+def commit_info(mirror: Path, sha: str) -> Commit:
+    """One commit's sha, date, author and subject."""
+    out = _git(
+        [
+            "-C",
+            str(mirror),
+            "log",
+            "--max-count=1",
+            f"--format={LOG_FORMAT}",
+            "--end-of-options",
+            f"{sha}^{{commit}}",
+            "--",
+        ],
+        what=f"reading commit {sha}",
+    )
+    commits = _parse_log(out)
+    if not commits:
+        raise CommitMissing(f"commit {sha} is not in the mirror", url="the mirror", tail="")
+    return commits[0]
+
+
+def export(
+    mirror: Path,
+    sha: str,
+    dest: Path,
+    *,
+    timeout: float = LOCAL_TIMEOUT,
+    log: IO[str] | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
+    """Write the commit's files into `dest` (created; must not exist), with no `.git`.
+
+    `read-tree -u` into a throw-away index checks the tree out the way a clone would: file
+    modes kept, symlinks stay symlinks (git never writes through one), submodules left
+    empty. The mirror's own (empty) index is never touched.
+    """
+    dest.mkdir(parents=True, exist_ok=False)
+    with tempfile.TemporaryDirectory(prefix="cp-index-") as tmp:
+        _git(
+            [
+                "-C",
+                str(mirror),
+                f"--work-tree={dest}",
+                "read-tree",
+                "--reset",
+                "-u",
+                "--end-of-options",
+                f"{sha}^{{tree}}",
+            ],
+            what=f"exporting {sha[:7]}",
+            timeout=timeout,
+            log=log,
+            cancel=cancel,
+            extra_env={"GIT_INDEX_FILE": str(Path(tmp) / "index")},
+        )
+    return dest
