@@ -55,6 +55,11 @@ def config_value(value: object) -> str:
     return percent_escape(text)
 
 
+def logfile_value(value: object) -> str:
+    """A [program:…] *_logfile value: supervisord expands those twice, so % is %%%%."""
+    return percent_escape(config_value(value))
+
+
 def render(template: str, **context: Any) -> str:
     """Render the packaged file `template` with StrictUndefined and the escaping filters."""
     import jinja2  # only the renderer needs it; run-slot never imports this module
@@ -65,7 +70,9 @@ def render(template: str, **context: Any) -> str:
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701
     )
-    env.filters.update(pct=percent_escape, cfg=config_value, word=shell_word, env=env_value)
+    env.filters.update(
+        pct=percent_escape, cfg=config_value, log=logfile_value, word=shell_word, env=env_value
+    )
     source = resource_path(template).read_text(encoding="utf-8")
     return env.from_string(source).render(**context)
 

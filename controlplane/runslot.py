@@ -67,7 +67,7 @@ def base_env(account: Account, *, python: str, data_dir: Path, slot: str) -> dic
         "HOME": account.home,
         "USER": account.name,
         "LOGNAME": account.name,
-        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": ":".join(dict.fromkeys([bin_dir, "/usr/local/bin", "/usr/bin", "/bin"])),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "APP_DATA_DIR": str(data_dir),

@@ -187,6 +187,7 @@ def render_program(
         stopwaitsecs=opts.stopwaitsecs,
         log_maxbytes=opts.log_maxbytes,
         log_backups=opts.log_backups,
+        env_rev=project.env_rev(slot),
     )
 
 
@@ -221,8 +222,11 @@ def write_program(
     cli: Sequence[str] | None = None,
 ) -> bool:
     """Render, check and write a slot's conf.d file; True when its content changed."""
-    text = render_program(settings, project, slot, options=options, cli=cli)
     program = program_name(project.name, slot)
+    try:
+        text = render_program(settings, project, slot, options=options, cli=cli)
+    except ValueError as exc:
+        raise SupervisorError(f"cannot write the program config for {program}: {exc}") from exc
     ensure_dirs(settings)
     check_program(text, program, settings.confd)
     path = program_path(settings, project.name, slot)
