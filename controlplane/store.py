@@ -12,7 +12,6 @@ Fernet tokens; nothing else in the data dir ever holds them.
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import json
 import os
@@ -42,7 +41,12 @@ def fsync_dir(path: Path) -> None:
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage: whole-file JSON, atomic replace, a parsed copy cached per inode."""
+    """TinyDB storage: whole-file JSON, atomic replace, the parsed file cached per inode.
+
+    read() hands out the cached object itself (TinyDB copies documents before giving them
+    to callers); a transaction that fails drops the cache, since TinyDB may have changed
+    the object in place before the write that never happened.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -56,10 +60,10 @@ class AtomicJSONStorage(Storage):
             return None
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._cache is not None and self._cache[0] == stamp:
-            return copy.deepcopy(self._cache[1])
+            return self._cache[1]
         data = self._parse(self.path.read_bytes())
         self._cache = (stamp, data)
-        return copy.deepcopy(data)
+        return data
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -94,10 +98,15 @@ class AtomicJSONStorage(Storage):
                 os.replace(bak_tmp, self.backup)
             os.replace(tmp, self.path)
             fsync_dir(self.path.parent)
+            st = os.stat(self.path)
+            self._cache = ((st.st_ino, st.st_mtime_ns, st.st_size), data)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+    def invalidate(self) -> None:
+        self._cache = None
 
     def close(self) -> None:
         pass
@@ -140,6 +149,9 @@ class Store:
             self._depth += 1
             try:
                 yield TinyDB(storage=lambda: self._storage)
+            except BaseException:
+                self._storage.invalidate()
+                raise
             finally:
                 self._depth -= 1
                 if self._depth == 0 and self._lock_fd is not None:
