@@ -436,8 +436,12 @@ class _UnixConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.path)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
         self.sock = sock
 
 
