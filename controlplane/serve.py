@@ -28,6 +28,7 @@ from controlplane.settings import Settings
 from controlplane.store import Store
 from controlplane.supervisor import (
     BAD_NAME,
+    ProgramOptions,
     RPCFault,
     Supervisor,
     UpdatePlan,
@@ -47,13 +48,18 @@ LOOP_INTERVAL = 0.5
 RECONCILE_RETRY = 10.0
 
 
-def reconcile_once(settings: Settings, store: Store, client: Supervisor) -> UpdatePlan:
+def reconcile_once(
+    settings: Settings,
+    store: Store,
+    client: Supervisor,
+    options: ProgramOptions | None = None,
+) -> UpdatePlan:
     """Program files from the store (slots whose code exists), stale ones removed, applied."""
     wanted: list[str] = []
     for project in store.list_projects():
         for slot in SLOTS:
             if slot_code_dir(settings, project, slot).exists():
-                write_program(settings, project, slot)
+                write_program(settings, project, slot, options=options)
                 wanted.append(program_name(project.name, slot))
     for program in stale_programs(confd_programs(settings), wanted):
         name, _, slot = program.rpartition("-")
@@ -174,6 +180,7 @@ class Server:
     client: Supervisor
     retry: FatalRetry
     tail: EventTail
+    options: ProgramOptions | None = None
     reconciled: bool = False
     next_reconcile: float = 0.0
 
@@ -187,7 +194,7 @@ class Server:
         now = time.monotonic() if now is None else now
         if not self.reconciled and now >= self.next_reconcile:
             try:
-                plan = reconcile_once(self.settings, self.store, self.client)
+                plan = reconcile_once(self.settings, self.store, self.client, self.options)
                 self.seed_fatal(now)
                 self.reconciled = True
                 logger.info(
@@ -231,6 +238,7 @@ def serve(
     *,
     retry: FatalRetry | None = None,
     interval: float = LOOP_INTERVAL,
+    options: ProgramOptions | None = None,
 ) -> None:
     """Reconcile, then loop until `stop` is set (or SIGTERM when run in the main thread)."""
     stop = stop or threading.Event()
@@ -242,6 +250,7 @@ def serve(
         client=Supervisor(settings),
         retry=retry or FatalRetry(),
         tail=EventTail(settings.logs_dir / "events.jsonl"),
+        options=options,
     )
     try:
         server.run(stop, interval)

@@ -26,7 +26,9 @@ from controlplane.models import Project
 from controlplane.settings import Settings
 from controlplane.store import Store
 from controlplane.supervisor import (
+    BAD_NAME,
     ProcessInfo,
+    RPCFault,
     Supervisor,
     find_supervisord,
     program_name,
@@ -118,9 +120,14 @@ class Box:
         deadline = time.monotonic() + timeout
         info = None
         while time.monotonic() < deadline:
-            info = self.client.info(program)
-            if info.state in states and info.pid != not_pid:
-                return info
+            try:
+                info = self.client.info(program)
+            except RPCFault as fault:
+                if fault.code != BAD_NAME:  # not added yet: wait on
+                    raise
+            else:
+                if info.state in states and info.pid != not_pid:
+                    return info
             time.sleep(0.02)
         raise AssertionError(f"{program} never reached {states}: last {info}")
 
