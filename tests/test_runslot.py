@@ -1,0 +1,97 @@
+"""run-slot's pure parts, its one-line failures, and how little it imports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from controlplane.models import Project
+from controlplane.runslot import (
+    Account,
+    RunSlotError,
+    app_env,
+    base_env,
+    lookup_account,
+    slot_code_dir,
+    slot_python,
+)
+from controlplane.settings import Settings
+from controlplane.store import Store
+
+HEAVY = ("telegram", "docker", "git", "jinja2", "supervisor", "psutil", "httpx")
+
+
+def settings_at(data: Path) -> Settings:
+    return Settings.from_env(
+        {"CONTROLPLANE_DATA_DIR": str(data), "CONTROLPLANE_PYTHON": "/usr/bin/python3"}
+    )
+
+
+def test_base_env_is_minimal_and_wins_over_variables(tmp_path: Path) -> None:
+    account = Account(name="app", uid=1000, gid=1000, home="/home/app")
+    base = base_env(account, python="/r/.venv/bin/python", data_dir=tmp_path, slot="test")
+    assert base["PATH"].split(":")[0] == "/r/.venv/bin"
+    assert (base["HOME"], base["USER"], base["LOGNAME"]) == ("/home/app", "app", "app")
+    assert base["APP_DATA_DIR"] == str(tmp_path) and base["CONTROLPLANE_SLOT"] == "test"
+    env = app_env(base, {"TOKEN": "x", "HOME": "/root", "PATH": "/evil"})
+    assert env["TOKEN"] == "x" and env["HOME"] == "/home/app" and env["PATH"] == base["PATH"]
+    assert "CONTROLPLANE_DATA_DIR" not in env
+
+
+def test_slot_folders_and_python(tmp_path: Path) -> None:
+    settings = settings_at(tmp_path / "data")
+    project = Project(name="shop", repo="https://example.com/x.git", path="/srv/shop")
+    assert slot_code_dir(settings, project, "prod") == Path("/srv/shop")
+    assert slot_code_dir(settings, project, "test") == tmp_path / "data/projects/shop/test"
+    assert slot_python(settings, tmp_path) == "/usr/bin/python3"
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").touch()
+    assert slot_python(settings, tmp_path) == str(venv / "python")
+
+
+def test_unknown_run_as_user_is_refused() -> None:
+    with pytest.raises(RunSlotError, match="does not exist"):
+        lookup_account("no-such-user-here")
+
+
+def run_cli(data: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLPLANE_")}
+    env.update(CONTROLPLANE_DATA_DIR=str(data), CONTROLPLANE_PYTHON="/usr/bin/python3")
+    code = (
+        "import sys\n"
+        "from controlplane import cli\n"
+        "status = cli.main(sys.argv[1:])\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print('HEAVY', heavy)\n"
+        "sys.exit(status)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    return done, time.monotonic() - started
+
+
+def test_failures_are_one_line_and_imports_stay_light(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Store.open(settings_at(data))
+    done, seconds = run_cli(data, "run-slot", "nope", "prod")
+    print(f"run-slot start to failure: {seconds * 1000:.0f} ms")
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "nope" in done.stderr
+    assert "HEAVY []" in done.stdout
+
+
+def test_a_slot_without_code_says_deploy_first(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = Store.open(settings_at(data))
+    store.add_project(Project(name="shop", repo="https://example.com/x.git", path="/srv/shop"))
+    done, _ = run_cli(data, "run-slot", "shop", "test")
+    assert done.returncode == 1
+    assert "deploy it first" in done.stderr and done.stderr.strip().count("\n") == 0
