@@ -68,6 +68,8 @@ def render(template: str, **context: Any) -> str:
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,  # noqa: S701
     )
     env.filters.update(

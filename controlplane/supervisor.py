@@ -126,6 +126,8 @@ def render_supervisord_conf(
         confd=settings.confd,
         cli=list(cli) if cli is not None else cli_argv(),
         serve=serve,
+        # says out loud that root is meant (apps drop to CONTROLPLANE_RUN_AS in run-slot)
+        user="root" if os.geteuid() == 0 else None,
     )
 
 
