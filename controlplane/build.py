@@ -1,0 +1,445 @@
+"""Build one commit into a release: pre-flight, export, venv, pip upgrade, install.
+
+Each step has its own timeout, appends its full (redacted) output to the build log and
+keeps a 30-line tail for chat. A venv records its absolute path (console-script
+shebangs, activate scripts), so a release is built in its final folder and never moved;
+what marks it finished is a sibling marker file `<release>.ready`, written last. A
+failed or cancelled build removes its folder; `clean_leftovers` removes folders that
+have no marker (a build cut short by a crash).
+
+uv is used when it is installed (next to our interpreter, then on PATH): `uv venv`, then
+`uv pip install`. uv needs no pip inside the venv, so the "pip upgrade" step is reported
+as skipped with that reason. Without uv: `python -m venv`, `pip install -U pip`,
+`pip install -r requirements.txt`. Both share a cache under the data dir.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+from controlplane import git, runner
+from controlplane.errors import CommandFailed, ControlPlaneError
+
+logger = logging.getLogger(__name__)
+
+CHAT_LINES = 30
+READY_SUFFIX = ".ready"
+SECRET_MIN_LEN = 6
+Installer = Literal["auto", "uv", "pip"]
+# Checks, as the run-as user, that the interpreter runs and the releases folder is reachable.
+PREFLIGHT_CHECK = (
+    "import os, sys, venv\n"
+    "if len(sys.argv) > 2: import ensurepip\n"
+    "ok = os.access(sys.argv[1], os.R_OK | os.X_OK)\n"
+    "print('python', sys.version.split()[0], '- releases folder', 'reachable' if ok else "
+    "'NOT reachable', 'by this user')\n"
+    "sys.exit(0 if ok else 3)\n"
+)
+
+
+class BuildError(ControlPlaneError):
+    """A build step found a problem that is not a failed command (disk, interpreter…)."""
+
+
+@dataclass(frozen=True)
+class BuildTimeouts:
+    """Seconds each step may take before its whole process group is killed."""
+
+    preflight: float = 60.0
+    export: float = 300.0
+    venv: float = 300.0
+    pip: float = 300.0
+    install: float = 1800.0
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step as chat shows it: a skipped step is ok with a `note` saying why."""
+
+    name: str
+    ok: bool
+    seconds: float
+    tail_lines: tuple[str, ...] = ()
+    omitted: int = 0
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The outcome of `build_release`; `state` is 'ready' or 'failed'."""
+
+    state: Literal["ready", "failed"]
+    dest: Path
+    sha: str
+    log_path: Path
+    installer: str
+    seconds: float
+    steps: tuple[StepResult, ...] = ()
+    cancelled: bool = False
+
+    @property
+    def error(self) -> str | None:
+        """The first failed step's message, for the one-line summary."""
+        failed = [s for s in self.steps if not s.ok]
+        return f"{failed[0].name}: {failed[0].error}" if failed else None
+
+    @property
+    def python(self) -> Path:
+        return venv_python(self.dest)
+
+
+def tail(text: str, lines: int = CHAT_LINES) -> tuple[list[str], int]:
+    """The last `lines` lines of text and how many were left out (progress \\r collapsed)."""
+    rows = [row.rsplit("\r", 1)[-1] for row in text.replace("\r\n", "\n").split("\n")]
+    while rows and not rows[-1].strip():
+        rows.pop()
+    if len(rows) <= lines:
+        return rows, 0
+    return rows[-lines:], len(rows) - lines
+
+
+def release_dir(releases: Path, number: int, sha: str) -> Path:
+    """releases/<n>-<sha7>: where commit #n's release lives."""
+    return releases / f"{number}-{sha[:7]}"
+
+
+def venv_python(dest: Path) -> Path:
+    return dest / ".venv" / "bin" / "python"
+
+
+def marker(dest: Path) -> Path:
+    return dest.with_name(dest.name + READY_SUFFIX)
+
+
+def is_ready(dest: Path) -> bool:
+    """A release is usable only when its folder and its marker both exist."""
+    return dest.is_dir() and marker(dest).is_file()
+
+
+def remove_release(dest: Path) -> None:
+    """Delete a release: the marker first, so a half-deleted folder never looks ready."""
+    marker(dest).unlink(missing_ok=True)
+    shutil.rmtree(dest, ignore_errors=True)
+
+
+def clean_leftovers(releases: Path) -> list[Path]:
+    """Remove folders of builds that never finished, and markers without a folder.
+
+    Call it on start, before any build runs: a build in progress has no marker yet.
+    """
+    removed: list[Path] = []
+    if not releases.is_dir():
+        return removed
+    for entry in sorted(releases.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and not marker(entry).is_file():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        elif entry.name.endswith(READY_SUFFIX) and not entry.with_suffix("").is_dir():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    if removed:
+        logger.info("removed %d unfinished build leftovers in %s", len(removed), releases)
+    return removed
+
+
+def find_uv() -> str | None:
+    """uv installed with our package (next to our interpreter) first, then on PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("uv")
+
+
+def build_env(
+    env: Mapping[str, str], cache_dir: Path, *, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A minimal environment, our cache and quiet defaults, then the project's variables."""
+    base = os.environ if base is None else base
+    merged = {k: base[k] for k in ("PATH", "HOME", "TMPDIR") if k in base}
+    merged.update(
+        LANG="C.UTF-8",
+        UV_CACHE_DIR=str(cache_dir / "uv"),
+        UV_PYTHON_DOWNLOADS="never",
+        UV_COMPILE_BYTECODE="1",
+        UV_NO_PROGRESS="1",
+        PIP_CACHE_DIR=str(cache_dir / "pip"),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PIP_PROGRESS_BAR="off",
+        NO_COLOR="1",
+    )
+    merged.update(env)
+    return merged
+
+
+@dataclass
+class _Build:
+    """What every step needs; built once by build_release."""
+
+    dest: Path
+    mirror: Path
+    sha: str
+    python: str
+    env: dict[str, str]
+    redact: runner.Redact
+    log: IO[str]
+    cancel: threading.Event | None
+    timeouts: BuildTimeouts
+    uv: str | None
+    run_as: str | None
+    min_free_mb: int
+    outputs: list[str] = field(default_factory=list)
+
+    def run(self, argv: list[str], timeout: float, cwd: Path | None = None) -> str:
+        self.log.write(f"$ {' '.join(self.redact(a) for a in argv)}\n")
+        self.log.flush()
+        result = runner.run(
+            argv,
+            cwd=cwd,
+            env=self.env,
+            timeout=timeout,
+            redact=self.redact,
+            log=self.log,
+            cancel=self.cancel,
+        )
+        return result.output
+
+
+class Skipped(Exception):
+    """Raised by a step that has nothing to do; the message says why."""
+
+
+def _preflight(b: _Build) -> str:
+    free_mb = shutil.disk_usage(b.dest.parent).free // 2**20
+    if free_mb < b.min_free_mb:
+        raise BuildError(
+            f"only {free_mb} MB free under {b.dest.parent}; "
+            f"a build needs at least {b.min_free_mb} MB: prune releases or logs"
+        )
+    if not os.access(b.python, os.X_OK):
+        raise BuildError(
+            f"the projects' interpreter {b.python} does not exist or is not "
+            "executable; set CONTROLPLANE_PYTHON to one (such as /usr/bin/python3)"
+        )
+    if not git.has_commit(b.mirror, b.sha):
+        raise BuildError(f"commit {b.sha[:7]} is not in the mirror; fetch it first")
+    argv = [b.python, "-c", PREFLIGHT_CHECK, str(b.dest.parent)] + ([] if b.uv else ["pip"])
+    b.log.write(f"$ {b.python} -c <pre-flight check> {b.dest.parent}\n")
+    try:
+        out = runner.run(
+            argv,
+            env=b.env,
+            timeout=b.timeouts.preflight,
+            redact=b.redact,
+            log=b.log,
+            cancel=b.cancel,
+            user=b.run_as,
+        ).output
+    except runner.Cancelled:
+        raise
+    except CommandFailed as exc:
+        who = b.run_as or "this user"
+        raise BuildError(
+            f"{b.python} cannot make venvs as {who} (python3-venv missing?) or "
+            f"{b.dest.parent} is not reachable:\n{exc.output[-500:]}"
+        ) from None
+    tool = f"uv ({b.uv})" if b.uv else "venv + pip"
+    return f"{out.strip()}\nfree disk: {free_mb} MB\ninstaller: {tool}\n"
+
+
+def _export(b: _Build) -> str:
+    git.export(b.mirror, b.sha, b.dest, timeout=b.timeouts.export, log=b.log, cancel=b.cancel)
+    count = sum(len(files) for _, _, files in os.walk(b.dest))
+    return f"exported {b.sha[:7]}: {count} files\n"
+
+
+def _venv(b: _Build) -> str:
+    target = str(b.dest / ".venv")
+    if b.uv:
+        argv = [b.uv, "venv", "--no-project", "--python", b.python, target]
+        return b.run(argv, b.timeouts.venv, cwd=b.dest)
+    return b.run([b.python, "-m", "venv", target], b.timeouts.venv, cwd=b.dest)
+
+
+def _pip_upgrade(b: _Build) -> str:
+    if b.uv:
+        raise Skipped("uv installs the requirements; the venv needs no pip")
+    py = str(venv_python(b.dest))
+    return b.run([py, "-m", "pip", "install", "--upgrade", "pip"], b.timeouts.pip, cwd=b.dest)
+
+
+def _install(b: _Build) -> str:
+    if not (b.dest / "requirements.txt").is_file():
+        raise Skipped("no requirements.txt in this commit")
+    py = str(venv_python(b.dest))
+    if b.uv:
+        argv = [b.uv, "pip", "install", "--python", py, "-r", "requirements.txt"]
+    else:
+        argv = [py, "-m", "pip", "install", "-r", "requirements.txt"]
+    return b.run(argv, b.timeouts.install, cwd=b.dest)
+
+
+STEPS: tuple[tuple[str, Callable[[_Build], str]], ...] = (
+    ("pre-flight", _preflight),
+    ("export", _export),
+    ("venv", _venv),
+    ("pip upgrade", _pip_upgrade),
+    ("install", _install),
+)
+
+
+def _failure_text(exc: Exception, timeouts: float) -> tuple[str, str]:
+    """(error message, output) for a failed step."""
+    if isinstance(exc, runner.Cancelled):
+        return "cancelled", exc.output
+    if isinstance(exc, CommandFailed):
+        if exc.timed_out:
+            return f"timed out after {timeouts:g} s; the step was stopped", exc.output
+        return f"exited with status {exc.returncode}", exc.output
+    return str(exc), str(exc)
+
+
+def _run_step(b: _Build, name: str, step: Callable[[_Build], str], timeout: float) -> StepResult:
+    """Run one step, never raising: what happened is in the StepResult and the log."""
+    b.log.write(f"\n== {name} ==\n")
+    b.log.flush()
+    started = time.monotonic()
+    if b.cancel is not None and b.cancel.is_set():
+        return StepResult(name, ok=False, seconds=0.0, error="cancelled")
+    try:
+        output = step(b)
+    except Skipped as skip:
+        b.log.write(f"skipped: {skip}\n")
+        return StepResult(name, ok=True, seconds=time.monotonic() - started, note=str(skip))
+    except (ControlPlaneError, OSError) as exc:
+        error, output = _failure_text(exc, timeout)
+        lines, omitted = tail(b.redact(output))
+        b.log.write(f"FAILED: {b.redact(error)}\n")
+        return StepResult(
+            name,
+            ok=False,
+            seconds=time.monotonic() - started,
+            tail_lines=tuple(lines),
+            omitted=omitted,
+            error=b.redact(error),
+        )
+    lines, omitted = tail(b.redact(output))
+    return StepResult(
+        name, ok=True, seconds=time.monotonic() - started, tail_lines=tuple(lines), omitted=omitted
+    )
+
+
+def _step_timeout(name: str, timeouts: BuildTimeouts) -> float:
+    key = {"pre-flight": "preflight", "pip upgrade": "pip"}.get(name, name)
+    return float(getattr(timeouts, key))
+
+
+def make_readable(root: Path) -> None:
+    """go+rX, go-w on everything under root (symlinks untouched), so the app user reads it."""
+    for here, dirs, files in os.walk(root):
+        for path in [Path(here)] + [Path(here) / n for n in files + dirs]:
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            mode = st.st_mode | stat.S_IRGRP | stat.S_IROTH
+            if stat.S_ISDIR(st.st_mode) or st.st_mode & stat.S_IXUSR:
+                mode |= stat.S_IXGRP | stat.S_IXOTH
+            mode &= ~(stat.S_IWGRP | stat.S_IWOTH)
+            if mode != st.st_mode:
+                os.chmod(path, stat.S_IMODE(mode))
+
+
+def _finish(b: _Build, installer: str) -> None:
+    make_readable(b.dest)
+    info = {"sha": b.sha, "installer": installer, "built": time.time()}
+    tmp = marker(b.dest).with_suffix(".tmp")
+    tmp.write_text(json.dumps(info) + "\n")
+    os.replace(tmp, marker(b.dest))
+
+
+def build_release(
+    *,
+    dest: Path,
+    mirror: Path,
+    sha: str,
+    python: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    cache_dir: Path,
+    cancel: threading.Event | None = None,
+    timeouts: BuildTimeouts = BuildTimeouts(),
+    installer: Installer = "auto",
+    run_as: str | None = None,
+    min_free_mb: int = 200,
+) -> BuildResult:
+    """Build commit `sha` from `mirror` into `dest`; never raises for a failed step.
+
+    `env` is the project's prod variables (proxies, PIP_INDEX_URL, UV_INDEX_URL…): they
+    apply to every step and are redacted from everything written or returned.
+    """
+    started = time.monotonic()
+    uv = None if installer == "pip" else find_uv()
+    if installer == "uv" and uv is None:
+        raise BuildError("uv was asked for but is not installed")
+    if is_ready(dest):
+        raise BuildError(f"release {dest.name} is built already; remove it to build it again")
+    if dest.exists() or marker(dest).exists():
+        remove_release(dest)  # a leftover of a build that never finished
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        b = _Build(
+            dest=dest,
+            mirror=mirror,
+            sha=sha,
+            python=python,
+            env=build_env(env, cache_dir),
+            redact=git.redactor(env.values(), SECRET_MIN_LEN),
+            log=log,
+            cancel=cancel,
+            timeouts=timeouts,
+            uv=uv,
+            run_as=run_as,
+            min_free_mb=min_free_mb,
+        )
+        log.write(f"# build {dest.name} ({sha}) started {time.ctime()}\n")
+        steps = _run_all(b)
+        ok = all(s.ok for s in steps)
+        if ok:
+            _finish(b, "uv" if uv else "pip")
+        else:
+            remove_release(dest)
+        seconds = time.monotonic() - started
+        log.write(f"# build {'ready' if ok else 'FAILED'} after {seconds:.1f} s\n")
+    logger.info("build %s %s in %.1f s", dest.name, "ready" if ok else "failed", seconds)
+    return BuildResult(
+        state="ready" if ok else "failed",
+        dest=dest,
+        sha=sha,
+        log_path=log_path,
+        installer="uv" if uv else "pip",
+        seconds=seconds,
+        steps=tuple(steps),
+        cancelled=any(s.error == "cancelled" for s in steps),
+    )
+
+
+def _run_all(b: _Build) -> list[StepResult]:
+    steps: list[StepResult] = []
+    for name, step in STEPS:
+        steps.append(_run_step(b, name, step, _step_timeout(name, b.timeouts)))
+        if not steps[-1].ok:
+            break
+    return steps
