@@ -369,6 +369,20 @@ def _finish(b: _Build, installer: str) -> None:
     os.replace(tmp, marker(b.dest))
 
 
+def _prepare(dest: Path, log_path: Path, installer: Installer) -> str | None:
+    """Refuse to rebuild a ready release, clear a leftover, pick uv; returns uv or None."""
+    uv = None if installer == "pip" else find_uv()
+    if installer == "uv" and uv is None:
+        raise BuildError("uv was asked for but is not installed")
+    if is_ready(dest):
+        raise BuildError(f"release {dest.name} is built already; remove it to build it again")
+    if dest.exists() or marker(dest).exists():
+        remove_release(dest)  # a leftover of a build that never finished
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    return uv
+
+
 def build_release(
     *,
     dest: Path,
@@ -386,19 +400,14 @@ def build_release(
 ) -> BuildResult:
     """Build commit `sha` from `mirror` into `dest`; never raises for a failed step.
 
+    Raises BuildError only before anything starts: `dest` is a ready release already, or
+    uv was asked for and is missing. Call `git.fetch_commit` first so the mirror has `sha`.
+
     `env` is the project's prod variables (proxies, PIP_INDEX_URL, UV_INDEX_URL…): they
     apply to every step and are redacted from everything written or returned.
     """
     started = time.monotonic()
-    uv = None if installer == "pip" else find_uv()
-    if installer == "uv" and uv is None:
-        raise BuildError("uv was asked for but is not installed")
-    if is_ready(dest):
-        raise BuildError(f"release {dest.name} is built already; remove it to build it again")
-    if dest.exists() or marker(dest).exists():
-        remove_release(dest)  # a leftover of a build that never finished
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    uv = _prepare(dest, log_path, installer)
     with open(log_path, "a", encoding="utf-8") as log:
         b = _Build(
             dest=dest,

@@ -41,6 +41,17 @@ USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
 NETWORK_TIMEOUT = 120.0
 LOCAL_TIMEOUT = 60.0
 MASK = "***"
+# Project variables starting with GIT_ are dropped except these: GIT_DIR, GIT_TRACE_CURL,
+# GIT_CONFIG_* and friends would redirect git or print what we keep hidden.
+GIT_VARS_ALLOWED = frozenset(
+    {
+        "GIT_SSH_COMMAND",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_HTTP_LOW_SPEED_LIMIT",
+        "GIT_HTTP_LOW_SPEED_TIME",
+    }
+)
 
 
 class GitError(ControlPlaneError):
@@ -140,7 +151,10 @@ def git_env(env: Mapping[str, str] | None = None, auth: str | None = None) -> di
         "LANG": "C",
         "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
     }
-    merged = {**base, **(env or {})}
+    project = {
+        k: v for k, v in (env or {}).items() if not k.startswith("GIT_") or k in GIT_VARS_ALLOWED
+    }
+    merged = {**base, **project}
     config = [("protocol.ext.allow", "never"), ("credential.helper", "")]
     if auth:
         config.append(("http.extraHeader", f"Authorization: Basic {_basic(auth)}"))
@@ -349,7 +363,9 @@ def fetch(
         if "couldn't find remote ref" not in exc.tail.lower():
             raise
         raise _branch_missing(remote.url, branch, []) from None
-    return resolve(mirror, f"refs/heads/{branch}")
+    head = resolve(mirror, f"refs/heads/{branch}")
+    logger.info("fetched %s %s: head %s", remote.url, branch, head[:7])
+    return head
 
 
 def has_commit(mirror: Path, sha: str) -> bool:
@@ -380,40 +396,55 @@ def fetch_commit(
     if not SHA_RE.fullmatch(sha):
         raise ValueError(f"fetch_commit needs a full sha, not {sha!r}")
     if not has_commit(mirror, sha):
-        remote = Remote.parse(url)
-        try:
-            _git(
-                [
-                    "-C",
-                    str(mirror),
-                    "-c",
-                    "protocol.version=2",
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    "--",
-                    remote.url,
-                    f"+{sha}:{KEEP_PREFIX}{sha}",
-                ],
-                remote=remote,
-                env=env,
-                timeout=timeout,
-                log=log,
-                cancel=cancel,
-                what="fetch commit",
-            )
-        except GitError as exc:
-            if type(exc) is not GitError:
-                raise
-            raise CommitMissing(
-                f"commit {sha[:7]} is not on {remote.url} any more (force-pushed away and "
-                "cleaned up?)",
-                url=remote.url,
-                tail=exc.tail,
-            ) from None
+        _fetch_by_id(
+            mirror, Remote.parse(url), sha, env=env, timeout=timeout, log=log, cancel=cancel
+        )
     keep(mirror, [sha])
     return sha
+
+
+def _fetch_by_id(
+    mirror: Path,
+    remote: Remote,
+    sha: str,
+    *,
+    env: Mapping[str, str] | None,
+    timeout: float,
+    log: IO[str] | None,
+    cancel: threading.Event | None,
+) -> None:
+    argv = [
+        "-C",
+        str(mirror),
+        "-c",
+        "protocol.version=2",
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--",
+        remote.url,
+        f"+{sha}:{KEEP_PREFIX}{sha}",
+    ]
+    try:
+        _git(
+            argv,
+            remote=remote,
+            env=env,
+            timeout=timeout,
+            log=log,
+            cancel=cancel,
+            what="fetch commit",
+        )
+    except GitError as exc:
+        if type(exc) is not GitError:
+            raise  # auth, host, repository: say that, not "commit missing"
+        raise CommitMissing(
+            f"commit {sha[:7]} is not on {remote.url} any more (force-pushed away and cleaned up?)",
+            url=remote.url,
+            tail=exc.tail,
+        ) from None
+    logger.info("fetched commit %s from %s", sha[:7], remote.url)
 
 
 def keep(mirror: Path, shas: Iterable[str]) -> None:

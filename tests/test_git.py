@@ -249,3 +249,21 @@ def test_classify_and_redact_are_pure() -> None:
         redact("https://u:pa55word@h and pa55word and https://a:b@c")
         == "https://***@h and *** and https://***@c"
     )
+
+
+def test_git_env_keeps_proxies_and_drops_dangerous_git_variables() -> None:
+    env = git.git_env(
+        {
+            "HTTPS_PROXY": "http://proxy:3128",
+            "GIT_DIR": "/elsewhere",
+            "GIT_TRACE_CURL": "1",
+            "GIT_SSL_CAINFO": "/ca.pem",
+            "GIT_TERMINAL_PROMPT": "1",
+        },
+        auth="bot:tok",
+    )
+    assert env["HTTPS_PROXY"] == "http://proxy:3128" and env["GIT_SSL_CAINFO"] == "/ca.pem"
+    assert "GIT_DIR" not in env and "GIT_TRACE_CURL" not in env
+    assert env["GIT_TERMINAL_PROMPT"] == "0"
+    values = [env[f"GIT_CONFIG_VALUE_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))]
+    assert "never" in values and any(v.startswith("Authorization: Basic ") for v in values)
