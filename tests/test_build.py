@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -253,3 +256,39 @@ def test_a_ready_release_is_never_rebuilt_and_leftovers_are_cleaned(
     assert build.is_ready(result.dest)
     build.remove_release(result.dest)
     assert not result.dest.exists() and not build.marker(result.dest).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as another user needs root")
+def test_run_as_user_can_use_the_release_and_unreachable_folders_are_refused(
+    project: Project, wheelhouse: Callable[..., Path], tmp_path: Path
+) -> None:
+    wheels = wheelhouse("tinylib", "1.0")
+    sha = project.commit({"requirements.txt": "tinylib==1.0\n"})
+    env = offline_env(project.tmp, wheels)
+    hidden = project.build(sha, env, run_as="nobody")  # pytest's tmp folders are 0700
+    assert hidden.state == "failed" and "not reachable" in (hidden.steps[0].error or "")
+    public = Path(tempfile.mkdtemp(prefix="cp-build-"))
+    try:
+        public.chmod(0o755)
+        result = build.build_release(
+            dest=build.release_dir(public / "releases", 1, sha),
+            mirror=project.mirror,
+            sha=sha,
+            python="/usr/bin/python3",
+            env=env,
+            log_path=tmp_path / "b.log",
+            cache_dir=tmp_path / "cache",
+            run_as="nobody",
+        )
+        assert result.state == "ready", result.error
+        check = subprocess.run(
+            [str(result.python), "-c", "import tinylib; print(tinylib.VERSION)"],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            user="nobody",
+            check=False,
+        )
+        assert check.stdout.strip() == "1.0", check.stderr
+    finally:
+        shutil.rmtree(public)
