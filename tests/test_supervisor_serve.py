@@ -127,3 +127,30 @@ def test_serve_restarts_an_app_that_supervisord_gave_up_on(box_factory: BoxFacto
     ]
     fatal = [e for e in events if e["program"] == "shop-prod" and e["state"] == "FATAL"]
     assert len(fatal) >= 2, "supervisord gave up again after each retry"
+
+
+def test_serve_process_stops_cleanly_on_sigterm(box_factory: BoxFactory) -> None:  # noqa: F811
+    import signal
+    import subprocess
+    import sys
+
+    box = box_factory()
+    box.add_project("shop")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controlplane", "serve"],
+        env=box.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        box.wait_state("shop-prod", ("RUNNING",))  # serve reconciled at start
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopping" in err
+    assert box.client.info("shop-prod").state == "RUNNING", "apps outlive the control plane"
