@@ -1,0 +1,320 @@
+"""The one executor of operations: one at a time per project, builds share a few slots.
+
+`serve` owns one Executor; the CLI (through controlplane.control) and the bot hand it
+operations and follow their progress. An operation is a function run in a worker thread;
+it reports progress on its Operation and returns the text a person reads at the end.
+Nothing an operation raises leaves its thread: every failure becomes a failed operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from controlplane.errors import ControlPlaneError
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENTS = 500
+KEEP_FINISHED = 100
+WAITING_FOR_SLOT = "waiting for a build slot"
+
+STEP, LOG, DONE, FAILED = "step", "log", "done", "failed"
+RUNNING, OK, FAILED_STATE, CANCELLED = "running", "ok", "failed", "cancelled"
+
+
+def clock_text(epoch: float) -> str:
+    """An epoch as local HH:MM:SS, the way busy messages show it."""
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+class Busy(ControlPlaneError):
+    """The project already has an operation running; a new one is refused, never queued."""
+
+    def __init__(self, project: str, op: str, since: float) -> None:
+        super().__init__(f"busy: {op} since {clock_text(since)}")
+        self.project = project
+        self.op = op
+        self.since = since
+
+
+class OperationCancelled(ControlPlaneError):
+    """Raised inside an operation that noticed its cancel request."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled")
+
+
+class ShuttingDown(ControlPlaneError):
+    """The executor is stopping and takes no new operations."""
+
+    def __init__(self) -> None:
+        super().__init__("controlplane serve is shutting down; ask again once it is back")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event of an operation; seq counts from 1 without gaps."""
+
+    seq: int
+    at: float
+    text: str
+    kind: str  # "step" | "log" | "done" | "failed"
+
+
+def outcome(exc: BaseException, cancel_requested: bool) -> tuple[str, str]:
+    """The state and the text a person sees for an exception that ended an operation."""
+    if isinstance(exc, OperationCancelled) or (
+        cancel_requested and isinstance(exc, ControlPlaneError)
+    ):
+        return CANCELLED, "cancelled"
+    if isinstance(exc, ControlPlaneError):
+        return FAILED_STATE, str(exc)
+    return FAILED_STATE, f"internal error: {type(exc).__name__}: {exc}"
+
+
+class Operation:
+    """One running or finished operation: its state, result and progress events.
+
+    Any number of followers may read the events from the start (as far as the last
+    MAX_EVENTS go back) or from now; they wait on a condition, never poll.
+    """
+
+    def __init__(self, project: str, op: str, *, heavy: bool = False) -> None:
+        self.project = project
+        self.op = op
+        self.heavy = heavy
+        self.id = secrets.token_hex(4)
+        self.since = time.time()
+        self.state = RUNNING
+        self.result = ""
+        self.cancel = threading.Event()
+        self.events: deque[Progress] = deque(maxlen=MAX_EVENTS)
+        self._seq = 0
+        self._cond = threading.Condition()
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.id} {self.op} {self.project} {self.state}>"
+
+    @property
+    def done(self) -> bool:
+        return self.state != RUNNING
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest event; follow from now with `after=op.last_seq`."""
+        with self._cond:
+            return self._seq
+
+    def step(self, text: str) -> None:
+        """Report the start of a named step ("fetch", "install requirements" ...)."""
+        self._publish(text, STEP)
+
+    def log(self, line: str) -> None:
+        """Report one line of output."""
+        self._publish(line.rstrip("\n"), LOG)
+
+    def raise_if_cancelled(self) -> None:
+        """Stop the operation here when someone asked to cancel it."""
+        if self.cancel.is_set():
+            raise OperationCancelled()
+
+    def _publish(self, text: str, kind: str) -> None:
+        with self._cond:
+            self._seq += 1
+            self.events.append(Progress(self._seq, time.time(), text, kind))
+            self._cond.notify_all()
+
+    def _finish(self, state: str, text: str) -> None:
+        """Set the outcome and publish the last event, which wakes every follower."""
+        with self._cond:
+            self.state = state
+            self.result = text
+            self._seq += 1
+            kind = DONE if state == OK else FAILED
+            self.events.append(Progress(self._seq, time.time(), text, kind))
+            self._cond.notify_all()
+
+    def events_after(self, after: int = 0) -> list[Progress]:
+        """The kept events with seq > after (older ones may have been dropped)."""
+        with self._cond:
+            return [e for e in self.events if e.seq > after]
+
+    def wait_events(self, after: int = 0, timeout: float | None = None) -> list[Progress]:
+        """Block until there is an event with seq > after (or timeout); return them all."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > after, timeout)
+            return [e for e in self.events if e.seq > after]
+
+    def follow(self, after: int = 0) -> Iterator[Progress]:
+        """Yield events with seq > after in order, until the last one ("done" or "failed").
+
+        after=0 follows from the start, after=op.last_seq from now.
+        """
+        while True:
+            batch = self.wait_events(after)
+            for event in batch:
+                yield event
+                if event.kind in (DONE, FAILED):
+                    return
+            if batch:
+                after = batch[-1].seq
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the operation finished; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.state != RUNNING, timeout)
+
+
+class Executor:
+    """Runs operations in worker threads: one per project, heavy ones up to heavy_limit."""
+
+    def __init__(
+        self, *, heavy_limit: int = 2, on_finish: Callable[[Operation], None] | None = None
+    ) -> None:
+        if heavy_limit < 1:
+            raise ValueError(f"heavy_limit must be at least 1, not {heavy_limit}")
+        self.heavy_limit = heavy_limit
+        self.on_finish = on_finish
+        self._lock = threading.Condition()
+        self._active: dict[str, Operation] = {}
+        self._recent: OrderedDict[str, Operation] = OrderedDict()
+        self._threads: dict[str, threading.Thread] = {}
+        self._heavy_running = 0
+        self._closed = False
+
+    def submit(
+        self, project: str, op: str, fn: Callable[[Operation], str], *, heavy: bool = False
+    ) -> Operation:
+        """Start fn for project at once in a worker thread; Busy when one runs already."""
+        operation = Operation(project, op, heavy=heavy)
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown()
+            current = self._active.get(project)
+            if current is not None:
+                raise Busy(project, current.op, current.since)
+            self._active[project] = operation
+            self._remember(operation)
+            thread = threading.Thread(
+                target=self._work, args=(operation, fn), name=f"op-{op}-{project}", daemon=True
+            )
+            self._threads[operation.id] = thread
+            logger.info("operation %s: %s for %s started", operation.id, op, project)
+            thread.start()  # under the lock, so shutdown never joins an unstarted thread
+        return operation
+
+    def _remember(self, operation: Operation) -> None:
+        self._recent[operation.id] = operation
+        while len(self._recent) > KEEP_FINISHED:
+            oldest = next(iter(self._recent.values()))
+            if not oldest.done:
+                break
+            self._recent.popitem(last=False)
+
+    def _work(self, operation: Operation, fn: Callable[[Operation], str]) -> None:
+        """The worker thread: wait for a slot when heavy, run fn, record the outcome."""
+        state, text = CANCELLED, "cancelled"
+        try:
+            if not operation.heavy:
+                state, text = self._run(operation, fn)
+            elif self._take_slot(operation):
+                try:
+                    state, text = self._run(operation, fn)
+                finally:
+                    self._give_slot()
+        finally:
+            self._end(operation, state, text)
+
+    def _take_slot(self, operation: Operation) -> bool:
+        """Wait for a build slot; False when cancelled while waiting."""
+        with self._lock:
+            if self._heavy_running >= self.heavy_limit:
+                operation.step(WAITING_FOR_SLOT)
+            self._lock.wait_for(
+                lambda: self._heavy_running < self.heavy_limit or operation.cancel.is_set()
+            )
+            if operation.cancel.is_set():
+                return False
+            self._heavy_running += 1
+            return True
+
+    def _give_slot(self) -> None:
+        with self._lock:
+            self._heavy_running -= 1
+            self._lock.notify_all()
+
+    def _run(self, operation: Operation, fn: Callable[[Operation], str]) -> tuple[str, str]:
+        try:
+            return OK, fn(operation)
+        except BaseException as exc:  # nothing may escape a worker thread
+            state, text = outcome(exc, operation.cancel.is_set())
+            if not isinstance(exc, ControlPlaneError):
+                logger.exception(
+                    "operation %s: %s for %s crashed",
+                    operation.id,
+                    operation.op,
+                    operation.project,
+                )
+            return state, text
+
+    def _end(self, operation: Operation, state: str, text: str) -> None:
+        """Free the project before followers hear the end, so they may submit again."""
+        with self._lock:
+            self._active.pop(operation.project, None)
+            self._threads.pop(operation.id, None)
+        operation._finish(state, text)
+        logger.info(
+            "operation %s: %s for %s ended %s", operation.id, operation.op, operation.project, state
+        )
+        if self.on_finish is not None:
+            try:
+                self.on_finish(operation)
+            except Exception:
+                logger.exception("on_finish failed for operation %s", operation.id)
+
+    def busy(self, project: str) -> Operation | None:
+        """The operation running for project, if any."""
+        with self._lock:
+            return self._active.get(project)
+
+    def get(self, op_id: str) -> Operation | None:
+        """A running or recently finished operation by id."""
+        with self._lock:
+            return self._recent.get(op_id)
+
+    def cancel(self, project: str) -> bool:
+        """Ask the project's running operation to stop; False when none runs."""
+        with self._lock:
+            operation = self._active.get(project)
+            if operation is None:
+                return False
+            operation.cancel.set()
+            self._lock.notify_all()  # wakes it when it waits for a build slot
+        logger.info("operation %s: cancel requested", operation.id)
+        return True
+
+    def running(self) -> list[Operation]:
+        """Operations that have not finished, oldest first."""
+        with self._lock:
+            return sorted(self._active.values(), key=lambda o: o.since)
+
+    def shutdown(self, wait: float) -> None:
+        """Refuse new operations, cancel the running ones, join them for up to wait seconds."""
+        with self._lock:
+            self._closed = True
+            for operation in self._active.values():
+                operation.cancel.set()
+            self._lock.notify_all()
+            threads = list(self._threads.values())
+        deadline = time.monotonic() + wait
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in threads if t.is_alive()]
+        if left:
+            logger.warning("operations still running at shutdown: %s", ", ".join(left))
