@@ -15,11 +15,9 @@ as skipped with that reason. Without uv: `python -m venv`, `pip install -U pip`,
 
 from __future__ import annotations
 
-import grp
 import json
 import logging
 import os
-import pwd
 import shutil
 import stat
 import sys
@@ -223,16 +221,6 @@ class Skipped(Exception):
     """Raised by a step that has nothing to do; the message says why."""
 
 
-def primary_group(user: str | None) -> str | None:
-    """The user's own group by name (Debian's nobody is in nogroup, not 'nobody')."""
-    if user is None:
-        return None
-    try:
-        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
-    except KeyError:
-        raise BuildError(f"CONTROLPLANE_RUN_AS: there is no user {user!r} on this system") from None
-
-
 def _preflight(b: _Build) -> str:
     free_mb = shutil.disk_usage(b.dest.parent).free // 2**20
     if free_mb < b.min_free_mb:
@@ -258,7 +246,6 @@ def _preflight(b: _Build) -> str:
             log=b.log,
             cancel=b.cancel,
             user=b.run_as,
-            group=primary_group(b.run_as),
         ).output
     except runner.Cancelled:
         raise

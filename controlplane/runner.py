@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from controlplane.errors import CommandFailed
+from controlplane.errors import CommandFailed, ControlPlaneError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,19 @@ class Result:
     returncode: int
     output: str
     seconds: float
+
+
+def primary_group(user: str) -> str:
+    """The user's primary group name (Debian's nobody is in nogroup, not nobody)."""
+    import grp
+    import pwd
+
+    try:
+        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    except KeyError:
+        raise ControlPlaneError(
+            f"CONTROLPLANE_RUN_AS: there is no user {user!r} on this system"
+        ) from None
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
@@ -88,7 +101,7 @@ def run(
         stderr=subprocess.STDOUT,
         start_new_session=True,
         user=user,
-        group=(group or user) if user is not None else None,
+        group=(group or primary_group(user)) if user is not None else None,
         extra_groups=[] if user is not None else None,
     )
     chunks: list[str] = []
@@ -120,6 +133,8 @@ def run(
             _kill_group(proc, grace=3.0)
             break
     reader.join(timeout=5.0)
+    if proc.stdout is not None:
+        proc.stdout.close()
     output = "".join(chunks)
     seconds = time.monotonic() - started
     if cancelled:

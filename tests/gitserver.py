@@ -103,25 +103,26 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             [BACKEND],
             env=self._env(body),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        feeder = threading.Thread(target=self._feed, args=(proc.stdin, body), daemon=True)
-        feeder.start()
-        status, headers = self._cgi_headers(proc.stdout)
-        self.send_response(status)
-        for key, value in headers:
-            self.send_header(key, value)
-        self.send_header("Connection", "close")
-        self.end_headers()
-        shutil.copyfileobj(proc.stdout, self.wfile)
-        proc.wait()
-        feeder.join()
+        ) as proc:  # closes the pipes and reaps the backend also when the client goes away
+            assert proc.stdin is not None and proc.stdout is not None
+            feeder = threading.Thread(target=self._feed, args=(proc.stdin, body), daemon=True)
+            feeder.start()
+            try:
+                status, headers = self._cgi_headers(proc.stdout)
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                shutil.copyfileobj(proc.stdout, self.wfile)
+            finally:
+                feeder.join()
         self.close_connection = True
 
     @staticmethod

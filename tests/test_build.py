@@ -22,12 +22,6 @@ from tests.fixtures_repos import (  # noqa: F401
     wheelhouse_fixture,
 )
 
-# runner.run never closes the child's stdout pipe (a ResourceWarning at garbage collection);
-# to be fixed in controlplane/runner.py, which this suite does not own.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:unclosed file:ResourceWarning",
-    "ignore::pytest.PytestUnraisableExceptionWarning",
-)
 SECRET = "hunter2hunter2"
 INSTALLERS = ["uv", "pip"]
 # The first step that talks to the (silent) package index: pip's own upgrade, or uv's install.

@@ -17,12 +17,6 @@ from controlplane import git, runner
 from tests.fixtures_repos import Origin, origin_fixture, sh_git  # noqa: F401
 from tests.gitserver import serve
 
-# runner.run never closes the child's stdout pipe (a ResourceWarning at garbage collection);
-# to be fixed in controlplane/runner.py, which this suite does not own.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:unclosed file:ResourceWarning",
-    "ignore::pytest.PytestUnraisableExceptionWarning",
-)
 OriginFactory = Callable[..., Origin]
 TOKEN = "ghp_s3cretTokenValue42"
 
