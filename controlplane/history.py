@@ -1,0 +1,168 @@
+"""Commit numbers, release records and slot state: the data and the pure decisions on it.
+
+Numbers follow the design: the last 20 first-parent commits of the branch are numbered
+oldest first when a project is added; every commit seen afterwards gets the next number;
+numbers are never reused or changed. Everything that takes a commit takes a number
+(`7`, `#7`) or a SHA prefix (at least 4 hex digits).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from controlplane.errors import NotFound, ValidationError
+
+INITIAL_NUMBERED = 20
+REF_RE = re.compile(r"#?(\d{1,7})|([0-9a-f]{4,40})")
+RELEASE_STATES = ("building", "ready", "failed", "pruned")
+
+
+def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class CommitRow:
+    """A numbered commit."""
+
+    n: int
+    sha: str
+    date: float
+    author: str
+    subject: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CommitRow:
+        return _from_dict(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Release:
+    """One commit built once: its state, the steps' evidence and the test verdict."""
+
+    n: int
+    sha: str
+    state: str = "building"
+    created: float = 0.0
+    finished: float | None = None
+    seconds: float | None = None
+    installer: str | None = None
+    steps: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+    log: str | None = None
+    size: int = 0
+    verdict: dict[str, Any] | None = None
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["steps"] = list(self.steps)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Release:
+        release: Release = _from_dict(cls, data)
+        return replace(release, steps=tuple(release.steps))
+
+    def with_(self, **changes: Any) -> Release:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """Which release each slot runs and whether it should run."""
+
+    prod: int | None = None
+    prod_previous: int | None = None
+    last_good: int | None = None
+    prod_running: bool = False
+    test: int | None = None
+    test_running: bool = False
+    test_run: dict[str, Any] | None = None
+    head: str | None = None
+    last_poll: dict[str, Any] | None = None
+    poll_failures: int = 0
+    outage_since: float | None = None
+    fatal_retries: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SlotState:
+        return _from_dict(cls, data)  # type: ignore[no-any-return]
+
+    def with_(self, **changes: Any) -> SlotState:
+        return replace(self, **changes)
+
+    def running(self, slot: str) -> bool:
+        return self.test_running if slot == "test" else self.prod_running
+
+    def release(self, slot: str) -> int | None:
+        return self.test if slot == "test" else self.prod
+
+
+def number_new(known: Sequence[CommitRow], seen: Iterable[CommitRow]) -> list[CommitRow]:
+    """Give the commits in `seen` (oldest first, n ignored) that `known` lacks the next numbers."""
+    shas = {c.sha for c in known}
+    last = max((c.n for c in known), default=0)
+    fresh: list[CommitRow] = []
+    for commit in seen:
+        if commit.sha in shas:
+            continue
+        last += 1
+        shas.add(commit.sha)
+        fresh.append(replace(commit, n=last))
+    return fresh
+
+
+def parse_ref(raw: str) -> int | str:
+    """'7' or '#7' → 7; 'a1b2c3' → 'a1b2c3'; anything else is refused."""
+    text = str(raw).strip().lower()
+    match = REF_RE.fullmatch(text)
+    if not match:
+        raise ValidationError(
+            "commit", raw, "use a commit number such as 7 or #7, or a SHA prefix of 4+ hex digits"
+        )
+    return int(match[1]) if match[1] else match[2]
+
+
+def find(commits: Sequence[CommitRow], raw: str) -> CommitRow:
+    """The commit a number or SHA prefix names; a clear error when none or several do."""
+    ref = parse_ref(raw)
+    if isinstance(ref, int):
+        hits = [c for c in commits if c.n == ref]
+    else:
+        hits = [c for c in commits if c.sha.startswith(ref)]
+    if not hits:
+        raise NotFound(f"no commit {raw}; `controlplane history NAME` lists the numbers")
+    if len(hits) > 1:
+        shown = ", ".join(f"#{c.n} {c.short}" for c in hits[:5])
+        raise ValidationError("commit", raw, f"it matches several commits ({shown}); give more")
+    return hits[0]
+
+
+def to_prune(releases: Sequence[Release], keep: int, protected: Iterable[int | None]) -> list[int]:
+    """Numbers of releases whose folders go: all but the newest `keep` ready ones,
+    never a protected one (live in a slot, the last good prod); failed ones always go
+    (their record and log stay)."""
+    guard = {n for n in protected if n is not None}
+    ready = sorted((r.n for r in releases if r.state == "ready"), reverse=True)
+    kept = set(ready[:keep]) | guard
+    gone = [n for n in ready if n not in kept]
+    gone += [r.n for r in releases if r.state == "failed" and r.size and r.n not in guard]
+    return sorted(set(gone))
