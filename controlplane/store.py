@@ -24,6 +24,7 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError
+from controlplane.history import CommitRow, Release, SlotState, number_new
 from controlplane.models import SLOTS, Project, validate_slot
 from controlplane.secrets import KeyRing, generate_key, write_key_file
 from controlplane.settings import Settings
@@ -295,6 +296,61 @@ class Store:
                 values.append(auth)
                 values.extend(p for p in auth.split(":") if p)
         return values
+
+    # -- commits, releases, slot state --------------------------------------------------
+
+    def commits(self, name: str) -> list[CommitRow]:
+        """Numbered commits of a project, by number."""
+        with self.transaction() as db:
+            rows = self.table(db, "commits").search(Query().project == name)
+        return sorted((CommitRow.from_dict(r) for r in rows), key=lambda c: c.n)
+
+    def add_commits(self, name: str, seen: list[CommitRow]) -> list[CommitRow]:
+        """Number the commits of `seen` (oldest first) not numbered yet; returns them."""
+        with self.transaction() as db:
+            self._doc(db, name)
+            fresh = number_new(self.commits(name), seen)
+            if fresh:
+                self.table(db, "commits").insert_multiple(
+                    {**c.to_dict(), "project": name} for c in fresh
+                )
+            return fresh
+
+    def release(self, name: str, n: int) -> Release | None:
+        with self.transaction() as db:
+            row = self.table(db, "releases").get((Query().project == name) & (Query().n == n))
+        return Release.from_dict(dict(row)) if row else None
+
+    def releases(self, name: str) -> list[Release]:
+        with self.transaction() as db:
+            rows = self.table(db, "releases").search(Query().project == name)
+        return sorted((Release.from_dict(dict(r)) for r in rows), key=lambda r: r.n)
+
+    def put_release(self, name: str, release: Release) -> None:
+        with self.transaction() as db:
+            self.table(db, "releases").upsert(
+                {**release.to_dict(), "project": name},
+                (Query().project == name) & (Query().n == release.n),
+            )
+
+    def state(self, name: str) -> SlotState:
+        with self.transaction() as db:
+            row = self.table(db, "state").get(Query().project == name)
+        return SlotState.from_dict(dict(row)) if row else SlotState()
+
+    def update_state(self, name: str, **changes: Any) -> SlotState:
+        with self.transaction() as db:
+            state = self.state(name).with_(**changes)
+            self.table(db, "state").upsert(
+                {**state.to_dict(), "project": name}, Query().project == name
+            )
+            return state
+
+    def forget(self, name: str) -> None:
+        """Drop a removed project's commits, releases and state."""
+        with self.transaction() as db:
+            for table in ("commits", "releases", "state"):
+                self.table(db, table).remove(Query().project == name)
 
     # -- keys ---------------------------------------------------------------------------
 
