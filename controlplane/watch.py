@@ -1,0 +1,153 @@
+"""Watching a running slot: what a test run or a health window observes, and the verdict.
+
+A Watcher samples one program: supervisord's state and pid, the state changes the event
+listener recorded (so no restart is missed between samples), the memory of the app's
+whole process tree, and the lines its logs gained (errors counted, the last kept). The
+verdict is a plain function of that evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from controlplane.serve import EventTail
+from controlplane.supervisor import ProcessInfo, Supervisor
+
+ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
+LAST_LINES = 10
+DOWN_STATES = ("BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN")
+
+
+@dataclass
+class Evidence:
+    """What a watch saw so far."""
+
+    program: str
+    elapsed: float = 0.0
+    duration: float = 0.0
+    state: str = "UNKNOWN"
+    pid: int = 0
+    restarts: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+    peak_rss: int = 0
+    errors: int = 0
+    last_lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its children, in bytes (0 when gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+class LogScan:
+    """Reads what a log file gained since the scan began."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.offset = path.stat().st_size
+        except FileNotFoundError:
+            self.offset = 0
+
+    def new_lines(self) -> list[str]:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self.offset:  # rotated
+            self.offset = 0
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return complete.decode("utf-8", "replace").splitlines()
+
+
+class Watcher:
+    """Samples one program until told to stop; `sample()` is one observation."""
+
+    def __init__(
+        self,
+        client: Supervisor,
+        program: str,
+        logs: tuple[Path, Path],
+        events: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.program = program
+        self.clock = clock
+        self.started = clock()
+        self.scans = [LogScan(p) for p in logs]
+        self.events = EventTail(events)
+        self.evidence = Evidence(program=program)
+        self._pids: set[int] = set()
+
+    def sample(self) -> Evidence:
+        ev = self.evidence
+        info = self.client.info(self.program)
+        ev.elapsed = self.clock() - self.started
+        ev.state, ev.pid = info.state, info.pid
+        self._count_exits(info)
+        if info.pid:
+            self._pids.add(info.pid)
+            ev.peak_rss = max(ev.peak_rss, tree_rss(info.pid))
+        for scan in self.scans:
+            lines = scan.new_lines()
+            ev.errors += sum(1 for line in lines if ERROR_RE.search(line))
+            ev.last_lines = (ev.last_lines + lines)[-LAST_LINES:]
+        return ev
+
+    def _count_exits(self, info: ProcessInfo) -> None:
+        ev = self.evidence
+        for record in self.events.read_new():
+            if record.get("program") != self.program:
+                continue
+            if record.get("state") in ("EXITED", "BACKOFF"):
+                ev.restarts += 1
+        ev.restarts = max(ev.restarts, len(self._pids) - 1 if self._pids else 0)
+        # supervisord keeps the last exit status until the next exit
+        while len(ev.exit_codes) < ev.restarts or (
+            info.state in DOWN_STATES and info.start and not ev.exit_codes
+        ):
+            ev.exit_codes.append(info.exitstatus)
+
+
+def judge(ev: Evidence, check: dict[str, Any] | None) -> tuple[bool, str]:
+    """Passed when the check passed and the app stayed up without restarts."""
+    if check is not None and not check.get("ok", False):
+        return False, f"check failed: {check.get('error') or 'non-zero exit'}"
+    if ev.restarts:
+        codes = ", ".join(str(c) for c in ev.exit_codes[-5:]) or "unknown"
+        return False, f"restarted {ev.restarts} times (exit codes {codes})"
+    if ev.state != "RUNNING":
+        return False, f"not running at the end ({ev.state})"
+    return True, "stayed up without restarts"
+
+
+def crash_looping(ev: Evidence) -> bool:
+    """During a health window: the app is down for good or restarts again and again."""
+    return ev.state in ("FATAL", "BACKOFF") or ev.restarts >= 2
