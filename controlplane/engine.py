@@ -1,0 +1,414 @@
+"""The release engine: a commit becomes a release, a release goes live in a slot.
+
+Operations (each run by serve's executor, one per project at a time) are methods of
+Engine that take an Operation to report progress to and to watch for a cancel:
+sync (fetch and number), deploy to prod, rollback, start/stop/restart, prune, and the
+recovery at start. The test slot's life (test run, promote, discard) is in testrun.py.
+Decisions are plain functions in history.py and watch.py; this module does the side
+effects in a safe order: build first, then switch a link, then tell supervisord.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from controlplane import build, git
+from controlplane.errors import ControlPlaneError, NotFound
+from controlplane.history import INITIAL_NUMBERED, CommitRow, Release, SlotState, find, to_prune
+from controlplane.models import SLOTS, Project
+from controlplane.outbox import Outbox
+from controlplane.runslot import slot_code_dir
+from controlplane.settings import Settings
+from controlplane.slots import apply_slot, link_target, remove_link, start_slot, switch_link
+from controlplane.store import Store
+from controlplane.supervisor import Supervisor, program_name, slot_logs
+from controlplane.watch import Evidence, Watcher, crash_looping
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_EVERY = 0.5
+
+
+class Reporter(Protocol):
+    """What an operation offers the engine (controlplane.executor.Operation)."""
+
+    cancel: threading.Event
+
+    def step(self, text: str) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+
+class Quiet:
+    """A reporter for work nobody follows (recovery, tests)."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.lines: list[str] = []
+
+    def step(self, text: str) -> None:
+        self.lines.append(text)
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+class BuildFailed(ControlPlaneError):
+    """A release could not be built; prod is untouched."""
+
+
+def folder_size(path: Path) -> int:
+    """Bytes under a folder (links not followed)."""
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            if item.is_file() and not item.is_symlink():
+                total += item.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+class Engine:
+    """Every operation on releases and slots."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        outbox: Outbox,
+        *,
+        supervisor: Callable[[], Supervisor] | None = None,
+        timeouts: build.BuildTimeouts | None = None,
+        build_limit: int = 2,
+        sample_every: float = SAMPLE_EVERY,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.outbox = outbox
+        self.supervisor = supervisor or (lambda: Supervisor(settings))
+        self.timeouts = timeouts or build.BuildTimeouts()
+        self.builds = threading.BoundedSemaphore(build_limit)
+        self.sample_every = sample_every
+
+    # -- paths --------------------------------------------------------------------------
+
+    def releases_dir(self, name: str) -> Path:
+        return self.settings.project_dir(name) / "releases"
+
+    def mirror(self, name: str) -> Path:
+        return self.settings.project_dir(name) / "mirror.git"
+
+    def release_path(self, name: str, n: int, sha: str) -> Path:
+        return build.release_dir(self.releases_dir(name), n, sha)
+
+    def remote(self, project: Project) -> git.Remote:
+        return git.Remote(project.repo, self.store.repo_auth(project.name))
+
+    # -- fetch and number ---------------------------------------------------------------
+
+    def sync(self, project: Project, op: Reporter) -> CommitRow:
+        """Fetch the branch into the mirror, number new commits; returns the head."""
+        op.step(f"fetch {project.branch}")
+        mirror = git.ensure_mirror(self.remote(project), self.mirror(project.name))
+        env = self.store.env(project.name, "prod")
+        head = git.fetch(mirror, self.remote(project), project.branch, env=env, cancel=op.cancel)
+        known = self.store.commits(project.name)
+        shas = {c.sha for c in known}
+        if head not in shas:
+            since = known[-1].sha if known and git.has_commit(mirror, known[-1].sha) else None
+            limit = INITIAL_NUMBERED if not known else 200
+            log = git.first_parent_log(mirror, head, limit, since=since)
+            seen = [CommitRow(0, c.sha, c.date.timestamp(), c.author, c.subject) for c in log]
+            fresh = self.store.add_commits(project.name, seen)
+            git.keep(mirror, [c.sha for c in fresh])
+            for c in fresh:
+                op.log(f"#{c.n} {c.short} {c.subject}")
+        self.store.update_state(project.name, head=head)
+        return find(self.store.commits(project.name), head)
+
+    def commit(self, project: Project, ref: str | None, op: Reporter) -> CommitRow:
+        """The commit a number or SHA prefix names; the branch head (fetched) for None."""
+        if ref is None:
+            return self.sync(project, op)
+        return find(self.store.commits(project.name), ref)
+
+    # -- build ----------------------------------------------------------------------------
+
+    def ensure_release(self, project: Project, commit: CommitRow, op: Reporter) -> Path:
+        """The release folder of a commit: reused when ready, built (once) otherwise."""
+        dest = self.release_path(project.name, commit.n, commit.sha)
+        if build.is_ready(dest):
+            op.step(f"release #{commit.n} is built already")
+            return dest
+        if dest.exists():
+            build.remove_release(dest)  # a leftover that never became ready
+        op.step(f"build #{commit.n} {commit.short}")
+        env = self.store.env(project.name, "prod")
+        git.fetch_commit(
+            self.mirror(project.name), self.remote(project), commit.sha, env=env, cancel=op.cancel
+        )
+        release = Release(
+            n=commit.n,
+            sha=commit.sha,
+            state="building",
+            created=time.time(),
+            log=str(self._build_log(project.name, commit.n)),
+        )
+        self.store.put_release(project.name, release)
+        with self._build_slot(op):
+            result = build.build_release(
+                dest=dest,
+                mirror=self.mirror(project.name),
+                sha=commit.sha,
+                python=self.settings.python,
+                env=env,
+                log_path=self._build_log(project.name, commit.n),
+                cache_dir=self.settings.data_dir / "cache",
+                cancel=op.cancel,
+                timeouts=self.timeouts,
+                run_as=self.settings.run_as,
+            )
+        return self._record_build(project, release, result, op)
+
+    def _build_log(self, name: str, n: int) -> Path:
+        return self.settings.logs_dir / "builds" / f"{name}-{n}.log"
+
+    @contextmanager
+    def _build_slot(self, op: Reporter) -> Iterator[None]:
+        if not self.builds.acquire(blocking=False):
+            op.step("waiting for a build slot")
+            self.builds.acquire()
+        try:
+            yield
+        finally:
+            self.builds.release()
+
+    def _record_build(
+        self, project: Project, release: Release, result: build.BuildResult, op: Reporter
+    ) -> Path:
+        steps = []
+        for s in result.steps:
+            steps.append(
+                {
+                    "name": s.name,
+                    "ok": s.ok,
+                    "seconds": round(s.seconds, 2),
+                    "tail": list(s.tail_lines),
+                    "omitted": s.omitted,
+                    "error": s.error,
+                    "note": s.note,
+                }
+            )
+            status = "ok" if s.ok else "FAILED"
+            op.step(f"{s.name}: {s.note or status} ({s.seconds:.1f} s)")
+            if project.output or not s.ok:
+                for line in s.tail_lines:
+                    op.log(line)
+        ok = result.state == "ready"
+        done = release.with_(
+            state=result.state,
+            finished=time.time(),
+            seconds=round(result.seconds, 2),
+            installer=result.installer,
+            steps=tuple(steps),
+            error=result.error,
+            size=folder_size(result.dest) if ok else 0,
+        )
+        self.store.put_release(project.name, done)
+        if not ok:
+            self.outbox.publish(
+                "build_failed",
+                project.name,
+                f"{project.name}: build of #{release.n} failed: {result.error}",
+                n=release.n,
+            )
+            raise BuildFailed(f"build of #{release.n} {release.short} failed: {result.error}")
+        return result.dest
+
+    # -- prod -----------------------------------------------------------------------------
+
+    def deploy(self, name: str, ref: str | None, op: Reporter) -> str:
+        """Build (or reuse) a commit and put it live in prod, with the health window."""
+        project = self.store.get_project(name)
+        commit = self.commit(project, ref, op)
+        self.ensure_release(project, commit, op)
+        return self.go_live(project, commit, op, why="deployed")
+
+    def rollback(self, name: str, ref: str, op: Reporter) -> str:
+        """Prod back to commit N: a link flip and a restart when it is built."""
+        project = self.store.get_project(name)
+        commit = find(self.store.commits(name), ref)
+        self.ensure_release(project, commit, op)
+        return self.go_live(project, commit, op, why="rolled back")
+
+    def go_live(self, project: Project, commit: CommitRow, op: Reporter, *, why: str) -> str:
+        """Switch prod to a built release, restart, watch the health window; revert on a
+        crash loop."""
+        name = project.name
+        dest = self.release_path(name, commit.n, commit.sha)
+        before = self.store.state(name)
+        previous = before.prod if before.prod != commit.n else before.prod_previous
+        op.step(f"switch prod to #{commit.n}")
+        self._switch_prod(project, dest, commit.n, previous)
+        evidence = self._watch(project, "prod", project.health_window, op)
+        if evidence is not None and crash_looping(evidence):
+            return self._revert(project, commit, previous, evidence, op)
+        self.store.update_state(name, last_good=commit.n)
+        text = f"{name}: {why} to #{commit.n} {commit.short} {commit.subject}"
+        self.outbox.publish(why.replace(" ", "_"), name, text, n=commit.n)
+        self.prune(name, op)
+        return text
+
+    def _switch_prod(self, project: Project, dest: Path, n: int, previous: int | None) -> None:
+        switch_link(Path(project.path), dest)
+        state = self.store.update_state(
+            project.name, prod=n, prod_previous=previous, prod_running=True
+        )
+        client = self.supervisor()
+        try:
+            apply_slot(self.settings, client, project, state, "prod")
+            start_slot(client, project.name, "prod", restart=True)
+        finally:
+            client.close()
+
+    def _watch(self, project: Project, slot: str, seconds: float, op: Reporter) -> Evidence | None:
+        """Sample a slot for `seconds` (0: not at all); stops early on a crash loop."""
+        if seconds <= 0:
+            return None
+        op.step(f"health window {seconds:.0f} s")
+        client = self.supervisor()
+        try:
+            watcher = Watcher(
+                client,
+                program_name(project.name, slot),
+                slot_logs(self.settings, project.name, slot),
+                self.settings.logs_dir / "events.jsonl",
+            )
+            deadline = time.monotonic() + seconds
+            while True:
+                evidence = watcher.sample()
+                if crash_looping(evidence) or time.monotonic() >= deadline:
+                    return evidence
+                if op.cancel.wait(self.sample_every):
+                    return evidence
+        finally:
+            client.close()
+
+    def _revert(
+        self,
+        project: Project,
+        commit: CommitRow,
+        previous: int | None,
+        evidence: Evidence,
+        op: Reporter,
+    ) -> str:
+        name = project.name
+        failed = (
+            f"#{commit.n} crash-looped in prod ({evidence.restarts} restarts, {evidence.state})"
+        )
+        prev = self.store.release(name, previous) if previous is not None else None
+        if prev is None or not build.is_ready(self.release_path(name, prev.n, prev.sha)):
+            self.stop(name, "prod", op)
+            text = f"{name}: {failed}; no earlier release to go back to, prod stopped"
+        else:
+            op.step(f"revert prod to #{prev.n}")
+            self._switch_prod(
+                project,
+                self.release_path(name, prev.n, prev.sha),
+                prev.n,
+                self.store.state(name).prod_previous,
+            )
+            text = f"{name}: {failed}; reverted to #{prev.n} {prev.short}"
+        self.outbox.publish("reverted", name, text, n=commit.n, evidence=evidence.to_dict())
+        raise ControlPlaneError(text)
+
+    # -- start, stop ------------------------------------------------------------------------
+
+    def start(self, name: str, slot: str, op: Reporter) -> str:
+        return self._set_running(name, slot, True, op)
+
+    def stop(self, name: str, slot: str, op: Reporter) -> str:
+        return self._set_running(name, slot, False, op)
+
+    def restart(self, name: str, slot: str, op: Reporter) -> str:
+        self._require_code(name, slot)
+        state = self.store.update_state(name, **{f"{slot}_running": True})
+        client = self.supervisor()
+        try:
+            apply_slot(self.settings, client, self.store.get_project(name), state, slot)
+            start_slot(client, name, slot, restart=True)
+        finally:
+            client.close()
+        op.step(f"restarted {program_name(name, slot)}")
+        return f"{name} {slot} restarted"
+
+    def _require_code(self, name: str, slot: str) -> None:
+        project = self.store.get_project(name)
+        if (
+            self.store.state(name).release(slot) is None
+            and not slot_code_dir(self.settings, project, slot).is_dir()
+        ):
+            raise NotFound(f"{name} has no {slot} release yet; deploy one first")
+
+    def _set_running(self, name: str, slot: str, running: bool, op: Reporter) -> str:
+        self._require_code(name, slot)
+        state = self.store.update_state(name, **{f"{slot}_running": running})
+        client = self.supervisor()
+        try:
+            apply_slot(self.settings, client, self.store.get_project(name), state, slot)
+            if running:
+                start_slot(client, name, slot, restart=False)
+            else:
+                client.stop(program_name(name, slot))
+        finally:
+            client.close()
+        word = "started" if running else "stopped"
+        op.step(f"{word} {program_name(name, slot)}")
+        return f"{name} {slot} {word}"
+
+    # -- prune, remove --------------------------------------------------------------------
+
+    def prune(self, name: str, op: Reporter) -> list[int]:
+        """Drop release folders beyond the newest `keep` (never a live or last-good one)."""
+        project = self.store.get_project(name)
+        state = self.store.state(name)
+        releases = self.store.releases(name)
+        gone = to_prune(
+            releases, project.keep, (state.prod, state.test, state.last_good, state.prod_previous)
+        )
+        for release in releases:
+            if release.n not in gone:
+                continue
+            build.remove_release(self.release_path(name, release.n, release.sha))
+            new_state = "pruned" if release.state == "ready" else release.state
+            self.store.put_release(name, release.with_(state=new_state, size=0))
+        if gone:
+            op.step("pruned " + ", ".join(f"#{n}" for n in gone))
+        return gone
+
+    def forget(self, project: Project) -> None:
+        """A removed project: programs gone, our links gone, its folder under projects/."""
+        client = self.supervisor()
+        try:
+            from controlplane.supervisor import remove_program
+
+            for slot in SLOTS:
+                remove_program(self.settings, project.name, slot)
+            client.apply()
+        finally:
+            client.close()
+        if link_target(Path(project.path)) is not None:
+            remove_link(Path(project.path))
+        shutil.rmtree(self.settings.project_dir(project.name), ignore_errors=True)
+        self.store.forget(project.name)
+
+    def state(self, name: str) -> SlotState:
+        return self.store.state(name)

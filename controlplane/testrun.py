@@ -1,0 +1,244 @@
+"""The test slot's life: a test run with its live state and verdict, promote, discard.
+
+A test run builds (or reuses) the release, runs the project's check command in it, points
+the test slot at it, starts NAME-test with the test variables and watches it for the
+chosen time; then the slot is stopped and the verdict, with its evidence, is recorded on
+the release. Promote puts the very release the test ran live in prod (never a rebuild).
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from controlplane import build, runner
+from controlplane.engine import Engine, Reporter
+from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
+from controlplane.history import CommitRow, find
+from controlplane.models import Project
+from controlplane.runslot import app_env, base_env, lookup_account, slot_data_dir
+from controlplane.secrets import Redactor
+from controlplane.slots import apply_slot, remove_link, start_slot, switch_link
+from controlplane.supervisor import program_name, remove_program, slot_logs
+from controlplane.watch import Evidence, Watcher, judge
+
+CHECK_TIMEOUT = 600.0
+CARD_EVERY = 2.0
+
+
+def live_line(ev: Evidence, total: float) -> str:
+    """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35 MB · errors 0'."""
+    return (
+        f"{ev.state} {ev.elapsed:.0f}/{total:.0f} s · restarts {ev.restarts} · "
+        f"{ev.peak_rss / 2**20:.0f} MB · errors {ev.errors}"
+    )
+
+
+class TestRuns:
+    """Test runs of every project; at most one per project (the executor sees to it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.settings = engine.settings
+        self._deadlines: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- the run ------------------------------------------------------------------------
+
+    def test(self, name: str, ref: str | None, duration: float, op: Reporter) -> str:
+        """Build or reuse, check, run in the test slot for `duration` s, give a verdict."""
+        project = self.store.get_project(name)
+        commit = self.engine.commit(project, ref, op)
+        dest = self.engine.ensure_release(project, commit, op)
+        check = self.run_check(project, dest, op) if project.check else None
+        evidence = Evidence(program=program_name(name, "test"))
+        early = False
+        if check is None or check["ok"]:
+            self._start(project, commit, dest, duration)
+            evidence, early = self._observe(project, duration, op)
+            self._stop(project)
+        return self._verdict(project, commit, evidence, check, early, duration)
+
+    def _start(self, project: Project, commit: CommitRow, dest: Path, duration: float) -> None:
+        name = project.name
+        switch_link(self.settings.project_dir(name) / "test", dest)
+        run = {"n": commit.n, "started": time.time(), "duration": duration}
+        state = self.store.update_state(name, test=commit.n, test_running=True, test_run=run)
+        client = self.engine.supervisor()
+        try:
+            apply_slot(self.settings, client, project, state, "test")
+            start_slot(client, name, "test", restart=True)
+        finally:
+            client.close()
+
+    def _observe(self, project: Project, duration: float, op: Reporter) -> tuple[Evidence, bool]:
+        name = project.name
+        with self._lock:
+            self._deadlines[name] = time.monotonic() + duration
+        client = self.engine.supervisor()
+        watcher = Watcher(
+            client,
+            program_name(name, "test"),
+            slot_logs(self.settings, name, "test"),
+            self.settings.logs_dir / "events.jsonl",
+        )
+        last_card = 0.0
+        try:
+            while True:
+                evidence = watcher.sample()
+                with self._lock:
+                    deadline = self._deadlines[name]
+                total = duration + (deadline - (watcher.started + duration))
+                evidence.duration = total
+                if time.monotonic() - last_card >= CARD_EVERY:
+                    op.step(live_line(evidence, total))
+                    last_card = time.monotonic()
+                if time.monotonic() >= deadline:
+                    return evidence, False
+                if op.cancel.wait(self.engine.sample_every):
+                    return watcher.sample(), True
+        finally:
+            with self._lock:
+                self._deadlines.pop(name, None)
+            client.close()
+
+    def _stop(self, project: Project) -> None:
+        state = self.store.update_state(project.name, test_running=False)
+        client = self.engine.supervisor()
+        try:
+            apply_slot(self.settings, client, project, state, "test")
+            client.stop(program_name(project.name, "test"))
+        finally:
+            client.close()
+
+    def _verdict(
+        self,
+        project: Project,
+        commit: CommitRow,
+        ev: Evidence,
+        check: dict[str, Any] | None,
+        early: bool,
+        duration: float,
+    ) -> str:
+        passed, reason = judge(ev, check)
+        if early:
+            reason = f"stopped early after {ev.elapsed:.0f} s; {reason}"
+        verdict = {
+            "passed": passed,
+            "reason": reason,
+            "at": time.time(),
+            "early": early,
+            "duration": duration,
+            "check": check,
+            "evidence": ev.to_dict(),
+        }
+        release = self.store.release(project.name, commit.n)
+        if release is not None:
+            self.store.put_release(project.name, release.with_(verdict=verdict))
+        run = dict(self.store.state(project.name).test_run or {})
+        self.store.update_state(project.name, test_run={**run, "verdict": verdict})
+        word = "passed" if passed else "failed"
+        text = f"{project.name}: test of #{commit.n} {commit.short} {word}: {reason}"
+        self.engine.outbox.publish("verdict", project.name, text, n=commit.n, passed=passed)
+        if not passed:
+            raise ControlPlaneError(text)
+        return text
+
+    def run_check(self, project: Project, dest: Path, op: Reporter) -> dict[str, Any]:
+        """The project's check command inside the release, as the app's user, test variables."""
+        assert project.check is not None
+        op.step(f"check: {project.check}")
+        account = lookup_account(self.settings.run_as)
+        python = str(build.venv_python(dest))
+        variables = self.store.slot_env(project.name, "test")
+        env = app_env(
+            base_env(
+                account,
+                python=python,
+                data_dir=slot_data_dir(self.settings, project.name, "test"),
+                slot="test",
+            ),
+            variables,
+        )
+        started = time.monotonic()
+        try:
+            result = runner.run(
+                shlex.split(project.check),
+                cwd=dest,
+                env=env,
+                timeout=CHECK_TIMEOUT,
+                redact=Redactor(variables.values()),
+                cancel=op.cancel,
+                user=self.settings.run_as,
+            )
+            ok, output, error = True, result.output, None
+        except CommandFailed as exc:
+            ok, output, error = False, exc.output, exc.message.splitlines()[0]
+        except OSError as exc:
+            ok, output, error = False, "", f"cannot run {project.check!r}: {exc.strerror}"
+        lines, omitted = build.tail(output)
+        if project.output or not ok:
+            for line in lines:
+                op.log(line)
+        return {
+            "ok": ok,
+            "seconds": round(time.monotonic() - started, 2),
+            "tail": lines,
+            "omitted": omitted,
+            "error": error,
+        }
+
+    # -- while and after ------------------------------------------------------------------
+
+    def extend(self, name: str, seconds: float) -> str:
+        """Give a running test more time."""
+        with self._lock:
+            if name not in self._deadlines:
+                raise NotFound(f"no test is running for {name}")
+            self._deadlines[name] += seconds
+            left = self._deadlines[name] - time.monotonic()
+        return f"{name}: test extended by {seconds:.0f} s ({left:.0f} s left)"
+
+    def promote(self, name: str, op: Reporter, *, force: bool = False) -> str:
+        """Put the release the test ran live in prod (no rebuild), with the health window."""
+        project = self.store.get_project(name)
+        state = self.store.state(name)
+        if state.test is None:
+            raise NotFound(f"{name} has no test release to promote; run a test deploy first")
+        verdict = (state.test_run or {}).get("verdict")
+        if verdict is None:
+            raise ControlPlaneError(f"the test of #{state.test} has no verdict yet")
+        if not verdict["passed"] and not force:
+            raise ControlPlaneError(
+                f"the test of #{state.test} failed ({verdict['reason']}); "
+                "promote it anyway with --force"
+            )
+        commit = find(self.store.commits(name), str(state.test))
+        self.engine.ensure_release(project, commit, op)
+        return self.engine.go_live(project, commit, op, why="promoted")
+
+    def discard(self, name: str, op: Reporter) -> str:
+        """Stop the test slot and put it back: no program, no link."""
+        self.store.get_project(name)
+        state = self.store.state(name)
+        if state.test is None:
+            raise NotFound(f"{name} has no test release to discard")
+        client = self.engine.supervisor()
+        try:
+            client.stop(program_name(name, "test"))
+            remove_program(self.settings, name, "test")
+            client.apply()
+        finally:
+            client.close()
+        remove_link(self.settings.project_dir(name) / "test")
+        self.store.update_state(name, test=None, test_running=False, test_run=None)
+        op.step("test slot stopped and cleared")
+        self.engine.outbox.publish(
+            "discarded", name, f"{name}: test of #{state.test} discarded", n=state.test
+        )
+        self.engine.prune(name, op)
+        return f"{name}: test of #{state.test} discarded"
