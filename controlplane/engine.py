@@ -412,3 +412,58 @@ class Engine:
 
     def state(self, name: str) -> SlotState:
         return self.store.state(name)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """After a crash: leftovers cleaned, cut-short work reported, links as the store says."""
+        notes: list[str] = []
+        for project in self.store.list_projects():
+            try:
+                notes += self._recover_project(project)
+            except (ControlPlaneError, OSError) as exc:
+                logger.exception("recovery of %s failed", project.name)
+                notes.append(f"{project.name}: recovery failed: {exc}")
+        for note in notes:
+            name = note.split(":", 1)[0]
+            self.outbox.publish("interrupted", name, note)
+        return notes
+
+    def _recover_project(self, project: Project) -> list[str]:
+        name = project.name
+        notes: list[str] = []
+        build.clean_leftovers(self.releases_dir(name))
+        for release in self.store.releases(name):
+            dest = self.release_path(name, release.n, release.sha)
+            if release.state == "building" or (
+                release.state == "ready" and not build.is_ready(dest)
+            ):
+                self.store.put_release(name, release.with_(state="failed", error="interrupted"))
+                notes.append(f"{name}: build of #{release.n} was cut short by a restart")
+        state = self.store.state(name)
+        if state.op:
+            notes.append(f"{name}: {state.op.get('op')} was cut short by a restart")
+            state = self.store.update_state(name, op=None)
+        run = state.test_run or {}
+        if state.test_running and "verdict" not in run:
+            verdict = {"passed": False, "reason": "interrupted by a restart", "at": time.time()}
+            state = self.store.update_state(
+                name, test_running=False, test_run={**run, "verdict": verdict}
+            )
+            notes.append(f"{name}: the test of #{state.test} was cut short; its slot is stopped")
+        self._recover_links(project, state)
+        return notes
+
+    def _recover_links(self, project: Project, state: SlotState) -> None:
+        """Prod and test links point where the store says (releases still on disk)."""
+        for slot, link in (
+            ("prod", Path(project.path)),
+            ("test", self.settings.project_dir(project.name) / "test"),
+        ):
+            n = state.release(slot)
+            release = self.store.release(project.name, n) if n is not None else None
+            if release is None:
+                continue
+            dest = self.release_path(project.name, release.n, release.sha)
+            if build.is_ready(dest) and link_target(link) != dest.resolve():
+                switch_link(link, dest)

@@ -98,6 +98,7 @@ class SlotState:
     poll_failures: int = 0
     outage_since: float | None = None
     fatal_retries: dict[str, Any] = field(default_factory=dict)
+    op: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

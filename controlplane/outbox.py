@@ -60,8 +60,9 @@ class Outbox:
         with self.store.transaction() as db:
             table = self.store.table(db, "outbox")
             last = max((row["seq"] for row in table.all()), default=0)
-            event = Event(seq=last + 1, at=time.time(), kind=kind, project=project, text=text,
-                          data=data)
+            event = Event(
+                seq=last + 1, at=time.time(), kind=kind, project=project, text=text, data=data
+            )
             table.insert({**event.to_dict(), "acked": []})
             if len(table) > KEEP_EVENTS:
                 cutoff = event.seq - KEEP_EVENTS

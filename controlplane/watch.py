@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from controlplane.serve import EventTail
+from controlplane.events import EventTail
 from controlplane.supervisor import ProcessInfo, Supervisor
 
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")

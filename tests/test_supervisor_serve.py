@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from controlplane.errors import SupervisorError
-from controlplane.serve import EventTail, FatalRetry, next_delay, reconcile_once, serve
+from controlplane.events import EventTail
+from controlplane.serve import FatalRetry, next_delay, reconcile_once, serve
 from controlplane.supervisor import (
     BAD_NAME,
     ProgramOptions,
