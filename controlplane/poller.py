@@ -1,0 +1,306 @@
+"""The poller: when each project's branch is checked, what a check found, whom to tell.
+
+Each project with a poll interval is checked on its own schedule (jittered, so projects
+drift apart instead of polling in lock-step); one check is one `git ls-remote`, done by
+the injected `check` function. Checks of due projects run concurrently, at most `limit`
+at once. A failing project backs off exponentially; its outage is reported once when it
+starts and once when it ends. A head that differs from the one recorded goes to
+`on_new`; the first head ever seen is only recorded, because the engine numbers the
+initial commits when a project is added.
+
+Next-due times live in memory; at start (and whenever a project's interval changes) they
+are computed from the persisted `SlotState.last_poll`, so a restart does not poll every
+project at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane import git
+from controlplane.errors import ControlPlaneError
+from controlplane.history import SlotState
+from controlplane.models import Project
+from controlplane.outbox import Outbox
+from controlplane.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = 3600
+MAX_EXPONENT = 32
+REASON_LIMIT = 300
+MAX_ERROR_WAIT = 60.0
+
+Check = Callable[[Project], str]
+OnNew = Callable[[Project, str], None]
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one check of one project found."""
+
+    project: str
+    ok: bool
+    head: str | None
+    new: bool
+    error: str | None
+    at: float
+
+
+def backoff(interval: int, failures: int) -> int:
+    """Seconds until the next check: the interval, doubled per failure, capped at
+    max(interval, 1h) so a long interval is never shortened and a short one waits ≤ 1h."""
+    grown: int = interval * 2 ** min(max(failures, 0), MAX_EXPONENT)
+    return min(grown, max(interval, MAX_BACKOFF))
+
+
+def next_due(
+    last: float | None, interval: int, failures: int, jitter_fraction: float, rnd: float
+) -> float:
+    """When a project is next due: never (inf) when polling is off; at once (-inf) when it
+    was never polled; else `last` + backoff ± jitter_fraction·interval (rnd in [0, 1))."""
+    if interval <= 0:
+        return math.inf
+    if last is None:
+        return -math.inf
+    spread = jitter_fraction * interval * (2.0 * rnd - 1.0)
+    return last + max(backoff(interval, failures) + spread, 0.0)
+
+
+def human_duration(seconds: float) -> str:
+    """3725 → '1h 2m', 42 → '42s', 200000 → '2d 7h'."""
+    total = max(round(seconds), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        value, total = divmod(total, size)
+        if value:
+            parts.append(f"{value}{unit}")
+    return " ".join(parts[:2]) or "0s"
+
+
+def one_line(exc: BaseException, limit: int = REASON_LIMIT) -> str:
+    """A failure in one line: git's own message, with its last output line when it has
+    several; other exceptions carry their type, since str(KeyError) alone says little."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        text = type(exc).__name__
+    elif len(lines) == 1:
+        text = lines[0]
+    else:
+        text = f"{lines[0].rstrip(':')}: {lines[-1]}"
+    if not isinstance(exc, ControlPlaneError):
+        text = f"{type(exc).__name__}: {text}" if lines else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Poller:
+    """Schedules, runs and records the checks of every project's branch."""
+
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        *,
+        check: Check,
+        on_new: OnNew,
+        limit: int = 8,
+        jitter: float = 0.1,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError(f"jitter must be in [0, 1), not {jitter}")
+        self.store = store
+        self.outbox = outbox
+        self.check = check
+        self.on_new = on_new
+        self.limit = limit
+        self.jitter = jitter
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - spreading polls, not secrets
+        self._schedule: dict[str, tuple[int, float]] = {}  # name → (interval, due at)
+        self._lock = threading.Lock()  # guards _schedule and rng
+        self._round = threading.Lock()  # one poll round at a time
+
+    # -- schedule ------------------------------------------------------------------------
+
+    def due(self, now: float) -> list[Project]:
+        """Projects whose check is due at `now` (never those with polling off)."""
+        projects = self.store.list_projects()
+        with self._lock:
+            names = {p.name for p in projects}
+            for gone in set(self._schedule) - names:
+                del self._schedule[gone]
+            return [p for p in projects if self._due_at(p) <= now]
+
+    def next_poll(self, name: str) -> float | None:
+        """When `name` is next checked (inf: never, -inf: at once); None if not scheduled yet."""
+        with self._lock:
+            entry = self._schedule.get(name)
+        return entry[1] if entry else None
+
+    def _due_at(self, project: Project) -> float:
+        entry = self._schedule.get(project.name)
+        if entry is None or entry[0] != project.poll:
+            state = self.store.state(project.name)
+            last = (state.last_poll or {}).get("at")
+            due = next_due(last, project.poll, state.poll_failures, self.jitter, self.rng.random())
+            entry = (project.poll, due)
+            self._schedule[project.name] = entry
+        return entry[1]
+
+    def _reschedule(self, done: Iterable[tuple[Project, int]], at: float) -> None:
+        with self._lock:
+            for project, failures in done:
+                due = next_due(at, project.poll, failures, self.jitter, self.rng.random())
+                self._schedule[project.name] = (project.poll, due)
+
+    # -- rounds --------------------------------------------------------------------------
+
+    def poll_once(self, now: float | None = None) -> list[PollResult]:
+        """Check every due project (at most `limit` at once), record and report the results."""
+        at = self.clock() if now is None else now
+        with self._round:
+            projects = self.due(at)
+            if not projects:
+                return []
+            workers = min(self.limit, len(projects))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+                outcomes = list(pool.map(lambda p: self._poll_safely(p, at), projects))
+            failures = (f for _, f in outcomes)
+            self._reschedule(zip(projects, failures, strict=True), at)
+        return [result for result, _ in outcomes]
+
+    def run(self, stop: threading.Event, tick: float = 1.0) -> None:
+        """Poll until `stop` is set; a failed round is logged and the loop goes on."""
+        logger.info("poller started: at most %d checks at once", self.limit)
+        errors = 0
+        while not stop.is_set():
+            try:
+                self.poll_once()
+                errors = 0
+            except Exception:
+                errors += 1
+                logger.exception("poll round failed (%d in a row); continuing", errors)
+            wait = tick if errors == 0 else min(tick * 2 ** min(errors, 10), MAX_ERROR_WAIT)
+            stop.wait(wait)
+        logger.info("poller stopped")
+
+    # -- one project ---------------------------------------------------------------------
+
+    def _poll_safely(self, project: Project, at: float) -> tuple[PollResult, int]:
+        """One project's check and bookkeeping; nothing escapes (returns the failure count)."""
+        try:
+            return self._poll(project, at)
+        except Exception as exc:
+            logger.exception("poll of %s could not be recorded", project.name)
+            reason = one_line(exc)
+            return PollResult(project.name, False, None, False, reason, at), 1
+
+    def _poll(self, project: Project, at: float) -> tuple[PollResult, int]:
+        prev = self.store.state(project.name)
+        try:
+            sha = self.check(project)
+        except Exception as exc:
+            return self._failed(project, prev, at, exc)
+        return self._succeeded(project, prev, at, sha)
+
+    def _succeeded(
+        self, project: Project, prev: SlotState, at: float, sha: str
+    ) -> tuple[PollResult, int]:
+        # A new head goes to on_new before it is recorded: a crash in between means it is
+        # handed over again after the restart, never lost; SlotState.head is still the old
+        # head while on_new runs.
+        new = prev.head is not None and sha != prev.head
+        if new:
+            self._hand_over(project, sha)
+        self.store.update_state(
+            project.name,
+            head=sha,
+            poll_failures=0,
+            outage_since=None,
+            last_poll={"at": at, "ok": True, "head": sha, "error": None},
+        )
+        if prev.poll_failures:
+            self._report_recovery(project, prev, at)
+        return PollResult(project.name, True, sha, new, None, at), 0
+
+    def _failed(
+        self, project: Project, prev: SlotState, at: float, exc: Exception
+    ) -> tuple[PollResult, int]:
+        reason = self._redact(project, one_line(exc))
+        failures = prev.poll_failures + 1
+        changes: dict[str, Any] = {
+            "poll_failures": failures,
+            "last_poll": {"at": at, "ok": False, "head": None, "error": reason},
+        }
+        starts = prev.poll_failures == 0
+        if starts:
+            changes["outage_since"] = at
+        self.store.update_state(project.name, **changes)
+        logger.warning("poll of %s failed (%d in a row): %s", project.name, failures, reason)
+        if starts:
+            self.outbox.publish(
+                "poll_outage",
+                project.name,
+                f"{project.name}: cannot check branch {project.branch}: {reason}. "
+                "Retrying with backoff; I will say when it works again.",
+                reason=reason,
+                branch=project.branch,
+            )
+        return PollResult(project.name, False, None, False, reason, at), failures
+
+    def _report_recovery(self, project: Project, prev: SlotState, at: float) -> None:
+        since = prev.outage_since if prev.outage_since is not None else at
+        down = max(at - since, 0.0)
+        self.outbox.publish(
+            "poll_recovered",
+            project.name,
+            f"{project.name}: checking branch {project.branch} works again after "
+            f"{human_duration(down)} ({prev.poll_failures} failed checks).",
+            down=down,
+            failures=prev.poll_failures,
+            branch=project.branch,
+        )
+
+    def _hand_over(self, project: Project, sha: str) -> None:
+        """Call on_new; its failure is logged and reported, never raised."""
+        logger.info("new head of %s %s: %s", project.name, project.branch, sha[:7])
+        try:
+            self.on_new(project, sha)
+        except Exception as exc:
+            logger.exception("handling new commit %s of %s failed", sha[:7], project.name)
+            reason = self._redact(project, one_line(exc))
+            try:
+                self.outbox.publish(
+                    "error",
+                    project.name,
+                    f"{project.name}: new commit {sha[:7]} on {project.branch} was seen "
+                    f"but could not be handled: {reason}",
+                    sha=sha,
+                    reason=reason,
+                )
+            except Exception:
+                logger.exception("could not report the failure for %s", project.name)
+
+    def _redact(self, project: Project, text: str) -> str:
+        """Hide the project's repository credential and prod values (proxy URLs) in text."""
+        secrets: list[str] = []
+        try:
+            auth = self.store.repo_auth(project.name)
+            if auth:
+                secrets += [auth, *auth.split(":")]
+            secrets += self.store.slot_env(project.name, "prod").values()
+        except Exception:
+            logger.exception("cannot read the secrets of %s to hide them", project.name)
+        return git.redactor(secrets)(text)
