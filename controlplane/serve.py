@@ -101,8 +101,10 @@ class FatalRetry:
             logger.warning(
                 "%s gave up starting; retry %d in %.0f s", group, attempt + 1, self.due[group] - now
             )
-        elif state in ("RUNNING", "STOPPED"):
+        elif state == "RUNNING":
             self.attempts.pop(group, None)
+            self.due.pop(group, None)
+        elif state == "STOPPED":  # stopped on purpose: no retry, but keep the count
             self.due.pop(group, None)
 
     def ready(self, now: float) -> list[str]:

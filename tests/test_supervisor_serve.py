@@ -102,7 +102,8 @@ def test_serve_restarts_an_app_that_supervisord_gave_up_on(box_factory: BoxFacto
     box.add_project("shop", {"EXIT_AT_ONCE": "1"})
     stop = threading.Event()
     retry = FatalRetry(base=0.5, cap=1.0)
-    options = ProgramOptions(startretries=0)
+    # startsecs well above the app's start-up time, so a loaded machine never sees RUNNING
+    options = ProgramOptions(startretries=0, startsecs=10)
     thread = threading.Thread(
         target=serve,
         args=(box.settings, stop),
