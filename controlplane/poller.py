@@ -15,18 +15,19 @@ project at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from controlplane import git
-from controlplane.errors import ControlPlaneError
+from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.history import SlotState
 from controlplane.models import Project
 from controlplane.outbox import Outbox
@@ -129,19 +130,21 @@ class Poller:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - spreading polls, not secrets
         self._schedule: dict[str, tuple[int, float]] = {}  # name → (interval, due at)
-        self._lock = threading.Lock()  # guards _schedule and rng
-        self._round = threading.Lock()  # one poll round at a time
+        self._inflight: set[str] = set()  # checks started and not finished yet
+        self._lock = threading.Lock()  # guards the three above and rng
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- schedule ------------------------------------------------------------------------
 
     def due(self, now: float) -> list[Project]:
-        """Projects whose check is due at `now` (never those with polling off)."""
+        """Projects whose check is due at `now` (never those with polling off, nor those
+        whose previous check is still running)."""
         projects = self.store.list_projects()
         with self._lock:
             names = {p.name for p in projects}
             for gone in set(self._schedule) - names:
                 del self._schedule[gone]
-            return [p for p in projects if self._due_at(p) <= now]
+            return [p for p in projects if p.name not in self._inflight and self._due_at(p) <= now]
 
     def next_poll(self, name: str) -> float | None:
         """When `name` is next checked (inf: never, -inf: at once); None if not scheduled yet."""
@@ -159,53 +162,74 @@ class Poller:
             self._schedule[project.name] = entry
         return entry[1]
 
-    def _reschedule(self, done: Iterable[tuple[Project, int]], at: float) -> None:
-        with self._lock:
-            for project, failures in done:
-                due = next_due(at, project.poll, failures, self.jitter, self.rng.random())
-                self._schedule[project.name] = (project.poll, due)
-
     # -- rounds --------------------------------------------------------------------------
 
     def poll_once(self, now: float | None = None) -> list[PollResult]:
-        """Check every due project (at most `limit` at once), record and report the results."""
+        """Check every due project (at most `limit` at once), record and report the results;
+        returns when all of them are done."""
+        return [future.result() for future in self.start_due(now)]
+
+    def start_due(self, now: float | None = None) -> list[Future[PollResult]]:
+        """Start the checks of the due projects without waiting for them: a host that hangs
+        until git's timeout holds up its own project only, never the others' schedules."""
         at = self.clock() if now is None else now
-        with self._round:
-            projects = self.due(at)
-            if not projects:
-                return []
-            workers = min(self.limit, len(projects))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-                outcomes = list(pool.map(lambda p: self._poll_safely(p, at), projects))
-            failures = (f for _, f in outcomes)
-            self._reschedule(zip(projects, failures, strict=True), at)
-        return [result for result, _ in outcomes]
+        projects = self.due(at)
+        if not projects:
+            return []
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.limit, thread_name_prefix="poll")
+            self._inflight.update(p.name for p in projects)
+            futures = [self._pool.submit(self._poll_and_reschedule, p, at) for p in projects]
+        for project, future in zip(projects, futures, strict=True):
+            future.add_done_callback(functools.partial(self._cancelled, project.name))
+        return futures
+
+    def _cancelled(self, name: str, future: Future[PollResult]) -> None:
+        """A check dropped by close() before it started is no longer in flight."""
+        if future.cancelled():
+            with self._lock:
+                self._inflight.discard(name)
 
     def run(self, stop: threading.Event, tick: float = 1.0) -> None:
-        """Poll until `stop` is set; a failed round is logged and the loop goes on."""
+        """Start due checks every `tick` until `stop` is set; failures are logged, never fatal."""
         logger.info("poller started: at most %d checks at once", self.limit)
         errors = 0
         while not stop.is_set():
             try:
-                self.poll_once()
+                self.start_due()
                 errors = 0
             except Exception:
                 errors += 1
                 logger.exception("poll round failed (%d in a row); continuing", errors)
             wait = tick if errors == 0 else min(tick * 2 ** min(errors, 10), MAX_ERROR_WAIT)
             stop.wait(wait)
+        self.close()
         logger.info("poller stopped")
+
+    def close(self) -> None:
+        """Drop checks not started yet; running ones finish and are recorded."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one project ---------------------------------------------------------------------
 
-    def _poll_safely(self, project: Project, at: float) -> tuple[PollResult, int]:
-        """One project's check and bookkeeping; nothing escapes (returns the failure count)."""
+    def _poll_and_reschedule(self, project: Project, at: float) -> PollResult:
+        """One project's check and bookkeeping, then its next due time; nothing escapes."""
+        failures = 1
         try:
-            return self._poll(project, at)
+            result, failures = self._poll(project, at)
         except Exception as exc:
             logger.exception("poll of %s could not be recorded", project.name)
-            reason = one_line(exc)
-            return PollResult(project.name, False, None, False, reason, at), 1
+            result = PollResult(project.name, False, None, False, one_line(exc), at)
+        finally:
+            with self._lock:
+                self._inflight.discard(project.name)
+                due = next_due(at, project.poll, failures, self.jitter, self.rng.random())
+                self._schedule[project.name] = (project.poll, due)
+        return result
 
     def _poll(self, project: Project, at: float) -> tuple[PollResult, int]:
         prev = self.store.state(project.name)
@@ -224,14 +248,14 @@ class Poller:
         new = prev.head is not None and sha != prev.head
         if new:
             self._hand_over(project, sha)
-        self.store.update_state(
+        recorded = self._record(
             project.name,
             head=sha,
             poll_failures=0,
             outage_since=None,
             last_poll={"at": at, "ok": True, "head": sha, "error": None},
         )
-        if prev.poll_failures:
+        if recorded and prev.poll_failures:
             self._report_recovery(project, prev, at)
         return PollResult(project.name, True, sha, new, None, at), 0
 
@@ -247,9 +271,9 @@ class Poller:
         starts = prev.poll_failures == 0
         if starts:
             changes["outage_since"] = at
-        self.store.update_state(project.name, **changes)
+        recorded = self._record(project.name, **changes)
         logger.warning("poll of %s failed (%d in a row): %s", project.name, failures, reason)
-        if starts:
+        if recorded and starts:
             self.outbox.publish(
                 "poll_outage",
                 project.name,
@@ -259,6 +283,17 @@ class Poller:
                 branch=project.branch,
             )
         return PollResult(project.name, False, None, False, reason, at), failures
+
+    def _record(self, name: str, **changes: Any) -> bool:
+        """Write a check's outcome, unless the project was removed while it ran."""
+        with self.store.transaction():
+            try:
+                self.store.get_project(name)
+            except NotFound:
+                logger.info("%s was removed while it was checked; result dropped", name)
+                return False
+            self.store.update_state(name, **changes)
+        return True
 
     def _report_recovery(self, project: Project, prev: SlotState, at: float) -> None:
         since = prev.outage_since if prev.outage_since is not None else at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import shutil
@@ -397,3 +398,82 @@ def test_run_survives_a_failing_round_and_stops(store: Store) -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert store.state("app").head == "b" * 40
+
+
+def test_hung_check_holds_up_only_its_own_project(store: Store) -> None:
+    add(store, "stuck", "/nowhere/stuck.git", poll=60)
+    add(store, "fine", "/nowhere/fine.git", poll=60)
+    release, enough = threading.Event(), threading.Event()
+    calls = {"stuck": 0, "fine": 0}
+    ticks = itertools.count()
+
+    def check(project: Project) -> str:
+        calls[project.name] += 1
+        if project.name == "stuck":
+            release.wait(30)  # a host that answers only at git's timeout
+            return "c" * 40
+        if calls["fine"] >= 3:
+            enough.set()
+        return "d" * 40
+
+    poller = make_poller(
+        store, Recorder(), check=check, limit=2, clock=lambda: T0 + 60 * next(ticks)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=poller.run, args=(stop, 0.01), daemon=True)
+    thread.start()
+    try:
+        assert enough.wait(10), calls
+        assert calls["stuck"] == 1  # never started again while its check runs
+    finally:
+        release.set()
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    deadline = time.monotonic() + 10
+    while store.state("stuck").head is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.state("stuck").head == "c" * 40  # the running check was still recorded
+
+
+def test_close_drops_queued_checks_which_poll_again_later(store: Store) -> None:
+    add(store, "a", "/nowhere/a.git", poll=60)
+    add(store, "b", "/nowhere/b.git", poll=60)
+    started, release = threading.Event(), threading.Event()
+
+    def check(project: Project) -> str:
+        if project.name == "a":
+            started.set()
+            release.wait(30)
+        return "e" * 40
+
+    poller = make_poller(store, Recorder(), check=check, limit=1)
+    first, second = poller.start_due(now=T0)
+    assert started.wait(10)
+    poller.close()
+    release.set()
+    assert first.result(timeout=10).ok
+    assert second.cancelled()
+    assert [r.project for r in poller.poll_once(now=T0 + 1)] == ["b"]
+    assert store.state("b").head == "e" * 40
+
+
+def test_project_removed_during_its_check_leaves_nothing_behind(store: Store) -> None:
+    add(store, "gone", "/nowhere/gone.git", poll=60)
+    started, release = threading.Event(), threading.Event()
+
+    def check(project: Project) -> str:
+        started.set()
+        release.wait(30)
+        raise git.HostUnreachable("cannot reach it", url=project.repo, tail="")
+
+    poller = make_poller(store, Recorder(), check=check)
+    (future,) = poller.start_due(now=T0)
+    assert started.wait(10)
+    store.remove_project("gone")
+    store.forget("gone")
+    release.set()
+    assert not future.result(timeout=10).ok
+    assert store.state("gone").last_poll is None
+    assert events(store, "poll_outage") == []
+    assert poller.poll_once(now=T0 + 600) == []
