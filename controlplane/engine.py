@@ -134,6 +134,11 @@ class Engine:
         self.store.update_state(project.name, head=head)
         return find(self.store.commits(project.name), head)
 
+    def head(self, project: Project) -> str:
+        """The branch head on the remote (one ls-remote; the poller's check)."""
+        env = self.store.env(project.name, "prod")
+        return git.ls_remote(self.remote(project), project.branch, env=env)
+
     def commit(self, project: Project, ref: str | None, op: Reporter) -> CommitRow:
         """The commit a number or SHA prefix names; the branch head (fetched) for None."""
         if ref is None:

@@ -368,6 +368,7 @@ class Project:
     keep: int = 5
     check: str | None = None
     health_window: int = 30
+    test_duration: int = 60
     kind: str = "own"
     created: float = field(default_factory=time.time)
     # Bumped whenever what a slot's app sees changes; rendered into the slot's program
@@ -408,6 +409,10 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
             ),
         ),
         "poll": ("poll", parse_interval),
+        "test-duration": (
+            "test_duration",
+            lambda v: parse_duration(v, field_name="test duration", low=5, high=86400),
+        ),
     }
     if key not in converters:
         raise ValidationError("setting", key, "use one of " + ", ".join(sorted(converters)))
@@ -415,4 +420,14 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
     return name, convert(raw)
 
 
-SETTABLE = ("branch", "entry", "policy", "output", "keep", "check", "health-window", "poll")
+SETTABLE = (
+    "branch",
+    "entry",
+    "policy",
+    "output",
+    "keep",
+    "check",
+    "health-window",
+    "poll",
+    "test-duration",
+)

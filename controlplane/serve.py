@@ -15,14 +15,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
+from controlplane.control import ControlServer
+from controlplane.engine import Engine
 from controlplane.errors import ControlPlaneError, SupervisorError
 from controlplane.events import EventTail
+from controlplane.executor import Executor
 from controlplane.models import SLOTS
+from controlplane.outbox import Outbox
+from controlplane.poller import Poller
 from controlplane.runslot import slot_code_dir
+from controlplane.service import Service
 from controlplane.settings import Settings
 from controlplane.store import Store
 from controlplane.supervisor import (
@@ -33,11 +39,13 @@ from controlplane.supervisor import (
     UpdatePlan,
     confd_programs,
     is_ours,
+    parse_program,
     program_name,
     remove_program,
     stale_programs,
     write_program,
 )
+from controlplane.testrun import TestRuns
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,16 @@ RETRY_BASE = 5.0
 RETRY_CAP = 300.0
 LOOP_INTERVAL = 0.5
 RECONCILE_RETRY = 10.0
+
+
+def slot_options(
+    store: Store, name: str, slot: str, base: ProgramOptions | None = None
+) -> ProgramOptions:
+    """A slot's program options: autostart as the store wants it (a slot whose code was
+    put in place by hand, with no release recorded, starts)."""
+    state = store.state(name)
+    autostart = state.running(slot) if state.release(slot) is not None else True
+    return replace(base or ProgramOptions(), autostart=autostart)
 
 
 def reconcile_once(
@@ -58,7 +76,8 @@ def reconcile_once(
     for project in store.list_projects():
         for slot in SLOTS:
             if slot_code_dir(settings, project, slot).exists():
-                write_program(settings, project, slot, options=options)
+                opts = slot_options(store, project.name, slot, options)
+                write_program(settings, project, slot, options=opts)
                 wanted.append(program_name(project.name, slot))
     for program in stale_programs(confd_programs(settings), wanted):
         name, _, slot = program.rpartition("-")
@@ -148,6 +167,7 @@ class Server:
     retry: FatalRetry
     tail: EventTail
     options: ProgramOptions | None = None
+    outbox: Outbox | None = None
     reconciled: bool = False
     next_reconcile: float = 0.0
 
@@ -174,8 +194,32 @@ class Server:
                 self.next_reconcile = now + RECONCILE_RETRY
                 logger.error("reconcile failed (again in %.0f s): %s", RECONCILE_RETRY, exc)
         for record in self.tail.read_new():
-            self.retry.observe(str(record.get("group", "")), str(record.get("state", "")), now)
-        self.retry.retry_once(lambda p: self.client.start(p, False), now)
+            group, state = str(record.get("group", "")), str(record.get("state", ""))
+            if state == "FATAL" and is_ours(group) and group not in self.retry.attempts:
+                self._report_crash_loop(group)
+            self.retry.observe(group, state, now)
+        self.retry.retry_once(self._start_if_wanted, now)
+
+    def _start_if_wanted(self, program: str) -> None:
+        """Retry a program only while the store wants its slot running."""
+        parsed = parse_program(program)
+        if parsed is not None:
+            name, slot = parsed
+            state = self.store.state(name)
+            if state.release(slot) is not None and not state.running(slot):
+                return
+        self.client.start(program, False)
+
+    def _report_crash_loop(self, group: str) -> None:
+        if self.outbox is None:
+            return
+        parsed = parse_program(group)
+        name = parsed[0] if parsed else None
+        self.outbox.publish(
+            "crash_loop",
+            name,
+            f"{group} keeps crashing: supervisord gave up; retrying with a growing delay",
+        )
 
     def run(self, stop: threading.Event, interval: float = LOOP_INTERVAL) -> None:
         while not stop.is_set():
@@ -199,6 +243,32 @@ def install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+@dataclass
+class Stack:
+    """Everything serve runs: the engine behind the executor, the socket, the poller."""
+
+    store: Store
+    outbox: Outbox
+    engine: Engine
+    tests: TestRuns
+    executor: Executor
+    service: Service
+    control: ControlServer
+    poller: Poller
+
+
+def build_stack(settings: Settings, store: Store) -> Stack:
+    """Wire the parts together (nothing starts yet)."""
+    outbox = Outbox(store)
+    engine = Engine(settings, store, outbox)
+    tests = TestRuns(engine)
+    executor = Executor()
+    service = Service(engine, tests, executor)
+    control = ControlServer(settings.control_sock, service.handle)
+    poller = Poller(store, outbox, check=engine.head, on_new=service.on_new_commit)
+    return Stack(store, outbox, engine, tests, executor, service, control, poller)
+
+
 def serve(
     settings: Settings,
     stop: threading.Event | None = None,
@@ -207,21 +277,34 @@ def serve(
     interval: float = LOOP_INTERVAL,
     options: ProgramOptions | None = None,
 ) -> None:
-    """Reconcile, then loop until `stop` is set (or SIGTERM when run in the main thread)."""
+    """Recover, reconcile, then run the executor's socket, the poller and the loop until
+    `stop` is set (or SIGTERM when run in the main thread)."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         install_signals(stop)
+    store = Store.open(settings)
+    stack = build_stack(settings, store)
+    stack.engine.recover()
     server = Server(
         settings=settings,
-        store=Store.open(settings),
+        store=store,
         client=Supervisor(settings),
         retry=retry or FatalRetry(),
         tail=EventTail(settings.logs_dir / "events.jsonl"),
         options=options,
+        outbox=stack.outbox,
     )
+    stack.control.start()
+    poller = threading.Thread(target=stack.poller.run, args=(stop,), name="poller", daemon=True)
+    poller.start()
+    stack.outbox.publish("started", None, "control plane started")
     try:
         server.run(stop, interval)
     finally:
+        stack.executor.shutdown(wait=10.0)
+        stack.control.stop()
+        poller.join(timeout=10.0)
+        stack.poller.close()
         server.client.close()
 
 
