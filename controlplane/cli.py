@@ -84,11 +84,39 @@ def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
     )
     for warning in added.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    head = ops.number_commits(settings, _open_store(settings), added.project.name)
+    print(f"numbered {head.n} commits; head #{head.n} {head.short} {head.subject}", file=sys.stderr)
     return _emit(
         args,
         _project_json(added.project),
         f"added {added.project.name}\n" + _describe(added.project),
     )
+
+
+def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
+    """Add a third-party repository as a project under $DATA/apps/NAME and deploy it."""
+    from controlplane import ops
+    from controlplane.cli_ops import follow
+
+    name = args.name or ops.launch_name(args.url)
+    path = args.path or str(settings.apps_dir / name)
+    branch = args.branch or ops.default_branch(settings, args.url)
+    store = _open_store(settings)
+    added = ops.add_project(
+        settings,
+        store,
+        name=name,
+        repo=args.url,
+        path=path,
+        branch=branch,
+        entry=args.entry,
+        kind="launch",
+    )
+    head = ops.number_commits(settings, store, name)
+    print(f"added {name} ({branch}, head #{head.n} {head.short}) in {path}")
+    for warning in added.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return follow(settings, "test" if args.test else "deploy", name, {}, detach=args.detach)
 
 
 def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -327,6 +355,17 @@ def build_parser() -> Parser:
     _add(sub, "events", cmd_events, "supervisord event listener (supervisord runs it)")
     _project_commands(sub)
     _env_commands(sub)
+    from controlplane.cli_ops import add_op_commands
+
+    add_op_commands(sub, _add)
+    launch = _add(sub, "launch", cmd_launch, "run a third-party repository (test or prod)")
+    launch.add_argument("url")
+    launch.add_argument("--name", help="project name (default: from the URL)")
+    launch.add_argument("--path", help="folder (default: $DATA/apps/NAME)")
+    launch.add_argument("--branch", help="branch (default: main, else master)")
+    launch.add_argument("--entry", default="main.py", help="entry file (default main.py)")
+    launch.add_argument("--test", action="store_true", help="in the test slot, not prod")
+    launch.add_argument("--detach", action="store_true", help="return once it started")
     poll = _add(sub, "poll", cmd_poll, "set how often to poll: off, 1m, 5m, 15m, 1h, 6h, 24h")
     poll.add_argument("name")
     poll.add_argument("interval")

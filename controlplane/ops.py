@@ -7,10 +7,12 @@ person; they validate everything first and write nothing when any value is refus
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.errors import AlreadyExists, NotFound, ValidationError
+from controlplane.history import CommitRow
 from controlplane.models import (
     Project,
     convert_setting,
@@ -75,8 +77,9 @@ def add_project(
     branch: str = "main",
     entry: str = "main.py",
     kind: str = "own",
+    check_remote: bool = True,
 ) -> Added:
-    """Validate every field, then add the project in one write."""
+    """Validate every field and ask the remote for the branch, then add in one write."""
     name = validate_name(name)
     url = validate_repo_url(repo, allow_file=settings.allow_file_urls)
     folder = validate_folder(path, data_dir=settings.data_dir, allowed_inside=(settings.apps_dir,))
@@ -89,11 +92,53 @@ def add_project(
     else:
         raise AlreadyExists(f"project {name} exists already; `controlplane project show {name}`")
     check_folder_free(folder, settings, store, name)
+    if check_remote:
+        from controlplane import git
+
+        git.ls_remote(git.Remote(url.url, url.auth), branch)  # reachable, auth, branch exists
     project = Project(
         name=name, repo=url.url, path=str(folder), branch=branch, entry=entry, kind=kind
     )
     store.add_project(project, repo_auth=url.auth)
     return Added(project=project, warnings=(url.warning,) if url.warning else ())
+
+
+def number_commits(settings: Settings, store: Store, name: str) -> CommitRow:
+    """Fetch a newly added project and number its last 20 commits; on failure the project
+    is removed again (nothing half-added) and git's reason is raised."""
+    from controlplane.engine import Engine, Quiet
+    from controlplane.outbox import Outbox
+
+    engine = Engine(settings, store, Outbox(store))
+    project = store.get_project(name)
+    try:
+        return engine.sync(project, Quiet())
+    except BaseException:
+        store.remove_project(name)
+        store.forget(name)
+        shutil.rmtree(settings.project_dir(name), ignore_errors=True)
+        raise
+
+
+def default_branch(settings: Settings, repo: str) -> str:
+    """A third-party repository's branch: main, else master, else the only one."""
+    from controlplane import git
+
+    url = validate_repo_url(repo, allow_file=settings.allow_file_urls)
+    heads = git.ls_remote_heads(git.Remote(url.url, url.auth))
+    for name in ("main", "master"):
+        if name in heads:
+            return name
+    if len(heads) == 1:
+        return next(iter(heads))
+    raise ValidationError("repository", url.url, "it has no main or master branch; give --branch")
+
+
+def launch_name(repo: str) -> str:
+    """'https://github.com/o/My.Bot.git' → 'my-bot'."""
+    base = repo.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git").lower()
+    clean = "".join(c if c.isalnum() or c in "_-" else "-" for c in base).strip("-_")
+    return validate_name(clean[:32] or "app")
 
 
 def set_setting(store: Store, name: str, key: str, value: str) -> Project:

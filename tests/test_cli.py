@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli_env
+from tests.fixtures_repos import Origin, origin_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,16 +33,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def seeded(data_dir: Path, tmp_path: Path) -> Path:
+def seeded(data_dir: Path, tmp_path: Path, origin: Callable[..., Origin]) -> Path:
+    repo = origin("demo")
+    repo.commits(3)
     done = run(
-        data_dir,
-        "project",
-        "add",
-        "demo",
-        "--repo",
-        str(tmp_path / "origin.git"),
-        "--path",
-        str(tmp_path / "live"),
+        data_dir, "project", "add", "demo", "--repo", repo.url, "--path", str(tmp_path / "live")
     )
     assert done.returncode == 0, done.stderr
     assert run(data_dir, "env", "set", "demo", "API_KEY=sk-live-0123456789abcdef").returncode == 0
@@ -150,22 +147,40 @@ def test_file_urls_refused_unless_enabled(data_dir: Path, tmp_path: Path) -> Non
     assert done.returncode == 2 and "repository URL" in done.stderr
 
 
-def test_http_url_warns_and_credentials_are_not_echoed(data_dir: Path) -> None:
+def test_unreachable_repository_is_refused_and_credentials_are_not_echoed(
+    data_dir: Path,
+) -> None:
     done = run(
         data_dir,
         "project",
         "add",
         "x",
         "--repo",
-        "http://u:hunter2secret@h/o/r",
+        "http://u:hunter2secret@127.0.0.1:9/o/r",
         "--path",
         "/srv/x",
     )
-    assert done.returncode == 0
-    assert "unencrypted" in done.stderr
+    assert done.returncode == 1
+    assert "unencrypted" not in done.stdout
     assert "hunter2secret" not in done.stdout + done.stderr
-    shown = run(data_dir, "project", "show", "x", "--json")
-    assert json.loads(shown.stdout)["repo"] == "http://h/o/r"
+    assert "127.0.0.1" in done.stderr
+    assert run(data_dir, "project", "list").stdout.startswith("no projects yet")
+
+
+def test_added_project_numbers_its_last_commits(
+    data_dir: Path, tmp_path: Path, origin: Callable[..., Origin]
+) -> None:
+    repo = origin("many")
+    shas = repo.commits(25)
+    done = run(
+        data_dir, "project", "add", "many", "--repo", repo.url, "--path", str(tmp_path / "many")
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(run(data_dir, "history", "many", "--json").stdout)
+    assert [r["n"] for r in rows] == list(range(20, 0, -1))
+    assert [r["sha"] for r in reversed(rows)] == shas[-20:]
+    text = run(data_dir, "history", "many").stdout.splitlines()
+    assert text[0].split()[:2] == ["#20", shas[-1][:7]] and "change 25" in text[0]
 
 
 def test_malformed_setting_is_one_line(data_dir: Path) -> None:
