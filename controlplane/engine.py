@@ -11,6 +11,7 @@ effects in a safe order: build first, then switch a link, then tell supervisord.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -74,6 +75,40 @@ def folder_size(path: Path) -> int:
         except OSError:
             continue
     return total
+
+
+def kill_strays(root: Path, spare: set[int]) -> int:
+    """Kill build processes a crashed serve left under `root` (their process groups outlive
+    it): any whose command line names a folder inside `root`, except the `spare` pids
+    (supervisord's children and ours: the running apps and this process)."""
+    import psutil
+
+    prefix = str(root) + "/"
+    killed = 0
+    for proc in psutil.process_iter(["cmdline", "pid"]):
+        try:
+            if proc.info["pid"] in spare:
+                continue
+            if any(prefix in word for word in proc.info["cmdline"] or []):
+                proc.kill()
+                killed += 1
+        except psutil.Error:
+            continue
+    return killed
+
+
+def family(pids: list[int]) -> set[int]:
+    """The pids and all their descendants."""
+    import psutil
+
+    found: set[int] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            found |= {root.pid, *(p.pid for p in root.children(recursive=True))}
+        except psutil.Error:
+            continue
+    return found
 
 
 class Engine:
@@ -423,9 +458,12 @@ class Engine:
     def recover(self) -> list[str]:
         """After a crash: leftovers cleaned, cut-short work reported, links as the store says."""
         notes: list[str] = []
+        sup = self._supervisord_pid()
+        # without supervisord's pid the running apps cannot be told apart: kill nothing
+        spare = family([os.getpid(), sup]) if sup is not None else None
         for project in self.store.list_projects():
             try:
-                notes += self._recover_project(project)
+                notes += self._recover_project(project, spare)
             except (ControlPlaneError, OSError) as exc:
                 logger.exception("recovery of %s failed", project.name)
                 notes.append(f"{project.name}: recovery failed: {exc}")
@@ -434,9 +472,12 @@ class Engine:
             self.outbox.publish("interrupted", name, note)
         return notes
 
-    def _recover_project(self, project: Project) -> list[str]:
+    def _recover_project(self, project: Project, spare: set[int] | None) -> list[str]:
         name = project.name
         notes: list[str] = []
+        killed = kill_strays(self.releases_dir(name), spare) if spare is not None else 0
+        if killed:
+            notes.append(f"{name}: stopped {killed} build processes left by a crash")
         build.clean_leftovers(self.releases_dir(name))
         for release in self.store.releases(name):
             dest = self.release_path(name, release.n, release.sha)
@@ -458,6 +499,15 @@ class Engine:
             notes.append(f"{name}: the test of #{state.test} was cut short; its slot is stopped")
         self._recover_links(project, state)
         return notes
+
+    def _supervisord_pid(self) -> int | None:
+        client = self.supervisor()
+        try:
+            return int(client.call("getPID"))
+        except ControlPlaneError:
+            return None
+        finally:
+            client.close()
 
     def _recover_links(self, project: Project, state: SlotState) -> None:
         """Prod and test links point where the store says (releases still on disk)."""

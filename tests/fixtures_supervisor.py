@@ -172,7 +172,7 @@ def write_app(code: Path) -> None:
         os.chmod(folder, os.stat(folder).st_mode | 0o755)
 
 
-def start_box(base: Path, run_as: str | None) -> Box:
+def start_box(base: Path, run_as: str | None, serve: bool = False) -> Box:
     data = base / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLPLANE_", "TELEGRAM"))}
     env.update(
@@ -182,7 +182,7 @@ def start_box(base: Path, run_as: str | None) -> Box:
     )
     settings = Settings.from_env(env)
     store = Store.open(settings)
-    conf = write_supervisord_conf(settings, serve=False)
+    conf = write_supervisord_conf(settings, serve=serve)
     proc = subprocess.Popen(
         [find_supervisord(), "-n", "-c", str(conf)],
         env=env,
@@ -216,10 +216,10 @@ def box_factory() -> Iterator[BoxFactory]:
     """Start supervisord boxes; every one is shut down and its folder removed afterwards."""
     boxes: list[Box] = []
 
-    def make(run_as: str | None = None) -> Box:
+    def make(run_as: str | None = None, serve: bool = False) -> Box:
         base = Path(tempfile.mkdtemp(prefix="cpbox-", dir="/tmp"))
         os.chmod(base, 0o711)
-        box = start_box(base, run_as)
+        box = start_box(base, run_as, serve)
         boxes.append(box)
         return box
 
