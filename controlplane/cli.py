@@ -238,26 +238,6 @@ def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-# -- status ----------------------------------------------------------------------------
-
-
-def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    """Show the platform and projects."""
-    store = _open_store(settings)
-    projects = store.list_projects()
-    data = {
-        "platform": settings.platform.__dict__,
-        "data_dir": str(settings.data_dir),
-        "projects": [p.name for p in projects],
-    }
-    text = (
-        f"controlplane {__version__} on {settings.platform.describe()}\n"
-        f"data dir       {settings.data_dir}\n"
-        f"projects       {len(projects)}"
-    )
-    return _emit(args, data, text)
-
-
 # -- processes (supervisord) -------------------------------------------------------------
 
 
@@ -369,7 +349,9 @@ def build_parser() -> Parser:
     poll = _add(sub, "poll", cmd_poll, "set how often to poll: off, 1m, 5m, 15m, 1h, 6h, 24h")
     poll.add_argument("name")
     poll.add_argument("interval")
-    _add(sub, "status", cmd_status, "show the platform and projects", json_flag=True)
+    from controlplane.cli_observe import add_observe_commands
+
+    add_observe_commands(sub, _add)
     key = sub.add_parser("key", help="the master key: generate, rotate")
     ksub = key.add_subparsers(dest="action", required=True, metavar="ACTION")
     _add(ksub, "generate", cmd_key_generate, "print a new key for CONTROLPLANE_KEY")

@@ -1,0 +1,142 @@
+"""CLI commands that look: `status [NAME]`, `logs NAME`, `load`.
+
+They read the store, supervisord and the files directly (no `serve` needed) and print the
+same texts the bot sends. Imports are made inside the commands, so `controlplane status`
+starts fast (no telegram, no docker unless its socket exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from controlplane.settings import Settings
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """status [NAME]: one project in full, or every project one line each."""
+    from controlplane import __version__
+    from controlplane.models import validate_name
+    from controlplane.status import format_overview, format_status, gather
+    from controlplane.store import Store
+
+    store = Store.open(settings)
+    names = [validate_name(args.name)] if args.name else None
+    statuses = gather(settings, store, names)
+    if args.name:
+        if args.json:
+            _print_json(statuses[0].to_dict())
+        else:
+            print(format_status(statuses[0], settings.lang or "en"))
+        return 0
+    if args.json:
+        _print_json(
+            {
+                "platform": settings.platform.__dict__,
+                "data_dir": str(settings.data_dir),
+                "projects": [s.to_dict() for s in statuses],
+            }
+        )
+        return 0
+    print(
+        f"controlplane {__version__} on {settings.platform.describe()}\n"
+        f"data dir       {settings.data_dir}\n"
+        f"projects       {len(statuses)}"
+    )
+    if statuses:
+        print(format_overview(statuses, settings.lang or "en"))
+    return 0
+
+
+def _which(args: argparse.Namespace) -> str:
+    return "stderr" if args.stderr else "stdout" if args.stdout else "both"
+
+
+def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
+    """logs NAME [--test] [-n 30] [--stderr|--stdout] [--follow [--for S]]."""
+    from controlplane.errors import ValidationError
+    from controlplane.logs import format_logs, slot_tail
+    from controlplane.models import parse_duration, validate_name
+    from controlplane.store import Store
+
+    name = validate_name(args.name)
+    seconds = None if args.seconds is None else parse_duration(args.seconds, field_name="--for")
+    if seconds is not None and not args.follow:
+        raise ValidationError("--for", args.seconds, "it goes with --follow")
+    Store.open(settings).get_project(name)
+    if args.lines < 0:
+        raise ValidationError("-n", str(args.lines), "give a number of lines, 0 or more")
+    slot = "test" if args.test else "prod"
+    logs = slot_tail(settings, name, slot, args.lines, _which(args))
+    if args.json and not args.follow:
+        _print_json(logs.to_dict())
+        return 0
+    print(format_logs(logs, _which(args)), flush=True)
+    if args.follow:
+        _follow(logs.stdout_path, logs.stderr_path, _which(args), seconds)
+    return 0
+
+
+def _follow(out_path: str, err_path: str, which: str, seconds: float | None) -> None:
+    """Print new lines as they come (stderr's marked 'err|' when both are shown)."""
+    from controlplane.logs import follow
+
+    paths = [
+        Path(p) for p, s in ((out_path, "stdout"), (err_path, "stderr")) if which in (s, "both")
+    ]
+    stop = threading.Event()
+    if seconds is not None:
+        timer = threading.Timer(seconds, stop.set)
+        timer.daemon = True
+        timer.start()
+
+    def show(path: Path, lines: list[str]) -> None:
+        mark = "err| " if which == "both" and str(path) == err_path else ""
+        print("\n".join(mark + line for line in lines), flush=True)
+
+    try:
+        follow(paths, stop, show)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
+    """load: CPU, memory, disk, per-project figures, and Docker's when its socket is there."""
+    from controlplane.load import format_load, measure, read_samples
+
+    snap = measure(settings)
+    samples = read_samples(settings, since=snap.at - 3600)
+    if args.json:
+        _print_json({**snap.to_dict(), "samples": samples})
+    else:
+        print(format_load(snap, samples))
+    return 0
+
+
+def add_observe_commands(sub: Any, add: Any) -> None:
+    """Register status, logs and load on the main parser (`add` is cli._add)."""
+    status = add(sub, "status", cmd_status, "status of every project, or of one", json_flag=True)
+    status.add_argument("name", nargs="?", help="a project (default: an overview of all)")
+    logs = add(sub, "logs", cmd_logs, "last lines of a slot's stdout and stderr", json_flag=True)
+    logs.add_argument("name")
+    logs.add_argument("--test", action="store_true", help="the test slot (default prod)")
+    logs.add_argument("-n", dest="lines", type=int, default=30, help="lines (default 30)")
+    streams = logs.add_mutually_exclusive_group()
+    streams.add_argument("--stderr", action="store_true", help="stderr only")
+    streams.add_argument("--stdout", action="store_true", help="stdout only")
+    logs.add_argument("--follow", "-f", action="store_true", help="print new lines as they come")
+    logs.add_argument("--for", dest="seconds", help="stop following after 30, 90s, 5m")
+    add(
+        sub,
+        "load",
+        cmd_load,
+        "CPU, memory, disk and per-project use of the container",
+        json_flag=True,
+    )

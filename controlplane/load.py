@@ -1,0 +1,515 @@
+"""The container's load: cgroup v1/v2, psutil, per-project process trees, disk, Docker.
+
+Figures are the container's own where it has them: CPU use is measured against the
+cgroup's quota (cpu.max / cpu.cfs_quota_us) and memory against the cgroup's limit
+(memory.max / memory.limit_in_bytes). Without a limit the host's CPUs and memory are the
+yardstick, and the snapshot says so (`cpu_limited`, `memory_limited` are False).
+
+The cgroup readers are pure functions over folders, so fixture copies of the real files
+can be read in tests. `Sampler` keeps a sample every 30 s for the last hour, writes them
+to $DATA/logs/load.json (so `controlplane load` can draw them while `serve` samples) and
+publishes `load_warning` / `load_ok` events once per episode. When the Docker socket is
+reachable, the Docker API's figures for this container and its neighbours are added.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from controlplane.load_cgroup import PROC_SELF, CgroupReading, read_cgroup
+from controlplane.load_docker import docker_figures
+from controlplane.resources import write_atomic
+
+if TYPE_CHECKING:
+    from controlplane.outbox import Outbox
+    from controlplane.settings import Settings
+    from controlplane.supervisor import ProcessInfo
+
+logger = logging.getLogger(__name__)
+
+INTERVAL = 30.0
+KEEP = 120  # one hour of 30 s samples
+DISK_EVERY = 10  # the walk of releases/logs/cache runs every 10th sample (5 min)
+DISK_FREE_MIN = 10.0  # % free under which a warning goes out
+MEMORY_MAX = 90.0  # % of the limit above which a warning goes out
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def cpu_percent(prev_ns: int, now_ns: int, seconds: float, cpus: float) -> float:
+    """CPU time used over a wall-clock window, in % of `cpus` CPUs (100 = all of them)."""
+    if seconds <= 0 or cpus <= 0:
+        return 0.0
+    return max(now_ns - prev_ns, 0) / 1e9 / seconds / cpus * 100.0
+
+
+# -- process trees -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    """A process and all its descendants."""
+
+    pids: tuple[int, ...]
+    rss: int
+    cpu_seconds: float
+
+
+def tree_usage(pid: int) -> TreeUsage:
+    """Resident memory and CPU time (user + system) of a process tree; empty when gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return TreeUsage((), 0, 0.0)
+    pids: list[int] = []
+    rss, cpu = 0, 0.0
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                rss += proc.memory_info().rss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+            pids.append(proc.pid)
+        except psutil.Error:
+            continue
+    return TreeUsage(tuple(pids), rss, cpu)
+
+
+@dataclass(frozen=True)
+class SlotUsage:
+    """One running slot's process tree."""
+
+    program: str
+    pid: int
+    pids: int
+    rss: int
+    cpu_percent: float | None  # of one CPU; None on the first reading
+
+
+# -- disk ----------------------------------------------------------------------------------
+
+
+def tree_bytes(folder: Path, seen: set[tuple[int, int]]) -> int:
+    """Bytes on disk under `folder`; a hard-linked file counts once across calls (`seen`)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def disk_parts(settings: Settings) -> dict[str, int]:
+    """What releases, logs and caches take (releases first: venvs hard-link the cache)."""
+    seen: set[tuple[int, int]] = set()
+    releases = sum(tree_bytes(p / "releases", seen) for p in _subdirs(settings.projects_dir))
+    return {
+        "releases": releases,
+        "logs": tree_bytes(settings.logs_dir, seen),
+        "cache": tree_bytes(settings.data_dir / "cache", seen),
+    }
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
+# -- the snapshot --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The container's load at one moment."""
+
+    at: float
+    source: str  # 'cgroup v1 <folder>', 'cgroup v2 <folder>' or 'host'
+    cpu_percent: float | None  # of cpu_capacity; None on the first reading
+    cpu_capacity: float  # CPUs: the quota, or the host's CPUs
+    cpu_limited: bool
+    memory_used: int
+    memory_limit: int  # the cgroup's limit, or the host's memory
+    memory_limited: bool
+    load_avg: tuple[float, float, float]
+    host_cpus: int
+    disk_path: str
+    disk_total: int
+    disk_free: int
+    disk_parts: dict[str, int] | None = None
+    slots: tuple[SlotUsage, ...] = ()
+    docker: tuple[dict[str, Any], ...] = ()
+    docker_note: str | None = None
+    slots_note: str | None = None  # why there are no per-project figures
+
+    @property
+    def memory_percent(self) -> float:
+        return 100.0 * self.memory_used / self.memory_limit if self.memory_limit else 0.0
+
+    @property
+    def disk_free_percent(self) -> float:
+        return 100.0 * self.disk_free / self.disk_total if self.disk_total else 100.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["memory_percent"] = round(self.memory_percent, 1)
+        data["disk_free_percent"] = round(self.disk_free_percent, 1)
+        return data
+
+
+InfoSource = Callable[[], Sequence["ProcessInfo"]]
+
+
+class Probe:
+    """Takes snapshots; CPU figures are deltas against the previous one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        infos: InfoSource | None = None,
+        *,
+        proc: Path = PROC_SELF,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.infos = infos
+        self.proc = proc
+        self.clock = clock
+        self._prev_cpu: tuple[float, float] | None = None  # (wall, cpu seconds or ns)
+        self._prev_trees: dict[int, tuple[float, float]] = {}
+
+    def take(self, *, disk: bool = True, docker: bool = True) -> Snapshot:
+        now = self.clock()
+        cgroup = read_cgroup(self.proc)
+        host_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        usage = self._cpu(now, cgroup, host_cpus)
+        vm = psutil.virtual_memory()
+        limit = cgroup.memory_limit if cgroup and cgroup.memory_limit else None
+        limit = limit if limit is not None and limit < vm.total else None
+        du = shutil.disk_usage(self.settings.data_dir)
+        dock, note = docker_figures() if docker else ((), None)
+        slots, slots_note = self._slots(now)
+        return Snapshot(
+            at=now,
+            source=f"cgroup v{cgroup.version} {cgroup.where}" if cgroup else "host",
+            cpu_percent=usage[0],
+            cpu_capacity=usage[1],
+            cpu_limited=bool(cgroup and cgroup.cpu_quota),
+            memory_used=cgroup.memory_used if cgroup else vm.total - vm.available,
+            memory_limit=limit or vm.total,
+            memory_limited=limit is not None,
+            load_avg=os.getloadavg(),
+            host_cpus=host_cpus,
+            disk_path=str(self.settings.data_dir),
+            disk_total=du.total,
+            disk_free=du.free,
+            disk_parts=disk_parts(self.settings) if disk else None,
+            slots=slots,
+            slots_note=slots_note,
+            docker=dock,
+            docker_note=note,
+        )
+
+    def _cpu(
+        self, now: float, cgroup: CgroupReading | None, host_cpus: int
+    ) -> tuple[float | None, float]:
+        capacity = min(cgroup.cpu_quota, host_cpus) if cgroup and cgroup.cpu_quota else host_cpus
+        used = cgroup.cpu_usage_ns / 1e9 if cgroup else sum(psutil.cpu_times()[:3])
+        prev, self._prev_cpu = self._prev_cpu, (now, used)
+        if prev is None:
+            return None, capacity
+        return cpu_percent(int(prev[1] * 1e9), int(used * 1e9), now - prev[0], capacity), capacity
+
+    def _slots(self, now: float) -> tuple[tuple[SlotUsage, ...], str | None]:
+        if self.infos is None:
+            return (), None
+        try:
+            infos = [i for i in self.infos() if i.state == "RUNNING" and i.pid]
+        except Exception as exc:  # supervisord down: no per-project figures this time
+            logger.info("no per-project figures: %s", exc)
+            return (), str(exc)
+        slots: list[SlotUsage] = []
+        trees: dict[int, tuple[float, float]] = {}
+        for info in infos:
+            tree = tree_usage(info.pid)
+            trees[info.pid] = (now, tree.cpu_seconds)
+            prev = self._prev_trees.get(info.pid)
+            pct = (
+                cpu_percent(int(prev[1] * 1e9), int(tree.cpu_seconds * 1e9), now - prev[0], 1)
+                if prev
+                else None
+            )
+            slots.append(SlotUsage(info.name, info.pid, len(tree.pids), tree.rss, pct))
+        self._prev_trees = trees
+        return tuple(sorted(slots, key=lambda s: s.program)), None
+
+
+def supervisor_source(settings: Settings) -> InfoSource:
+    """Our slots' programs as supervisord reports them (raises SupervisorError when down)."""
+
+    def infos() -> list[ProcessInfo]:
+        from controlplane.supervisor import Supervisor, is_ours
+
+        client = Supervisor(settings, timeout=5.0)
+        try:
+            return [i for i in client.all_info() if is_ours(i.group)]
+        finally:
+            client.close()
+
+    return infos
+
+
+def measure(settings: Settings, infos: InfoSource | None = None, window: float = 0.5) -> Snapshot:
+    """One snapshot with CPU figures over `window` seconds (what `controlplane load` shows);
+    per-project figures from supervisord unless `infos` says otherwise."""
+    probe = Probe(settings, infos if infos is not None else supervisor_source(settings))
+    probe.take(disk=False, docker=False)
+    time.sleep(window)
+    return probe.take()
+
+
+# -- warnings ------------------------------------------------------------------------------
+
+
+def conditions(snap: Snapshot) -> dict[str, str]:
+    """The warning conditions that hold now: {'disk' | 'memory': text}."""
+    found: dict[str, str] = {}
+    if snap.disk_free_percent < DISK_FREE_MIN:
+        found["disk"] = (
+            f"disk free {snap.disk_free_percent:.1f}% ({human_bytes(snap.disk_free)} of "
+            f"{human_bytes(snap.disk_total)}) on {snap.disk_path}"
+        )
+    if snap.memory_percent > MEMORY_MAX:
+        what = "the container's limit" if snap.memory_limited else "the host's memory"
+        found["memory"] = (
+            f"memory {snap.memory_percent:.1f}% of {what} "
+            f"({human_bytes(snap.memory_used)} of {human_bytes(snap.memory_limit)})"
+        )
+    return found
+
+
+def transitions(active: Mapping[str, str], now: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(event kind, what, text) for conditions that began or ended since `active`."""
+    out = [("load_warning", k, v) for k, v in now.items() if k not in active]
+    out += [
+        ("load_ok", k, f"{k} back to normal (was: {v})") for k, v in active.items() if k not in now
+    ]
+    return out
+
+
+def human_bytes(n: float) -> str:
+    """1536 → '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# -- sparklines ----------------------------------------------------------------------------
+
+
+def sparkline(
+    series: Sequence[float | None],
+    width: int = 30,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> str:
+    """Unicode bars, one per value (buckets averaged when there are more than `width`);
+    None is a gap. The scale is lo..hi (default the series' own min..max)."""
+    values = _buckets(list(series), width)
+    known = [v for v in values if v is not None]
+    if not known:
+        return " " * len(values)
+    low = min(known) if lo is None else lo
+    high = max(known) if hi is None else hi
+    span = high - low
+    out = []
+    for v in values:
+        if v is None:
+            out.append(" ")
+            continue
+        level = 0 if span <= 0 else round((min(max(v, low), high) - low) / span * 7)
+        out.append(BLOCKS[level])
+    return "".join(out)
+
+
+def _buckets(values: list[float | None], width: int) -> list[float | None]:
+    if width <= 0 or len(values) <= width:
+        return values
+    out: list[float | None] = []
+    for i in range(width):
+        part = [v for v in values[i * len(values) // width : (i + 1) * len(values) // width]]
+        known = [v for v in part if v is not None]
+        out.append(sum(known) / len(known) if known else None)
+    return out
+
+
+# -- the sampler ---------------------------------------------------------------------------
+
+
+def compact(snap: Snapshot) -> dict[str, Any]:
+    """What one kept sample holds (small: 120 of them are written every 30 s)."""
+    return {
+        "at": round(snap.at, 1),
+        "cpu": None if snap.cpu_percent is None else round(snap.cpu_percent, 1),
+        "mem": round(snap.memory_percent, 1),
+        "mem_used": snap.memory_used,
+        "disk_free": round(snap.disk_free_percent, 1),
+        "load1": snap.load_avg[0],
+        "slots": {s.program: [s.rss, s.cpu_percent] for s in snap.slots},
+    }
+
+
+def samples_path(settings: Settings) -> Path:
+    return settings.logs_dir / "load.json"
+
+
+def read_samples(settings: Settings, since: float | None = None) -> list[dict[str, Any]]:
+    """The samples `serve` kept (newest last); [] when there are none."""
+    try:
+        rows = json.loads(samples_path(settings).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    return [r for r in rows if isinstance(r, dict) and (since is None or r.get("at", 0) >= since)]
+
+
+def series(samples: Iterable[Mapping[str, Any]], key: str) -> list[float | None]:
+    """One figure of every sample ('cpu', 'mem', 'disk_free', 'load1', or a program's rss)."""
+    out: list[float | None] = []
+    for s in samples:
+        if key in s:
+            out.append(s[key])
+        else:
+            out.append((s.get("slots") or {}).get(key, [None])[0])
+    return out
+
+
+@dataclass
+class Sampler:
+    """Every `interval` seconds: a snapshot, kept for an hour, warnings published."""
+
+    probe: Probe
+    outbox: Outbox | None = None
+    interval: float = INTERVAL
+    keep: int = KEEP
+    samples: deque[dict[str, Any]] = field(default_factory=deque)
+    active: dict[str, str] = field(default_factory=dict)
+    last: Snapshot | None = None
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        self.samples = deque(read_samples(self.probe.settings)[-self.keep :], maxlen=self.keep)
+
+    def sample_once(self) -> Snapshot:
+        """Take one snapshot, keep it, write the samples, publish warnings."""
+        fresh_disk = self._count % DISK_EVERY == 0
+        snap = self.probe.take(disk=fresh_disk)
+        if not fresh_disk and self.last is not None:
+            snap = replace(snap, disk_parts=self.last.disk_parts)
+        self._count += 1
+        self.last = snap
+        self.samples.append(compact(snap))
+        try:
+            write_atomic(samples_path(self.probe.settings), json.dumps(list(self.samples)))
+        except OSError as exc:
+            logger.warning("cannot write the load samples: %s", exc)
+        self._warn(conditions(snap))
+        return snap
+
+    def _warn(self, now: dict[str, str]) -> None:
+        for kind, what, text in transitions(self.active, now):
+            logger.warning("%s: %s", kind, text)
+            if self.outbox is not None:
+                self.outbox.publish(kind, None, text, what=what)
+        self.active = now
+
+    def run(self, stop: threading.Event) -> None:
+        """Sample until `stop` is set; a failed sample is logged and the loop goes on."""
+        while not stop.is_set():
+            try:
+                self.sample_once()
+            except Exception:
+                logger.exception("load sample failed")
+            stop.wait(self.interval)
+
+
+# -- the text (pure) -----------------------------------------------------------------------
+
+
+def format_load(snap: Snapshot, samples: Sequence[Mapping[str, Any]] = (), width: int = 30) -> str:
+    """The container's load as plain text, with last-hour sparklines when there are samples."""
+    hour = [s for s in samples if float(s.get("at", 0)) >= snap.at - 3600]
+
+    def spark(key: str, lo: float | None = 0.0, hi: float | None = 100.0) -> list[str]:
+        values = series(hour, key)
+        return [f"{'':9}{sparkline(values, width, lo, hi)} (last hour)"] if len(values) > 1 else []
+
+    cpu = "…" if snap.cpu_percent is None else f"{snap.cpu_percent:.1f}%"
+    quota = "container quota" if snap.cpu_limited else "no quota: the host's CPUs"
+    limit = "container limit" if snap.memory_limited else "no limit: the host's memory"
+    lines = [f"CPU      {cpu} of {snap.cpu_capacity:g} CPUs ({quota})", *spark("cpu")]
+    lines.append(
+        f"memory   {human_bytes(snap.memory_used)} of {human_bytes(snap.memory_limit)} "
+        f"({snap.memory_percent:.1f}%, {limit})"
+    )
+    lines += spark("mem")
+    la = " ".join(f"{v:.2f}" for v in snap.load_avg)
+    lines.append(f"load     {la} (host, {snap.host_cpus} CPUs)")
+    lines.append(
+        f"disk     {human_bytes(snap.disk_free)} free of {human_bytes(snap.disk_total)} "
+        f"({snap.disk_free_percent:.0f}%) on {snap.disk_path}"
+    )
+    if snap.disk_parts:
+        parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in snap.disk_parts.items())
+        lines.append(f"{'':9}{parts}")
+    lines += _slot_lines(snap, hour, width) + _docker_lines(snap)
+    lines.append(f"source   {snap.source}")
+    return "\n".join(lines)
+
+
+def _slot_lines(snap: Snapshot, hour: Sequence[Mapping[str, Any]], width: int) -> list[str]:
+    if snap.slots_note:
+        return [f"projects {snap.slots_note}"]
+    if not snap.slots:
+        return []
+    lines = ["projects"]
+    for s in snap.slots:
+        cpu = "…" if s.cpu_percent is None else f"{s.cpu_percent:.1f}% CPU"
+        values = series(hour, s.program)
+        line = f"  {s.program:<24} {human_bytes(s.rss):>10}  {cpu:<10} {s.pids} proc"
+        if len([v for v in values if v is not None]) > 1:
+            line += "  " + sparkline(values, width // 2, 0.0, None)
+        lines.append(line)
+    return lines
+
+
+def _docker_lines(snap: Snapshot) -> list[str]:
+    if snap.docker_note:
+        return [f"docker   {snap.docker_note}"]
+    lines = ["docker"] if snap.docker else []
+    for c in snap.docker:
+        own = " (this one)" if c.get("own") else ""
+        lines.append(
+            f"  {c['name'] + own:<24} {c['cpu_percent']:.1f}% CPU  "
+            f"{human_bytes(c['memory_used'])} of {human_bytes(c['memory_limit'])}"
+        )
+    return lines

@@ -1,0 +1,439 @@
+"""Status of projects, and every text the observability commands print.
+
+`project_status` (one) and `gather` (several) collect the store, supervisord,
+events.jsonl and an optional Poller into plain `ProjectStatus` records; `build_status` is
+the pure part that builds one. The texts
+(`format_status`, `format_overview`, `format_load`) are pure functions of those records,
+in English or Russian, plain text: the bot escapes them for Telegram.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from controlplane.history import CommitRow, Release, SlotState
+from controlplane.models import Project, format_interval
+from controlplane.supervisor import ProcessInfo, program_name
+
+if TYPE_CHECKING:
+    from controlplane.settings import Settings
+    from controlplane.store import Store
+
+logger = logging.getLogger(__name__)
+
+HOUR = 3600.0
+RESTART_STATES = ("EXITED", "BACKOFF")  # an exit or a failed start, as watch.py counts them
+MAX_BACKOFF = 3600
+
+
+class NextPoll(Protocol):
+    """What status needs of a Poller."""
+
+    def next_poll(self, name: str) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A numbered commit as status shows it."""
+
+    n: int | None
+    sha: str
+    subject: str
+    date: float | None
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    """One slot: what supervisord says and which release it runs."""
+
+    slot: str
+    program: str
+    state: str  # RUNNING, STOPPED, BACKOFF, FATAL, … ; 'ABSENT' when it has no program
+    pid: int
+    uptime: float
+    restarts: int  # exits and failed starts in the last hour
+    wanted: bool  # the store says it should run
+    release: CommitInfo | None
+    exitstatus: int | None = None
+
+
+@dataclass(frozen=True)
+class ProjectStatus:
+    """Everything `controlplane status NAME` shows, as plain data."""
+
+    name: str
+    branch: str
+    poll_interval: int
+    prod: SlotStatus
+    test: SlotStatus
+    last_poll: dict[str, Any] | None
+    next_poll: float | None  # epoch seconds; None: off
+    next_poll_exact: bool  # from the running poller; else estimated from the last poll
+    waiting: CommitInfo | None  # the branch head, when prod does not run it
+    op: dict[str, Any] | None
+    releases_on_disk: int
+    releases_bytes: int
+    now: float
+    note: str | None = None  # why supervisord's figures are missing
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.next_poll is not None and math.isinf(self.next_poll):
+            data["next_poll"] = None
+        return data
+
+
+# -- the pure part -------------------------------------------------------------------------
+
+
+def restarts_by_program(records: Iterable[Mapping[str, Any]], since: float) -> dict[str, int]:
+    """Exits and failed starts per program in the event records at or after `since`."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.get("state") in RESTART_STATES and float(r.get("time", 0)) >= since:
+            program = str(r.get("program", ""))
+            counts[program] = counts.get(program, 0) + 1
+    return counts
+
+
+def commit_info(
+    commits: Sequence[CommitRow], sha: str | None = None, n: int | None = None
+) -> CommitInfo | None:
+    """The numbered commit with that sha or number (a bare sha when it has no number)."""
+    for c in commits:
+        if (sha is not None and c.sha == sha) or (n is not None and c.n == n):
+            return CommitInfo(c.n, c.sha, c.subject, c.date)
+    return CommitInfo(None, sha, "", None) if sha else None
+
+
+def estimate_next_poll(project: Project, state: SlotState) -> float | None:
+    """When the next check is due, from the last one (the poller adds a little jitter)."""
+    if project.poll <= 0:
+        return None
+    last = (state.last_poll or {}).get("at")
+    if last is None:
+        return -math.inf
+    wait: float
+    wait = min(project.poll * 2 ** min(state.poll_failures, 32), max(project.poll, MAX_BACKOFF))
+    return float(last) + wait
+
+
+def slot_status(
+    slot: str,
+    name: str,
+    state: SlotState,
+    info: ProcessInfo | None,
+    restarts: int,
+    commits: Sequence[CommitRow],
+) -> SlotStatus:
+    n = state.release(slot)
+    return SlotStatus(
+        slot=slot,
+        program=program_name(name, slot),
+        state=info.state if info else "ABSENT",
+        pid=info.pid if info else 0,
+        uptime=info.uptime if info else 0.0,
+        restarts=restarts,
+        wanted=state.running(slot),
+        release=commit_info(commits, n=n) if n is not None else None,
+        exitstatus=info.exitstatus if info and info.state in ("EXITED", "FATAL") else None,
+    )
+
+
+def build_status(
+    project: Project,
+    state: SlotState,
+    releases: Sequence[Release],
+    commits: Sequence[CommitRow],
+    infos: Mapping[str, ProcessInfo],
+    restarts: Mapping[str, int],
+    now: float,
+    next_poll: float | None = None,
+    note: str | None = None,
+) -> ProjectStatus:
+    """One project's status from plain data (`infos` and `restarts` keyed by program)."""
+    slots = {
+        slot: slot_status(
+            slot,
+            project.name,
+            state,
+            infos.get(program_name(project.name, slot)),
+            restarts.get(program_name(project.name, slot), 0),
+            commits,
+        )
+        for slot in ("prod", "test")
+    }
+    live = slots["prod"].release
+    waiting = None
+    if state.head and (live is None or live.sha != state.head):
+        waiting = commit_info(commits, sha=state.head)
+    on_disk = [r for r in releases if r.state == "ready"]
+    return ProjectStatus(
+        name=project.name,
+        branch=project.branch,
+        poll_interval=project.poll,
+        prod=slots["prod"],
+        test=slots["test"],
+        last_poll=state.last_poll,
+        next_poll=next_poll if next_poll is not None else estimate_next_poll(project, state),
+        next_poll_exact=next_poll is not None,
+        waiting=waiting,
+        op=state.op,
+        releases_on_disk=len(on_disk),
+        releases_bytes=sum(r.size for r in on_disk),
+        now=now,
+        note=note,
+    )
+
+
+# -- gathering (side effects) --------------------------------------------------------------
+
+
+def read_events(logs_dir: Path) -> list[dict[str, Any]]:
+    """The event listener's records (events.jsonl.1, then events.jsonl)."""
+    records: list[dict[str, Any]] = []
+    for path in (logs_dir / "events.jsonl.1", logs_dir / "events.jsonl"):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, PermissionError):
+            continue
+        for line in text.splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], str | None]:
+    """Every program supervisord knows, by name; an empty map and the reason when it is down."""
+    from controlplane.errors import SupervisorError
+    from controlplane.supervisor import Supervisor
+
+    try:
+        client = Supervisor(settings, timeout=5.0)
+        try:
+            return {i.name: i for i in client.all_info()}, None
+        finally:
+            client.close()
+    except SupervisorError as exc:
+        return {}, str(exc)
+
+
+def gather(
+    settings: Settings,
+    store: Store,
+    names: Sequence[str] | None = None,
+    *,
+    infos: Mapping[str, ProcessInfo] | None = None,
+    poller: NextPoll | None = None,
+    now: float | None = None,
+) -> list[ProjectStatus]:
+    """Status of the named projects (all when None), one supervisord call for all."""
+    now = time.time() if now is None else now
+    projects = [store.get_project(n) for n in names] if names is not None else store.list_projects()
+    note = None
+    if infos is None:
+        infos, note = supervisor_infos(settings) if projects else ({}, None)
+    restarts = restarts_by_program(read_events(settings.logs_dir), now - HOUR)
+    out = []
+    for p in projects:
+        next_poll = poller.next_poll(p.name) if poller is not None else None
+        state, commits = store.state(p.name), store.commits(p.name)
+        releases = store.releases(p.name)
+        out.append(build_status(p, state, releases, commits, infos, restarts, now, next_poll, note))
+    return out
+
+
+# -- texts (pure) --------------------------------------------------------------------------
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "up": "up {}",
+        "restarts": "{} restarts in the last hour",
+        "restarts_short": "{}× restarted",
+        "no_release": "nothing deployed",
+        "committed": "committed {} ago",
+        "last_poll": "last poll",
+        "next_poll": "next poll",
+        "waiting": "newer commit",
+        "op": "in progress",
+        "releases": "releases",
+        "on_disk": "{} on disk, {}",
+        "never": "never",
+        "off": "off",
+        "due": "due now",
+        "in": "in {}",
+        "about": "about in {}",
+        "ago": "{} ago",
+        "ok": "ok",
+        "failed": "failed: {}",
+        "since": "{} for {}",
+        "exit": "exit status {}",
+        "note": "note",
+        "no_projects": "no projects yet: add one with `controlplane project add`",
+    },
+    "ru": {
+        "up": "работает {}",
+        "restarts": "перезапусков за час: {}",
+        "restarts_short": "перезапусков: {}",
+        "no_release": "ничего не развёрнуто",
+        "committed": "коммит {} назад",
+        "last_poll": "проверка",
+        "next_poll": "следующая",
+        "waiting": "новый коммит",
+        "op": "выполняется",
+        "releases": "релизы",
+        "on_disk": "{} на диске, {}",
+        "never": "не было",
+        "off": "выкл.",
+        "due": "сейчас",
+        "in": "через {}",
+        "about": "примерно через {}",
+        "ago": "{} назад",
+        "ok": "ок",
+        "failed": "ошибка: {}",
+        "since": "{} уже {}",
+        "exit": "код выхода {}",
+        "note": "примечание",
+        "no_projects": "проектов пока нет: добавьте командой `controlplane project add`",
+    },
+}
+
+
+def _t(lang: str, key: str, *args: object) -> str:
+    return TEXTS.get(lang, TEXTS["en"])[key].format(*args)
+
+
+def duration(seconds: float) -> str:
+    """3725 → '1h 2m', 42 → '42s', 200000 → '2d 7h'."""
+    total = max(round(seconds), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        value, total = divmod(total, size)
+        if value:
+            parts.append(f"{value}{unit}")
+    return " ".join(parts[:2]) or "0s"
+
+
+def size(n: float) -> str:
+    """Bytes for a person: '512 B', '1.5 KiB', '3.2 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def commit_text(c: CommitInfo) -> str:
+    number = f"#{c.n} " if c.n is not None else ""
+    return f"{number}{c.sha[:7]} {c.subject}".rstrip()
+
+
+def slot_line(s: SlotStatus, lang: str = "en") -> str:
+    """'prod  RUNNING  pid 812  up 2h 3m  1× restarted' (plain text)."""
+    parts = [f"{s.slot:<5} {s.state}"]
+    if s.pid:
+        parts.append(f"pid {s.pid}")
+    if s.uptime:
+        parts.append(_t(lang, "up", duration(s.uptime)))
+    if s.exitstatus is not None:
+        parts.append(_t(lang, "exit", s.exitstatus))
+    if s.restarts:
+        parts.append(_t(lang, "restarts", s.restarts))
+    return "  ".join(parts)
+
+
+def poll_text(ps: ProjectStatus, lang: str = "en") -> tuple[str, str]:
+    """(last poll, next poll) as words."""
+    last = ps.last_poll
+    if not last:
+        last_text = _t(lang, "never")
+    else:
+        ago = _t(lang, "ago", duration(ps.now - float(last.get("at", ps.now))))
+        result = _t(lang, "ok") if last.get("ok") else _t(lang, "failed", last.get("error"))
+        last_text = f"{ago}, {result}"
+    nxt = ps.next_poll
+    if nxt is None or nxt == math.inf or ps.poll_interval <= 0:
+        next_text = _t(lang, "off")
+    elif nxt <= ps.now:
+        next_text = _t(lang, "due")
+    else:
+        next_text = _t(lang, "in" if ps.next_poll_exact else "about", duration(nxt - ps.now))
+    interval = format_interval(ps.poll_interval)
+    return last_text, f"{next_text} (every {interval})" if ps.poll_interval > 0 else next_text
+
+
+def format_status(ps: ProjectStatus, lang: str = "en") -> str:
+    """The full status of one project, plain text."""
+    lines = [f"{ps.name} ({ps.branch})"]
+    for s in (ps.prod, ps.test):
+        lines.append(slot_line(s, lang))
+        if s.release is not None:
+            date = s.release.date
+            age = f" ({_t(lang, 'committed', duration(ps.now - date))})" if date else ""
+            lines.append("      " + commit_text(s.release) + age)
+        elif s.slot == "prod":
+            lines.append("      " + _t(lang, "no_release"))
+    last, nxt = poll_text(ps, lang)
+    rows = [(_t(lang, "last_poll"), last), (_t(lang, "next_poll"), nxt)]
+    if ps.waiting is not None:
+        rows.append((_t(lang, "waiting"), commit_text(ps.waiting)))
+    if ps.op:
+        since = duration(ps.now - float(ps.op.get("since", ps.now)))
+        rows.append((_t(lang, "op"), _t(lang, "since", ps.op.get("op"), since)))
+    on_disk = _t(lang, "on_disk", ps.releases_on_disk, size(ps.releases_bytes))
+    rows.append((_t(lang, "releases"), on_disk))
+    if ps.note:
+        rows.append((_t(lang, "note"), ps.note))
+    width = max(len(k) for k, _ in rows)
+    lines += [f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
+    """One line: 'shop  prod RUNNING #7 up 2h  test STOPPED  newer #8  deploy 1m'."""
+    parts = [f"{ps.name:<16}"]
+    for s in (ps.prod, ps.test):
+        if s.state == "ABSENT" and s.release is None:
+            continue
+        number = f" #{s.release.n}" if s.release and s.release.n is not None else ""
+        up = f" {_t(lang, 'up', duration(s.uptime))}" if s.uptime else ""
+        again = f" {_t(lang, 'restarts_short', s.restarts)}" if s.restarts else ""
+        parts.append(f"{s.slot} {s.state}{number}{up}{again}")
+    if len(parts) == 1:
+        parts.append(_t(lang, "no_release"))
+    if ps.waiting is not None:
+        parts.append(f"{_t(lang, 'waiting')} {commit_text(ps.waiting).split(' ')[0]}")
+    if ps.last_poll and not ps.last_poll.get("ok"):
+        parts.append(_t(lang, "failed", "poll"))
+    if ps.op:
+        parts.append(f"{ps.op.get('op')} {duration(ps.now - float(ps.op.get('since', ps.now)))}")
+    return "  ".join(parts)
+
+
+def format_overview(statuses: Sequence[ProjectStatus], lang: str = "en") -> str:
+    """All projects, one line each."""
+    if not statuses:
+        return _t(lang, "no_projects")
+    return "\n".join(overview_line(ps, lang) for ps in statuses)
+
+
+def project_status(
+    settings: Settings,
+    store: Store,
+    name: str,
+    *,
+    poller: NextPoll | None = None,
+    infos: Mapping[str, ProcessInfo] | None = None,
+    now: float | None = None,
+) -> ProjectStatus:
+    """One project's status (NotFound when there is no such project)."""
+    return gather(settings, store, [name], infos=infos, poller=poller, now=now)[0]
