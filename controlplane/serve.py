@@ -269,6 +269,28 @@ def build_stack(settings: Settings, store: Store) -> Stack:
     return Stack(store, outbox, engine, tests, executor, service, control, poller)
 
 
+def start_bot(settings: Settings, stack: Stack) -> Any:
+    """The Telegram bot, when a token is set (imported only then: it is heavy)."""
+    if not settings.telegram_token:
+        logger.info("no TELEGRAM_TOKEN: running without the bot")
+        return None
+    from controlplane.bot.app import BotRunner
+    from controlplane.bot.context import Deps
+
+    runner = BotRunner(
+        Deps(
+            settings=settings,
+            store=stack.store,
+            outbox=stack.outbox,
+            service=stack.service,
+            engine=stack.engine,
+            tests=stack.tests,
+        )
+    )
+    runner.start()
+    return runner
+
+
 def serve(
     settings: Settings,
     stop: threading.Event | None = None,
@@ -298,9 +320,12 @@ def serve(
     poller = threading.Thread(target=stack.poller.run, args=(stop,), name="poller", daemon=True)
     poller.start()
     stack.outbox.publish("started", None, "control plane started")
+    bot = start_bot(settings, stack)
     try:
         server.run(stop, interval)
     finally:
+        if bot is not None:
+            bot.stop()
         stack.executor.shutdown(wait=10.0)
         stack.control.stop()
         poller.join(timeout=10.0)

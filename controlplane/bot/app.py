@@ -1,0 +1,234 @@
+"""The bot application inside `serve`: long polling in its own thread and event loop.
+
+Every outgoing text passes through one redactor (RedactingBot), so no known secret value
+leaves the box in any form. Updates from chats that are not admins are stopped before any
+handler (a TypeHandler in group -1), on every kind of update, button presses included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    ContextTypes,
+    ExtBot,
+    TypeHandler,
+)
+from telegram.request import HTTPXRequest
+
+from controlplane.bot.context import Deps, chat_of, deps
+from controlplane.bot.texts import pick_lang, t
+
+logger = logging.getLogger(__name__)
+
+STRANGER_EVERY = 3600.0
+ERROR_EVERY = 600.0
+COMMANDS = (
+    "projects",
+    "status",
+    "deploy",
+    "test",
+    "promote",
+    "rollback",
+    "logs",
+    "load",
+    "help",
+    "cancel",
+)
+TEXT_FIELDS = ("text", "caption")
+
+
+class RedactingBot(ExtBot[Any]):
+    """ExtBot whose every request has known secret values removed from its texts."""
+
+    _redact: Any = None
+
+    def set_redactor(self, redact: Any) -> None:
+        self._redact = redact
+
+    async def _do_post(self, endpoint: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        if self._redact is not None:
+            for key in TEXT_FIELDS:
+                if isinstance(data.get(key), str):
+                    data[key] = self._redact(data[key])
+        return await super()._do_post(endpoint, data, **kwargs)
+
+
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins pass; anyone else gets no answer and no effect, logged and reported."""
+    d = deps(context)
+    chat = chat_of(update)
+    user = update.effective_user
+    admins = d.settings.admin_chat_ids
+    # a listed group lets its members in; in a private chat the person must be the admin
+    if chat and chat in admins and (user is None or chat < 0 or user.id in admins):
+        if user is not None and chat not in d.langs:
+            d.langs[chat] = pick_lang(d.settings.lang, user.language_code)
+        return
+    who = f"@{user.username}" if user and user.username else (user.full_name if user else "?")
+    logger.warning(
+        "update from a stranger: chat %s user %s (%s) ignored", chat, user.id if user else None, who
+    )
+    seen: dict[int, float] = context.application.bot_data.setdefault("strangers", {})
+    now = time.monotonic()
+    who_key = user.id if user is not None else chat  # one person, however many chats
+    if now - seen.get(who_key, -STRANGER_EVERY) >= STRANGER_EVERY:
+        seen[who_key] = now
+        for admin in d.settings.admin_chat_ids:
+            try:
+                await context.bot.send_message(
+                    admin, t(d.lang(admin), "stranger", chat=chat, who=who), parse_mode="HTML"
+                )
+            except TelegramError:
+                logger.exception("could not report the stranger to %s", admin)
+    raise ApplicationHandlerStop
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log first; then tell the admins briefly, the same error once per 10 minutes."""
+    error = context.error
+    logger.error("error while handling an update", exc_info=error)
+    if error is None:
+        return
+    d = deps(context)
+    key = f"{type(error).__name__}: {error}"[:300]
+    seen: dict[str, tuple[float, int]] = context.application.bot_data.setdefault("errors", {})
+    now = time.monotonic()
+    last, count = seen.get(key, (-ERROR_EVERY, 0))
+    count += 1
+    if now - last < ERROR_EVERY:
+        seen[key] = (last, count)  # told already: count it for the next report
+        return
+    seen[key] = (now, 0)
+    for admin in d.settings.admin_chat_ids:
+        lang = d.lang(admin)
+        extra = t(lang, "error.count", count=count) if count > 1 else ""
+        try:
+            await context.bot.send_message(
+                admin, t(lang, "error", error=key, count=extra), parse_mode="HTML"
+            )
+        except TelegramError:
+            logger.warning("could not tell %s about an error", admin)
+
+
+def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The PTB application with our bot class, API root, proxy and handlers."""
+    from controlplane.bot import handlers
+
+    s = d.settings
+    assert s.telegram_token is not None
+    request = HTTPXRequest(proxy=s.telegram_proxy, connection_pool_size=16)
+    updates_request = HTTPXRequest(proxy=s.telegram_proxy, read_timeout=40)
+    bot = RedactingBot(
+        token=s.telegram_token,
+        base_url=f"{s.telegram_api_url}/bot",
+        base_file_url=f"{s.telegram_api_url}/file/bot",
+        request=request,
+        get_updates_request=updates_request,
+        rate_limiter=AIORateLimiter(max_retries=5),
+    )
+    bot.set_redactor(lambda text: d.redactor()(text))
+    app = ApplicationBuilder().bot(bot).concurrent_updates(True).build()
+    app.bot_data["deps"] = d
+    app.add_handler(TypeHandler(Update, gate), group=-1)
+    handlers.register(app)
+    app.add_error_handler(on_error)
+    return app
+
+
+async def set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """The command menu in English (default) and Russian."""
+    for lang in ("en", "ru"):
+        commands = [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
+        await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+
+
+def quiet_http_logs() -> None:
+    """httpx logs every request URL at INFO, and the URL holds the bot token."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class BotRunner:
+    """Runs the bot in a thread of its own; start() returns once polling runs."""
+
+    def __init__(self, d: Deps) -> None:
+        self.deps = d
+        self.app = build_application(d)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._thread_main, name="bot", daemon=True)
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        quiet_http_logs()
+        self._thread.start()
+        self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # the bot must never take serve down with it
+            self.error = exc
+            logger.error("bot stopped: %s", "".join(traceback.format_exception(exc))[-2000:])
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from controlplane.bot.notifier import Notifier
+
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        notifier = Notifier(self.app, self.deps)
+        async with self.app:
+            await self._start_polling()
+            notifier.start()
+            self._ready.set()
+            await self._stop.wait()
+            await notifier.stop()
+            if self.app.updater is not None and self.app.updater.running:
+                await self.app.updater.stop()
+            await self.app.stop()
+
+    async def _start_polling(self) -> None:
+        """Start polling; while Telegram is unreachable keep trying with a growing delay."""
+        delay = 1.0
+        while True:
+            try:
+                await set_commands(self.app)
+                await self.app.start()
+                assert self.app.updater is not None
+                await self.app.updater.start_polling(
+                    poll_interval=0.0,
+                    timeout=30,
+                    drop_pending_updates=False,
+                    allowed_updates=Update.ALL_TYPES,
+                )
+                return
+            except TelegramError as exc:
+                logger.warning(
+                    "Telegram unreachable (%s); trying again in %.0f s",
+                    html.escape(str(exc)),
+                    delay,
+                )
+                if self.app.running:
+                    await self.app.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)

@@ -1,0 +1,342 @@
+"""Conversations: adding a project, setting variables, a typed test duration, launching
+a third-party repository. Every step is validated with the same converters as the CLI
+and the reason is shown; /cancel works at any point; nothing is written half-way."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from controlplane import ops
+from controlplane.bot import screens
+from controlplane.bot.context import blocking, chat_of, deps
+from controlplane.bot.handlers import start_op
+from controlplane.bot.render import parts
+from controlplane.bot.texts import t
+from controlplane.errors import ControlPlaneError
+from controlplane.models import (
+    parse_duration,
+    validate_branch,
+    validate_folder,
+    validate_name,
+    validate_repo_url,
+)
+
+Ctx = ContextTypes.DEFAULT_TYPE
+NAME, REPO, PATH, BRANCH, VALUES, DURATION, URL, MODE = range(8)
+TEXT = filters.TEXT & ~filters.COMMAND
+# Paths and URLs may start with '/', which a client can mark as a command: any text but
+# /cancel and /skip is an answer there.
+ANSWER = filters.TEXT & ~filters.Regex(r"^/(cancel|skip)(@\w+)?\s*$")
+
+
+def lang_of(update: Update, context: Ctx) -> str:
+    return deps(context).lang(chat_of(update))
+
+
+async def say(update: Update, context: Ctx, key: str, **values: Any) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(t(lang_of(update, context), key, **values), parse_mode="HTML")
+
+
+async def answer(update: Update) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+
+
+async def cancel(update: Update, context: Ctx) -> int:
+    """/cancel: leave any conversation; nothing was written."""
+    context.user_data.clear() if context.user_data is not None else None
+    await say(update, context, "cancelled")
+    return ConversationHandler.END
+
+
+def draft(context: Ctx) -> dict[str, Any]:
+    assert context.user_data is not None
+    return context.user_data
+
+
+# -- add a project -----------------------------------------------------------------------
+
+
+async def add_start(update: Update, context: Ctx) -> int:
+    await answer(update)
+    draft(context).clear()
+    await say(update, context, "add.name")
+    return NAME
+
+
+async def add_name(update: Update, context: Ctx) -> int:
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    try:
+        draft(context)["name"] = validate_name(text)
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return NAME
+    await say(update, context, "add.repo")
+    return REPO
+
+
+async def add_repo(update: Update, context: Ctx) -> int:
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    d = deps(context)
+    try:
+        url = validate_repo_url(text, allow_file=d.settings.allow_file_urls)
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return REPO
+    draft(context)["repo"] = text
+    if url.auth and update.effective_message is not None:
+        await _delete(update)  # the URL holds a token: not left in the chat
+    await say(update, context, "add.path", name=draft(context)["name"])
+    return PATH
+
+
+async def add_path(update: Update, context: Ctx) -> int:
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    d = deps(context)
+    try:
+        validate_folder(text, data_dir=d.settings.data_dir, allowed_inside=(d.settings.apps_dir,))
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return PATH
+    draft(context)["path"] = text
+    await say(update, context, "add.branch")
+    return BRANCH
+
+
+async def add_branch(update: Update, context: Ctx) -> int:
+    message = update.effective_message
+    text = (
+        "main"
+        if message is None or (message.text or "").startswith("/skip")
+        else (message.text or "").strip()
+    )
+    try:
+        branch = validate_branch(text)
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return BRANCH
+    info = dict(draft(context), branch=branch)
+    draft(context).clear()
+    await say(update, context, "add.checking")
+    context.application.create_task(_add(update, context, info))
+    return ConversationHandler.END
+
+
+async def _add(update: Update, context: Ctx, info: dict[str, str]) -> None:
+    d = deps(context)
+    try:
+        added = await blocking(
+            ops.add_project,
+            d.settings,
+            d.store,
+            name=info["name"],
+            repo=info["repo"],
+            path=info["path"],
+            branch=info["branch"],
+        )
+        head = await blocking(ops.number_commits, d.settings, d.store, info["name"])
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return
+    for warning in added.warnings:
+        await say(update, context, "add.warning", warning=warning)
+    lang = lang_of(update, context)
+    text = t(
+        lang, "add.done", name=head and info["name"], n=head.n, sha=head.short, subject=head.subject
+    )
+    state = await blocking(d.store.state, info["name"])
+    menu_text, markup = screens.project_menu(lang, added.project, state)
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(text + "\n\n" + menu_text, parse_mode="HTML", reply_markup=markup)
+
+
+# -- variables ----------------------------------------------------------------------------
+
+
+async def vars_start(update: Update, context: Ctx) -> int:
+    await answer(update)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _key, name, slot = ([*parts(query.data), "", ""])[:3]
+    draft(context).update(name=name, slot="test" if slot == "test" else "prod")
+    await say(update, context, "config.ask", name=name, slot=draft(context)["slot"])
+    return VALUES
+
+
+async def vars_values(update: Update, context: Ctx) -> int:
+    message = update.effective_message
+    assert message is not None
+    d = deps(context)
+    name, slot = draft(context)["name"], draft(context)["slot"]
+    lines = [line for line in (message.text or "").splitlines() if line.strip()]
+    try:
+        keys = await blocking(ops.env_set, d.store, name, slot, lines)
+    except ControlPlaneError as exc:
+        await _delete(update)  # the values may be secrets even when a line is bad
+        await say(update, context, "bad", reason=str(exc))
+        return VALUES
+    await _delete(update)
+    draft(context).clear()
+    await say(update, context, "config.saved", name=name, slot=slot, keys=", ".join(keys))
+    return ConversationHandler.END
+
+
+async def _delete(update: Update) -> None:
+    message = update.effective_message
+    if message is not None:
+        with contextlib.suppress(TelegramError):
+            await message.delete()
+
+
+# -- a typed test duration ------------------------------------------------------------------
+
+
+async def duration_start(update: Update, context: Ctx) -> int:
+    await answer(update)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    draft(context)["name"] = ([*parts(query.data), ""])[1]
+    await say(update, context, "test.ask")
+    return DURATION
+
+
+async def duration_value(update: Update, context: Ctx) -> int:
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    try:
+        seconds = parse_duration(text, field_name="duration", low=5, high=86400)
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return DURATION
+    name = draft(context).pop("name")
+    toast = start_op(context, update, "test", name, {"duration": str(seconds)})
+    if toast != t(lang_of(update, context), "toast.started"):
+        await say(update, context, "bad", reason=toast)
+    return ConversationHandler.END
+
+
+# -- a third-party repository ----------------------------------------------------------------
+
+
+async def launch_start(update: Update, context: Ctx) -> int:
+    await answer(update)
+    await say(update, context, "launch.url")
+    return URL
+
+
+async def launch_url(update: Update, context: Ctx) -> int:
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    d = deps(context)
+    try:
+        validate_repo_url(text, allow_file=d.settings.allow_file_urls)
+        name = ops.launch_name(text)
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return URL
+    draft(context).update(url=text, name=name)
+    lang = lang_of(update, context)
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                screens.button(t(lang, "btn.test_mode"), "lm", "test"),
+                screens.button(t(lang, "btn.prod_mode"), "lm", "prod"),
+            ]
+        ]
+    )
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(t(lang, "launch.mode"), parse_mode="HTML", reply_markup=markup)
+    return MODE
+
+
+async def launch_mode(update: Update, context: Ctx) -> int:
+    await answer(update)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    mode = ([*parts(query.data), ""])[1]
+    info = dict(draft(context))
+    draft(context).clear()
+    context.application.create_task(_launch(update, context, info, mode == "test"))
+    return ConversationHandler.END
+
+
+async def _launch(update: Update, context: Ctx, info: dict[str, str], test: bool) -> None:
+    d = deps(context)
+    name = info["name"]
+    try:
+        branch = await blocking(ops.default_branch, d.settings, info["url"])
+        await blocking(
+            ops.add_project,
+            d.settings,
+            d.store,
+            name=name,
+            repo=info["url"],
+            path=str(d.settings.apps_dir / name),
+            branch=branch,
+            kind="launch",
+        )
+        await blocking(ops.number_commits, d.settings, d.store, name)
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
+        return
+    toast = start_op(context, update, "test" if test else "deploy", name, {})
+    if toast != t(lang_of(update, context), "toast.started"):
+        await say(update, context, "bad", reason=toast)
+
+
+def build() -> list[ConversationHandler[Any]]:
+    """The conversations; /cancel leaves any of them."""
+    fallbacks: list[Any] = [CommandHandler("cancel", cancel)]
+    specs: list[tuple[list[Any], dict[object, list[Any]]]] = [
+        (
+            [CallbackQueryHandler(add_start, pattern=r"^ad$"), CommandHandler("add", add_start)],
+            {
+                NAME: [MessageHandler(TEXT, add_name)],
+                REPO: [MessageHandler(ANSWER, add_repo)],
+                PATH: [MessageHandler(ANSWER, add_path)],
+                BRANCH: [MessageHandler(TEXT, add_branch), CommandHandler("skip", add_branch)],
+            },
+        ),
+        (
+            [CallbackQueryHandler(vars_start, pattern=r"^ca\|")],
+            {VALUES: [MessageHandler(TEXT, vars_values)]},
+        ),
+        (
+            [CallbackQueryHandler(duration_start, pattern=r"^tt\|")],
+            {DURATION: [MessageHandler(TEXT, duration_value)]},
+        ),
+        (
+            [CallbackQueryHandler(launch_start, pattern=r"^lc$")],
+            {
+                URL: [MessageHandler(ANSWER, launch_url)],
+                MODE: [CallbackQueryHandler(launch_mode, pattern=r"^lm\|")],
+            },
+        ),
+    ]
+    handlers = []
+    with warnings.catch_warnings():
+        # per_message=False is intended: a conversation follows the chat, not one message
+        warnings.simplefilter("ignore", PTBUserWarning)
+        for entry, states in specs:
+            handlers.append(
+                ConversationHandler(
+                    entry_points=entry, states=states, fallbacks=fallbacks, allow_reentry=True
+                )
+            )
+    return handlers

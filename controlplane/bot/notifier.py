@@ -1,0 +1,171 @@
+"""Delivers the engine's events to every admin chat, each exactly once.
+
+Each admin chat is its own outbox consumer (`bot:CHAT`): an event is acknowledged for a
+chat only after Telegram accepted the message, so after a Telegram outage or a restart
+every pending event is delivered once, none twice. Repeats in a row are collapsed into
+one message with a count. Sending goes through PTB's rate limiter (per-chat limits,
+retry_after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from controlplane.bot.context import Deps, blocking
+from controlplane.bot.render import cb, fit
+from controlplane.bot.texts import t
+from controlplane.outbox import Event
+
+logger = logging.getLogger(__name__)
+
+MAX_AGE = 86400.0
+ICONS = {
+    "new_commit": "🆕",
+    "verdict": "🧪",
+    "promoted": "✅",
+    "deployed": "🚢",
+    "rolled_back": "⏪",
+    "reverted": "↩️",
+    "crash_loop": "💥",
+    "poll_outage": "📡",
+    "poll_recovered": "📡",
+    "interrupted": "⚠️",
+    "started": "🔁",
+    "build_failed": "❌",
+    "discarded": "🗑",
+    "error": "⚠️",
+    "load_warning": "📊",
+    "load_ok": "📊",
+}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events in a row that say the same thing."""
+
+    events: tuple[Event, ...]
+
+    @property
+    def first(self) -> Event:
+        return self.events[0]
+
+
+def collapse(events: list[Event]) -> list[Batch]:
+    """Consecutive events with the same kind, project and text become one batch."""
+    batches: list[list[Event]] = []
+    for event in events:
+        last = batches[-1][-1] if batches else None
+        if last and (last.kind, last.project, last.text) == (event.kind, event.project, event.text):
+            batches[-1].append(event)
+        else:
+            batches.append([event])
+    return [Batch(tuple(b)) for b in batches]
+
+
+def event_text(batch: Batch, lang: str) -> str:
+    event = batch.first
+    repeat = t(lang, "event.repeat", count=len(batch.events)) if len(batch.events) > 1 else ""
+    return fit(f"{ICONS.get(event.kind, 'ℹ️')} {html.escape(event.text, quote=False)}{repeat}")
+
+
+def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
+    """A verdict comes with what to do next."""
+    if event.kind != "verdict" or not event.project or "n" not in event.data:
+        return None
+    row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb("ds", event.project))]
+    if event.data.get("passed"):
+        row.insert(
+            0,
+            InlineKeyboardButton(
+                t(lang, "btn.promote", n=event.data["n"]), callback_data=cb("pr", event.project)
+            ),
+        )
+    return InlineKeyboardMarkup([row])
+
+
+class Notifier:
+    """The delivery loop; woken by each new event, and every few seconds anyway."""
+
+    def __init__(self, app: Any, d: Deps, *, every: float = 5.0) -> None:
+        self.app = app
+        self.deps = d
+        self.every = every
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = 0.0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def wake(_event: Event) -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.deps.outbox.subscribe(wake)
+        self._task = asyncio.create_task(self._run(), name="notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.deliver_once()
+            except Exception:
+                logger.exception("notifier pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every + self._backoff)
+            self._wake.clear()
+
+    async def deliver_once(self) -> int:
+        """Send what each admin has not had yet; returns how many messages went out."""
+        sent = 0
+        for chat in sorted(self.deps.settings.admin_chat_ids):
+            sent += await self._deliver_to(chat)
+        return sent
+
+    async def _deliver_to(self, chat: int) -> int:
+        consumer = f"bot:{chat}"
+        pending = await blocking(self.deps.outbox.pending, consumer)
+        lang = self.deps.lang(chat)
+        sent = 0
+        for batch in collapse(pending):
+            if time.time() - batch.first.at > MAX_AGE:
+                await self._ack(consumer, batch)  # too old to be news
+                continue
+            try:
+                await self.app.bot.send_message(
+                    chat,
+                    event_text(batch, lang),
+                    parse_mode="HTML",
+                    reply_markup=event_buttons(batch.first, lang),
+                )
+            except (RetryAfter, NetworkError) as exc:
+                if isinstance(exc, BadRequest):
+                    logger.error("event %s cannot be sent to %s: %s", batch.first.seq, chat, exc)
+                    await self._ack(consumer, batch)
+                    continue
+                self._backoff = min(self._backoff * 2 or 2.0, 60.0)
+                logger.warning("Telegram unavailable (%s); events wait", exc)
+                return sent
+            except (Forbidden, TelegramError) as exc:
+                logger.error("event %s cannot be sent to %s: %s", batch.first.seq, chat, exc)
+            await self._ack(consumer, batch)
+            self._backoff = 0.0
+            sent += 1
+        return sent
+
+    async def _ack(self, consumer: str, batch: Batch) -> None:
+        for event in batch.events:
+            await blocking(self.deps.outbox.ack, consumer, event.seq)

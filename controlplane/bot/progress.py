@@ -1,0 +1,136 @@
+"""One message per operation, edited in place as it advances, within Telegram's limits.
+
+The message shows the operation's recent steps and the last lines of command output; a
+test run shows a live card (state, elapsed of total, restarts, memory, errors) that ends
+as a verdict card with Promote, Discard. Edits are throttled, and "message is not
+modified" is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections import deque
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, TelegramError
+
+from controlplane.bot.context import Deps, Throttle, blocking
+from controlplane.bot.render import cb, fit, pre
+from controlplane.bot.texts import t
+from controlplane.executor import Operation
+
+logger = logging.getLogger(__name__)
+
+EDIT_EVERY = 1.5
+STEPS_SHOWN = 6
+LINES_SHOWN = 30
+throttle = Throttle(EDIT_EVERY)
+
+
+class Card:
+    """What an operation's message shows so far."""
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+        self.steps: deque[str] = deque(maxlen=STEPS_SHOWN)
+        self.lines: deque[str] = deque(maxlen=LINES_SHOWN)
+        self.omitted = 0
+        self.seq = 0
+
+    def take(self, events: list[Any]) -> None:
+        for event in events:
+            self.seq = event.seq
+            if event.kind == "log":
+                if len(self.lines) == LINES_SHOWN:
+                    self.omitted += 1
+                self.lines.append(event.text)
+            elif event.kind == "step":
+                self.steps.append(event.text)
+
+    def body(self, lang: str, verdict: dict[str, Any] | None = None, n: int | None = None) -> str:
+        op = self.op
+        if verdict is not None and op.done:
+            key = "card.verdict_ok" if verdict.get("passed") else "card.verdict_bad"
+            head = t(lang, key, name=op.project, n=n, reason=verdict.get("reason", ""))
+        elif op.state == "running":
+            head = t(lang, "op.started", op=op.op, name=op.project)
+        elif op.state == "ok":
+            head = t(lang, "op.ok", op=op.op, name=op.project, text=op.result)
+        elif op.state == "cancelled":
+            head = t(lang, "op.cancelled", op=op.op, name=op.project)
+        else:
+            head = t(lang, "op.failed", op=op.op, name=op.project, text=op.result)
+        steps = "\n".join(f"• {html.escape(s, quote=False)}" for s in self.steps)
+        parts = [head, steps]
+        if self.lines:
+            if self.omitted:
+                parts.append(t(lang, "op.lines", omitted=self.omitted))
+            parts.append(pre(list(self.lines)))
+        return fit("\n".join(p for p in parts if p))
+
+
+def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
+    """Extend and cancel while a test runs; Promote and Discard once it has a verdict."""
+    if op.op not in ("test", "new commit"):
+        return None
+    if op.state == "running":
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        t(lang, "btn.extend", seconds=60), callback_data=cb("ex", op.project, 60)
+                    ),
+                    InlineKeyboardButton(t(lang, "cancel"), callback_data=cb("cx", op.project)),
+                ]
+            ]
+        )
+    state = d.store.state(op.project)
+    verdict = (state.test_run or {}).get("verdict")
+    if state.test is None or verdict is None:
+        return None
+    row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb("ds", op.project))]
+    if verdict.get("passed"):
+        row.insert(
+            0,
+            InlineKeyboardButton(
+                t(lang, "btn.promote", n=state.test), callback_data=cb("pr", op.project)
+            ),
+        )
+    return InlineKeyboardMarkup([row])
+
+
+async def edit(message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    try:
+        await message.edit_text(text, parse_mode="HTML", reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in str(exc):
+            logger.warning("could not edit the progress message: %s", exc)
+    except TelegramError as exc:
+        logger.warning("could not edit the progress message: %s", exc)
+
+
+async def follow(bot: Any, d: Deps, chat_id: int, op: Operation) -> None:
+    """Post the operation's message and keep it current until the operation ends."""
+    lang = d.lang(chat_id)
+    card = Card(op)
+    message = await bot.send_message(
+        chat_id, card.body(lang), parse_mode="HTML", reply_markup=buttons(d, op, lang)
+    )
+    shown = card.body(lang)
+    while not op.done:
+        events = await asyncio.to_thread(op.wait_events, card.seq, EDIT_EVERY)
+        card.take(events)
+        text = card.body(lang)
+        if text != shown and throttle.ready(message.message_id) and not op.done:
+            await edit(message, text, buttons(d, op, lang))
+            shown = text
+    card.take(op.events_after(card.seq))
+    markup = await blocking(buttons, d, op, lang)
+    verdict, n = None, None
+    if op.op == "test":
+        state = await blocking(d.store.state, op.project)
+        verdict, n = (state.test_run or {}).get("verdict"), state.test
+    await edit(message, card.body(lang, verdict, n), markup)

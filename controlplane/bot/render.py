@@ -1,0 +1,65 @@
+"""Message bodies within Telegram's limits: HTML-escaped, at most 4,096 characters."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+LIMIT = 4096
+CALLBACK_LIMIT = 64
+SEP = "|"
+
+
+def pre(lines: Sequence[str], *, budget: int = 3000) -> str:
+    """Lines as a <pre> block, escaped; the oldest lines go first when over `budget`."""
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines):
+        piece = html.escape(line[:500], quote=False)
+        if used + len(piece) + 1 > budget:
+            break
+        kept.append(piece)
+        used += len(piece) + 1
+    if not kept:
+        return ""
+    return "<pre>" + "\n".join(reversed(kept)) + "</pre>"
+
+
+def fit(text: str, limit: int = LIMIT) -> str:
+    """Cut a message to Telegram's limit without breaking an HTML tag or entity: the tail
+    of a <pre> block is kept, since the newest lines matter most."""
+    if len(text) <= limit:
+        return text
+    head, sep, body = text.partition("<pre>")
+    if sep and body.endswith("</pre>"):
+        room = limit - len(head) - len("<pre>…\n</pre>")
+        inner = body[: -len("</pre>")]
+        cut = inner[-room:] if room > 0 else ""
+        cut = cut[cut.find("\n") + 1 :] if "\n" in cut else ""
+        return f"{head}<pre>…\n{cut}</pre>"[:limit]
+    plain = html.escape(html.unescape(_strip_tags(text)), quote=False)
+    return plain[: limit - 1] + "…"
+
+
+def _strip_tags(text: str) -> str:
+    out, inside = [], False
+    for ch in text:
+        if ch == "<":
+            inside = True
+        elif ch == ">" and inside:
+            inside = False
+        elif not inside:
+            out.append(ch)
+    return "".join(out)
+
+
+def cb(*parts: object) -> str:
+    """Callback data from parts ('rb', 'shop', 3) → 'rb|shop|3', within 64 bytes."""
+    data = SEP.join(str(p) for p in parts)
+    if len(data.encode()) > CALLBACK_LIMIT:
+        raise ValueError(f"callback data over {CALLBACK_LIMIT} bytes: {data!r}")
+    return data
+
+
+def parts(data: str) -> list[str]:
+    return data.split(SEP)

@@ -1,0 +1,249 @@
+"""The bot from the chat: the real python-telegram-bot client against the local Bot API
+server, the real engine behind it, a real supervisord running the apps."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from controlplane.bot.app import BotRunner
+from controlplane.bot.context import Deps
+from tests.botapi import FakeBotAPI, Msg
+from tests.fixtures_release import APP, Plant, plant  # noqa: F401
+from tests.fixtures_repos import origin_fixture  # noqa: F401
+from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401
+
+ADMIN = 111
+STRANGER = 999
+TOKEN = "424242:SECRET-BOT-TOKEN-abcdef"
+PROD_KEY = "sk-prod-VerySecret-0123"
+TEST_KEY = "sk-test-AlsoSecret-4567"
+
+
+@dataclass
+class Chat:
+    """The admin's phone."""
+
+    api: FakeBotAPI
+    plant: Plant
+    runner: BotRunner
+
+    def send(self, text: str, chat: int = ADMIN) -> int:
+        return self.api.user_sends(chat, text, user_id=chat)
+
+    def last(self, chat: int = ADMIN) -> Msg:
+        return self.api.bot_messages(chat)[-1]
+
+    def wait_text(self, needle: str, timeout: float = 20, chat: int = ADMIN) -> Msg:
+        found: list[Msg] = []
+
+        def seen() -> bool:
+            found[:] = [m for m in self.api.bot_messages(chat) if needle in m.text]
+            return bool(found)
+
+        self.api.wait_for(seen, timeout)
+        return found[-1]
+
+    def buttons(self, msg: Msg) -> dict[str, str]:
+        rows = (msg.reply_markup or {}).get("inline_keyboard", [])
+        return {b["text"]: b["callback_data"] for row in rows for b in row}
+
+    def press(self, msg: Msg, data: str, chat: int = ADMIN) -> str:
+        query = self.api.user_presses(chat, msg.message_id, data, user_id=chat)
+        return query
+
+    def press_text(self, msg: Msg, label: str) -> str:
+        data = next(v for k, v in self.buttons(msg).items() if label in k)
+        return self.press(msg, data)
+
+    def answered(self, query: str, timeout: float = 10) -> dict[str, object]:
+        self.api.wait_for(lambda: self.api.answer_of(query) is not None, timeout)
+        answer = self.api.answer_of(query)
+        assert answer is not None
+        return answer
+
+
+@pytest.fixture
+def phone(plant: Plant) -> Iterator[Chat]:  # noqa: F811
+    api = FakeBotAPI(token=TOKEN)
+    url = api.start()
+    settings = dataclasses.replace(
+        plant.settings,
+        telegram_token=TOKEN,
+        admin_chat_ids=frozenset({ADMIN}),
+        telegram_api_url=url,
+        allow_file_urls=True,
+        lang=None,
+    )
+    stack = plant.stack
+    deps = Deps(
+        settings=settings,
+        store=stack.store,
+        outbox=stack.outbox,
+        service=stack.service,
+        engine=stack.engine,
+        tests=stack.tests,
+    )
+    runner = BotRunner(deps)
+    runner.start()
+    assert runner.error is None
+    try:
+        yield Chat(api=api, plant=plant, runner=runner)
+    finally:
+        runner.stop()
+        api.stop()
+
+
+def test_commands_are_registered_in_two_languages(phone: Chat) -> None:
+    commands = phone.api.commands
+    langs = {lang for (_scope, lang) in commands}
+    assert {"", "ru"} <= {lang or "" for lang in langs}, commands
+
+
+@pytest.mark.timeout(400)
+def test_from_the_chat(phone: Chat) -> None:
+    api, plant = phone.api, phone.plant  # noqa: F811
+    plant.commit("1")
+
+    # add a project: a conversation, each step validated
+    phone.send("/start")
+    menu = phone.wait_text("choose what to do")
+    phone.press_text(menu, "Add project")
+    phone.wait_text("Send its name")
+    phone.send("Bad Name")
+    phone.wait_text("bad project name")
+    phone.send("shop")
+    phone.wait_text("repository URL")
+    phone.send("--upload-pack=touch /tmp/x")
+    phone.wait_text("bad repository URL")
+    phone.send(plant.origin.url)
+    phone.wait_text("project folder")
+    phone.send(str(plant.box.base / "live" / "shop"))
+    phone.wait_text("branch")
+    phone.send("/skip")
+    added = phone.wait_text("Added shop", timeout=60)
+    assert "#1" in added.text
+
+    # config: several KEY=VALUE lines in one message; the message is deleted once saved
+    phone.press(added, "cf|shop|prod")
+    config = phone.wait_text("has no prod variables")
+    phone.press_text(config, "Add KEY=VALUE")
+    phone.wait_text("KEY=VALUE")
+    values_msg = phone.send(
+        f"UV_CONFIG_FILE={plant.uv_config}\nAPI_KEY={PROD_KEY}\nPIP_FIND_LINKS={plant.wheels}"
+    )
+    phone.wait_text("Saved API_KEY, PIP_FIND_LINKS, UV_CONFIG_FILE")
+    assert next(m for m in api.chat(ADMIN) if m.message_id == values_msg).deleted
+    plant.ok("env", "set", "shop", "--test", f"API_KEY={TEST_KEY}")
+    plant.ok("project", "set", "shop", "health-window", "2")
+
+    # test deploy with a live card that ends as a verdict card with Promote #1
+    phone.send("/test shop 5")
+    card = phone.wait_text("Test of shop #1 passed", timeout=120)
+    assert plant.report("test")["api"] == TEST_KEY
+    verdict = next(
+        m
+        for m in reversed(api.bot_messages(ADMIN))
+        if "test" in m.text and "Promote #1" in json.dumps(m.reply_markup)
+    )
+    assert card.edits >= 1 or verdict.edits >= 1
+
+    # promote asks to confirm and names the variables that differ
+    phone.press_text(verdict, "Promote #1")
+    confirm = phone.wait_text("Promote #1 of shop to prod?")
+    assert "API_KEY" in confirm.text and TEST_KEY not in confirm.text
+    phone.press_text(confirm, "Yes")
+    phone.wait_text("promoted to #1", timeout=60)
+    assert plant.wait_report("prod", "1")["api"] == PROD_KEY
+
+    # a new commit deployed from the chat, then /rollback by number
+    plant.commit("2")
+    phone.send("/deploy shop")
+    phone.press_text(phone.wait_text("Deploy the branch head of shop"), "Yes")
+    phone.wait_text("deployed to #2", timeout=90)
+    plant.wait_report("prod", "2")
+    phone.send("/rollback shop 1")
+    phone.press_text(phone.wait_text("Roll shop prod back to #1?"), "Yes")
+    phone.wait_text("rolled back to #1", timeout=60)
+    assert plant.wait_report("prod", "1")["version"] == "1"
+
+    # the notifier delivered the engine's events, each once
+    api.wait_for(
+        lambda: any("rolled back" in m.text and "⏪" in m.text for m in api.bot_messages(ADMIN)), 20
+    )
+    texts = [m.text for m in api.bot_messages(ADMIN) if m.text.startswith("⏪")]
+    assert len(texts) == 1, texts
+
+    # nothing the server received holds a secret value
+    for call in api.requests:
+        blob = json.dumps(call.params, default=str)
+        for secret in (PROD_KEY, TEST_KEY, TOKEN):
+            assert secret not in blob, (call.method, blob[:300])
+
+
+def test_strangers_get_nothing_and_change_nothing(phone: Chat) -> None:
+    api, plant = phone.api, phone.plant  # noqa: F811
+    plant.commit("1")
+    plant.ok(
+        "project",
+        "add",
+        "shop",
+        "--repo",
+        plant.origin.url,
+        "--path",
+        str(plant.box.base / "live" / "shop"),
+    )
+    phone.send("/start")
+    menu = phone.wait_text("choose what to do")
+    before = plant.stack.store.path.read_bytes()
+
+    phone.send("/start", chat=STRANGER)
+    phone.send("/deploy shop", chat=STRANGER)
+    api.user_sends(STRANGER, "edited", user_id=STRANGER, kind="message")
+    # a replay of an admin's button data from the stranger's own chat
+    bait = api.user_sends(STRANGER, "x", user_id=STRANGER)
+    del bait
+    report = phone.wait_text("not an admin")
+    assert str(STRANGER) in report.text
+    # the stranger pressing on the admin's menu message (a forged callback)
+    forged = api.user_presses(ADMIN, menu.message_id, "rm!|shop", user_id=STRANGER, forged=True)
+    time.sleep(1.5)
+    assert api.bot_messages(STRANGER) == []
+    assert api.answer_of(forged) is None
+    assert plant.stack.store.get_project("shop").name == "shop"
+    reports = [m for m in api.bot_messages(ADMIN) if "not an admin" in m.text]
+    assert len(reports) == 1, "at most one report per hour per chat"
+    assert plant.stack.store.path.read_bytes() == before
+
+
+def test_stale_buttons_and_fast_answers(phone: Chat) -> None:
+    api, plant = phone.api, phone.plant  # noqa: F811
+    plant.commit("1")
+    plant.ok(
+        "project",
+        "add",
+        "shop",
+        "--repo",
+        plant.origin.url,
+        "--path",
+        str(plant.box.base / "live" / "shop"),
+    )
+    phone.send("/projects")
+    listing = phone.wait_text("Projects")
+    query = phone.press(listing, "p|shop")
+    answer = phone.answered(query)
+    assert float(answer["answered_at"]) - float(answer["pressed_at"]) < 1.0  # type: ignore[arg-type]
+    project = phone.wait_text("shop · main")
+    # a button of a test that has finished (an old live card)
+    finished = api.user_presses(ADMIN, project.message_id, "ex|shop|60", user_id=ADMIN, forged=True)
+    assert phone.answered(finished).get("text") == "That test has finished."
+    plant.ok("project", "remove", "shop")
+    stale = phone.press(project, "st|shop")
+    assert phone.answered(stale).get("text") == "That project no longer exists."
+    junk = api.user_presses(ADMIN, project.message_id, "zz|" + "x" * 40, user_id=ADMIN, forged=True)
+    assert "out of date" in str(phone.answered(junk).get("text"))
