@@ -24,6 +24,7 @@ from controlplane.engine import Engine
 from controlplane.errors import ControlPlaneError, SupervisorError
 from controlplane.events import EventTail
 from controlplane.executor import Executor
+from controlplane.load import Probe, Sampler, supervisor_source
 from controlplane.models import SLOTS
 from controlplane.outbox import Outbox
 from controlplane.poller import Poller
@@ -319,6 +320,8 @@ def serve(
     stack.control.start()
     poller = threading.Thread(target=stack.poller.run, args=(stop,), name="poller", daemon=True)
     poller.start()
+    sampler = Sampler(Probe(settings, supervisor_source(settings)), stack.outbox)
+    threading.Thread(target=sampler.run, args=(stop,), name="load", daemon=True).start()
     stack.outbox.publish("started", None, "control plane started")
     bot = start_bot(settings, stack)
     try:

@@ -250,18 +250,13 @@ async def screen_status(update: Update, context: Ctx, name: str) -> None:
 
 
 def log_tail(d: Deps, name: str, slot: str, n: int = LOG_LINES) -> list[str]:
-    from controlplane.supervisor import slot_logs
+    """The slot's last lines, stdout and stderr told apart, secrets removed."""
+    from controlplane.logs import format_logs, slot_tail
 
-    lines: list[str] = []
-    for path, tag in zip(slot_logs(d.settings, name, slot), ("", "[err] "), strict=True):
-        try:
-            with path.open("rb") as handle:
-                handle.seek(max(0, path.stat().st_size - 64 * 1024))
-                data = handle.read().decode("utf-8", "replace").splitlines()[-n:]
-        except FileNotFoundError:
-            continue
-        lines += [tag + line for line in data]
-    return lines[-n:] if len(lines) > n else lines
+    logs = slot_tail(d.settings, name, slot, n)
+    if not logs.stdout and not logs.stderr:
+        return []
+    return d.redactor()(format_logs(logs)).splitlines()
 
 
 async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> None:
@@ -282,17 +277,18 @@ async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> Non
 
 async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> None:
     """The full log (stdout and stderr) as a file, with every secret removed."""
-    from controlplane.supervisor import slot_logs
-
     d = deps(context)
 
     def read() -> bytes:
+        from controlplane.logs import log_file
+
         chunks = []
-        for path in slot_logs(d.settings, name, slot):
+        for stream in ("stdout", "stderr"):
+            path = log_file(d.settings, name, slot, stream)
             if path.exists():
                 with path.open("rb") as handle:
                     handle.seek(max(0, path.stat().st_size - LOG_FILE_MAX // 2))
-                    chunks.append(f"==> {path.name} <==\n".encode() + handle.read())
+                    chunks.append(f"==> {stream} <==\n".encode() + handle.read())
         text = b"\n".join(chunks).decode("utf-8", "replace")
         return d.redactor()(text).encode()
 
