@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from controlplane.files import write_atomic
 from controlplane.load_cgroup import PROC_SELF, CgroupReading, read_cgroup
 from controlplane.load_docker import docker_figures
-from controlplane.resources import write_atomic
 
 if TYPE_CHECKING:
     from controlplane.outbox import Outbox

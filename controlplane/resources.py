@@ -7,9 +7,7 @@ them there); resource_path() looks in the wheel location first.
 
 from __future__ import annotations
 
-import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +75,3 @@ def render(template: str, **context: Any) -> str:
     )
     source = resource_path(template).read_text(encoding="utf-8")
     return env.from_string(source).render(**context)
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> Path:
-    """Write `text` to `path` via a temp file in the same folder, fsync, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -15,6 +15,7 @@ from urllib.parse import quote, quote_plus
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from controlplane.errors import KeyringError
+from controlplane.files import write_atomic
 from controlplane.settings import Settings
 
 MIN_REDACT_LEN = 4
@@ -48,18 +49,7 @@ def read_key_file(path: Path) -> list[str]:
 
 def write_key_file(path: Path, keys: list[str]) -> None:
     """Atomically replace the key file with `keys`, mode 0600 from the first byte."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(keys) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, "\n".join(keys) + "\n", mode=0o600)
 
 
 class KeyRing:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from controlplane.errors import ControlPlaneError
+from controlplane.files import fsync_dir
 from controlplane.history import SlotState
 from controlplane.models import Project
 from controlplane.runslot import slot_code_dir
@@ -51,11 +52,7 @@ def switch_link(link: Path, target: Path) -> None:
         tmp.unlink()
     tmp.symlink_to(target, target_is_directory=True)
     os.replace(tmp, link)
-    dir_fd = os.open(link.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(link.parent)
     logger.info("%s -> %s", link, target)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from controlplane.history import CommitRow, Release, SlotState
 from controlplane.models import Project, format_interval
+from controlplane.poller import human_duration as duration
 from controlplane.supervisor import ProcessInfo, program_name
 
 if TYPE_CHECKING:
@@ -310,17 +311,6 @@ TEXTS: dict[str, dict[str, str]] = {
 
 def _t(lang: str, key: str, *args: object) -> str:
     return TEXTS.get(lang, TEXTS["en"])[key].format(*args)
-
-
-def duration(seconds: float) -> str:
-    """3725 → '1h 2m', 42 → '42s', 200000 → '2d 7h'."""
-    total = max(round(seconds), 0)
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        value, total = divmod(total, size)
-        if value:
-            parts.append(f"{value}{unit}")
-    return " ".join(parts[:2]) or "0s"
 
 
 def size(n: float) -> str:

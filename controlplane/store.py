@@ -24,6 +24,7 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError
+from controlplane.files import fsync_dir
 from controlplane.history import CommitRow, Release, SlotState, number_new
 from controlplane.models import SLOTS, Project, validate_slot
 from controlplane.secrets import KeyRing, generate_key, write_key_file
@@ -31,14 +32,6 @@ from controlplane.settings import Settings
 
 KEY_CHECK = "controlplane-key-check"
 SCHEMA = 1
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AtomicJSONStorage(Storage):

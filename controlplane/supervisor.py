@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from controlplane.errors import SupervisorError
+from controlplane.files import write_atomic
 from controlplane.models import Project, validate_name, validate_slot
-from controlplane.resources import render, write_atomic
+from controlplane.resources import render
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
