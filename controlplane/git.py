@@ -32,6 +32,7 @@ from typing import IO
 from controlplane import runner
 from controlplane.errors import CommandFailed, ControlPlaneError
 from controlplane.models import split_credentials
+from controlplane.secrets import MASK, Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
 NETWORK_TIMEOUT = 120.0
 LOCAL_TIMEOUT = 60.0
-MASK = "***"
 # Project variables starting with GIT_ are dropped except these: GIT_DIR, GIT_TRACE_CURL,
 # GIT_CONFIG_* and friends would redirect git or print what we keep hidden.
 GIT_VARS_ALLOWED = frozenset(
@@ -132,12 +132,10 @@ def _basic(auth: str) -> str:
 
 def redactor(secrets: Iterable[str], min_len: int = 4) -> runner.Redact:
     """A redact callable hiding each secret (longest first) and any URL user-info."""
-    hidden = sorted({s for s in secrets if s and len(s) >= min_len}, key=len, reverse=True)
+    hide = Redactor(secrets, min_len=min_len, mask=MASK)
 
     def redact(text: str) -> str:
-        for secret in hidden:
-            text = text.replace(secret, MASK)
-        return USERINFO_RE.sub(MASK + "@", text)
+        return USERINFO_RE.sub(MASK + "@", hide(text))
 
     return redact
 

@@ -19,6 +19,7 @@ from controlplane.files import write_atomic
 from controlplane.settings import Settings
 
 MIN_REDACT_LEN = 4
+MASK = "***"
 
 
 def generate_key() -> str:
@@ -126,14 +127,18 @@ def secret_forms(value: str) -> set[str]:
 class Redactor:
     """Removes every known secret value (and its encoded forms) from outgoing text."""
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(
+        self, values: Iterable[str] = (), *, min_len: int = MIN_REDACT_LEN, mask: str = MASK
+    ) -> None:
+        self.min_len = min_len
+        self.mask = mask
         self._forms: list[str] = []
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         forms = set(self._forms)
         for value in values:
-            if len(value) >= MIN_REDACT_LEN:
+            if value and len(value) >= self.min_len:
                 forms |= secret_forms(value)
         # longest first, so a value is never half-replaced by a shorter one inside it
         self._forms = sorted(forms, key=len, reverse=True)
@@ -141,5 +146,5 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for form in self._forms:
             if form in text:
-                text = text.replace(form, "[secret]")
+                text = text.replace(form, self.mask)
         return text
