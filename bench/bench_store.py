@@ -1,0 +1,85 @@
+"""Store work behind bot actions with 200 projects × 100 numbered commits.
+
+Each action does what the bot's handler does with the store (the same Store object serve
+uses, so its cache is as warm as in serve); the time is the store calls only, not the
+Telegram round trip. There is no baseline: the target is absolute (≤ 10 ms).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bench.common import RUNS, Figure, log, median, tempdir
+from bench.populate import open_store, populate
+from controlplane import ops
+from controlplane.store import Store
+
+PROJECTS = 200
+COMMITS = 100
+
+
+def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]]:
+    """Bot actions → the store work they do (i picks a project)."""
+
+    def name(i: int) -> str:
+        return names[(i * 37) % len(names)]
+
+    def projects_list(i: int) -> object:
+        return [(p, store.state(p.name)) for p in store.list_projects()]
+
+    def project_screen(i: int) -> object:
+        return store.get_project(name(i)), store.state(name(i))
+
+    def rollback_list(i: int) -> object:
+        return store.commits(name(i)), store.releases(name(i)), store.state(name(i))
+
+    def set_poll(i: int) -> object:
+        return ops.set_poll(store, name(i), ["5m", "1h"][i % 2])
+
+    def set_variable(i: int) -> object:
+        return ops.env_set(store, name(i), "prod", [f"FLAG={i}"])
+
+    def publish_event(i: int) -> object:  # every operation reports through the outbox
+        return store.update_state(name(i), op={"op": "deploy", "at": i})
+
+    return {
+        "projects list (200 rows)": projects_list,
+        "project screen": project_screen,
+        "rollback list (100 commits)": rollback_list,
+        "set poll interval (a write)": set_poll,
+        "set a variable (a write)": set_variable,
+        "record operation state (a write)": publish_event,
+    }
+
+
+def main() -> None:
+    with tempdir("cpbench-store-") as base:
+        store = open_store(base / "data")
+        t0 = time.monotonic()
+        names = populate(store, PROJECTS, COMMITS)
+        size = store.path.stat().st_size / 1e6
+        log(f"populated {PROJECTS}×{COMMITS} in {time.monotonic() - t0:.1f} s; {size:.1f} MB")
+        per_run = 20
+        for title, fn in actions(store, names).items():
+            runs = []
+            for r in range(max(RUNS, 5)):
+                t = time.perf_counter()
+                for i in range(per_run):
+                    fn(r * per_run + i)
+                runs.append((time.perf_counter() - t) / per_run * 1000)
+            Figure(
+                key=f"store:{title}",
+                title=f"store work of a bot action with {PROJECTS} projects × {COMMITS} "
+                f"commits: {title}",
+                unit="ms",
+                samples=runs,
+                target="≤ 10 ms",
+                kind="max",
+                limit=10.0,
+                note="" if median(runs) <= 10 else f"store file {size:.1f} MB",
+            ).emit()
+
+
+if __name__ == "__main__":
+    main()

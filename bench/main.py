@@ -1,0 +1,168 @@
+"""Run the benchmark modules (each in its own process group, with a time limit) and write
+docs/performance.md from the figures they report.
+
+    bench/run [module ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from bench.common import ROOT, RUNS, Figure, kill_group, log, median, spread
+
+# module → time limit in seconds (the whole run must stay under 15 minutes)
+MODULES: dict[str, int] = {
+    "store": 120,
+    "cli": 90,
+    "memory": 150,
+    "poll": 150,
+    "restart": 120,
+    "deploy": 300,
+    "bot": 180,
+}
+OUT = ROOT / "docs" / "performance.md"
+
+
+def run_module(name: str, limit: int) -> tuple[list[Figure], str | None]:
+    """Run bench/bench_NAME.py; returns its figures and an error line when it failed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"bench.bench_{name}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        start_new_session=True,
+    )
+    figures: list[Figure] = []
+    error = None
+    try:
+        out, _ = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out, _ = proc.communicate()
+        error = f"timed out after {limit} s"
+    finally:
+        kill_group(proc)
+    for line in (out or "").splitlines():
+        if line.startswith("RESULT "):
+            figures.append(Figure(**json.loads(line[len("RESULT ") :])))
+        elif line.strip():
+            log(f"  {name}: {line}")
+    if error is None and proc.returncode != 0:
+        error = f"exited with status {proc.returncode}"
+    return figures, error
+
+
+def fmt(value: float, unit: str) -> str:
+    if value != value:  # nan
+        return "—"
+    if unit == "ms":
+        return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
+    return f"{value:.1f} {unit}"
+
+
+def cell(xs: list[float], unit: str) -> str:
+    lo, hi = spread(xs)
+    return f"**{fmt(median(xs), unit)}** ({fmt(lo, unit)}–{fmt(hi, unit)}, n={len(xs)})"
+
+
+def verdict(fig: Figure) -> tuple[str, str]:
+    """(ratio text, verdict) for a figure."""
+    ours = median(fig.samples)
+    ratio = ""
+    base = fig.baselines.get(fig.ratio_of or "") if fig.ratio_of else None
+    if base:
+        ratio = f"{median(base) / ours:.1f}×" if ours > 0 else "∞"
+    if fig.kind == "ratio":
+        ok = bool(base) and median(base) / ours >= fig.limit
+    elif fig.kind == "relmax":  # ours ≤ limit × baseline
+        ok = bool(base) and ours <= fig.limit * median(base)
+        if base:
+            ratio = f"{ours / median(base):.2f}× of baseline"
+    else:
+        ok = ours <= fig.limit
+    return ratio, "met" if ok else "**missed**"
+
+
+def table(figures: list[Figure]) -> list[str]:
+    rows = [
+        "| figure | ours: median (min–max, runs) | baselines in the same run | ratio | target "
+        "| verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for fig in figures:
+        bases = [f"{name}: {cell(xs, fig.unit)}" for name, xs in fig.baselines.items()]
+        bases += [f"{name}: not measured ({why})" for name, why in fig.not_measured.items()]
+        ratio, ok = verdict(fig)
+        rows.append(
+            f"| {fig.title} | {cell(fig.samples, fig.unit)} | {'<br>'.join(bases) or '—'} "
+            f"| {ratio or '—'} | {fig.target} | {ok} |"
+        )
+    return rows
+
+
+def write_report(figures: list[Figure], errors: dict[str, str], seconds: float) -> None:
+    lines = [
+        "# Performance",
+        "",
+        "Written by `bench/run` (do not edit by hand). Every figure is the median of "
+        f"{RUNS} or more runs, with the fastest and slowest run; every baseline was measured "
+        "in the same run on the same machine, and the ratio is baseline median ÷ our median.",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}; the cores are shared with "
+        f"other work, so single runs are noisy. Whole run: {seconds:.0f} s, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        *table(figures),
+        "",
+    ]
+    notes = [f for f in figures if f.note]
+    if notes:
+        lines += ["## Notes on each figure", ""]
+        for fig in notes:
+            lines += [f"**{fig.title}.** {fig.note}", ""]
+    if errors:
+        lines += ["## Benchmarks that did not finish", ""]
+        lines += [f"- `{name}`: {why}" for name, why in errors.items()]
+        lines.append("")
+    OUT.write_text("\n".join(lines))
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(MODULES)
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {list(MODULES)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    figures: list[Figure] = []
+    errors: dict[str, str] = {}
+    for name in chosen:
+        t0 = time.monotonic()
+        log(f"== {name}")
+        got, error = run_module(name, MODULES[name])
+        figures += got
+        if error:
+            errors[name] = error
+            log(f"== {name}: {error}")
+        for fig in got:
+            ratio, ok = verdict(fig)
+            log(f"   {fig.title}: {fmt(median(fig.samples), fig.unit)} {ratio} {ok}")
+        log(f"== {name} done in {time.monotonic() - t0:.0f} s")
+    write_report(figures, errors, time.monotonic() - started)
+    log(f"wrote {OUT.relative_to(ROOT)}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
