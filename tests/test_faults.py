@@ -9,9 +9,9 @@ admin's outbox says once what was cut short. A kill mid-build is tests/test_reco
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -52,10 +52,8 @@ def restart_container(box: Box) -> None:
     session = box.proc.pid
     victims = [p for p in psutil.process_iter() if _sid(p.pid) == session]
     for proc in victims:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(victims, timeout=10)
     box.proc.wait(timeout=10)
     box.client.close()
