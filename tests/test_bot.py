@@ -247,3 +247,48 @@ def test_stale_buttons_and_fast_answers(phone: Chat) -> None:
     assert phone.answered(stale).get("text") == "That project no longer exists."
     junk = api.user_presses(ADMIN, project.message_id, "zz|" + "x" * 40, user_id=ADMIN, forged=True)
     assert "out of date" in str(phone.answered(junk).get("text"))
+
+
+def test_status_and_logs_from_the_chat(phone: Chat) -> None:
+    api, plant = phone.api, phone.plant  # noqa: F811
+    plant.commit("1")
+    plant.ok(
+        "project",
+        "add",
+        "shop",
+        "--repo",
+        plant.origin.url,
+        "--path",
+        str(plant.box.base / "live" / "shop"),
+    )
+    plant.ok("env", "set", "shop", f"UV_CONFIG_FILE={plant.uv_config}", f"API_KEY={PROD_KEY}")
+    plant.ok("project", "set", "shop", "health-window", "0")
+    plant.ok("deploy", "shop")
+    plant.wait_report("prod", "1")
+    plant.box.wait_state("shop-prod", ("RUNNING",))
+    phone.send("/status")
+    overview = phone.wait_text("RUNNING")
+    assert "shop" in overview.text and "#1" in overview.text
+    phone.send("/status shop")
+    phone.wait_text("prod")
+    phone.send("/logs shop")
+    logs = phone.wait_text("running commit 1")
+    assert "shop prod: last" in logs.text
+    phone.press(logs, "lf|shop|prod")
+    api.wait_for(lambda: any(m.document for m in api.bot_messages(ADMIN)))
+    document = next(m.document for m in api.bot_messages(ADMIN) if m.document)
+    assert document is not None and b"running commit 1" in document[1]
+    # follow: the app prints a new line (a restart), the message is edited with it
+    assert "fl|shop|prod|120" in phone.buttons(logs).values()
+    api.user_presses(ADMIN, logs.message_id, "fl|shop|prod|6", user_id=ADMIN, forged=True)
+    watching = phone.wait_text("new lines for 6 s")
+    plant.box.client.restart("shop-prod")
+    api.wait_for(
+        lambda: any(
+            m.message_id == watching.message_id and "running commit 1" in m.text
+            for m in api.bot_messages(ADMIN)
+        ),
+        15,
+    )
+    for call in api.requests:
+        assert PROD_KEY not in json.dumps(call.params, default=str)

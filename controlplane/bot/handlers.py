@@ -7,6 +7,7 @@ every update), and a stale one (a removed project, a finished test) gets a clear
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from controlplane import ops
 from controlplane.bot import screens
 from controlplane.bot.context import Deps, blocking, chat_of, deps
+from controlplane.bot.progress import edit as progress_edit
 from controlplane.bot.progress import follow
 from controlplane.bot.render import fit, parts, pre
 from controlplane.bot.texts import t
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
 LOG_LINES = 30
 LOG_FILE_MAX = 20 * 2**20
+FOLLOW_EVERY = 2.0
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -111,7 +114,17 @@ async def with_name(
 
 
 async def cmd_status(update: Update, context: Ctx) -> None:
-    """/status NAME."""
+    """/status NAME; /status alone: every project, one line each."""
+    if not context.args:
+        d = deps(context)
+
+        def overview() -> str:
+            from controlplane.status import format_overview, gather
+
+            return format_overview(gather(d.settings, d.store), d.lang(chat_of(update)))
+
+        await show(update, pre((await blocking(overview)).splitlines(), budget=3900))
+        return
     await with_name(
         update, context, "/status NAME", lambda name, _rest: screen_status(update, context, name)
     )
@@ -267,12 +280,54 @@ async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> Non
     markup = InlineKeyboardMarkup(
         [
             [
+                screens.button(t(lang, "btn.follow"), "fl", name, slot, FOLLOW_SECONDS),
                 screens.button(t(lang, "btn.logfile"), "lf", name, slot),
-                screens.button(t(lang, "back"), "p", name),
-            ]
+            ],
+            [screens.button(t(lang, "back"), "p", name)],
         ]
     )
     await show(update, title + "\n" + pre(lines), markup)
+
+
+FOLLOW_SECONDS = 120
+
+
+async def follow_logs(update: Update, context: Ctx, name: str, slot: str, seconds: int) -> None:
+    """One message edited with the slot's new lines for `seconds` (watchfiles)."""
+    import threading
+    from collections import deque
+
+    from controlplane.logs import follow as watch
+    from controlplane.supervisor import slot_logs
+
+    d = deps(context)
+    lang = d.lang(chat_of(update))
+    chat = update.effective_chat
+    assert chat is not None
+    title = t(lang, "logs.follow", name=name, slot=slot, seconds=seconds)
+    message = await chat.send_message(title, parse_mode="HTML")
+    lines: deque[str] = deque(maxlen=LOG_LINES)
+    stop = threading.Event()
+    out_log, err_log = slot_logs(d.settings, name, slot)
+
+    def on_lines(path: Any, new: list[str]) -> None:
+        tag = "[err] " if path == err_log else ""
+        lines.extend(tag + line for line in new)
+
+    watcher = context.application.create_task(
+        blocking(watch, [out_log, err_log], stop, on_lines), name=f"follow-logs-{name}"
+    )
+    shown = ""
+    try:
+        for _ in range(max(1, int(seconds / FOLLOW_EVERY))):
+            await asyncio.sleep(FOLLOW_EVERY)
+            text = title + "\n" + pre([d.redactor()(x) for x in lines])
+            if text != shown:
+                await progress_edit(message, text, None)
+                shown = text
+    finally:
+        stop.set()
+        await watcher
 
 
 async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> None:
@@ -379,6 +434,13 @@ async def b_status(update: Update, context: Ctx, name: str, rest: list[str]) -> 
 
 async def b_logs(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     await screen_logs(update, context, name, slot_of(rest))
+    return None
+
+
+async def b_follow(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    seconds = int(rest[1]) if len(rest) > 1 and rest[1].isdigit() else FOLLOW_SECONDS
+    seconds = min(max(seconds, 2), 600)
+    context.application.create_task(follow_logs(update, context, name, slot_of(rest), seconds))
     return None
 
 
@@ -592,6 +654,7 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     "st": b_status,
     "lg": b_logs,
     "lf": b_logfile,
+    "fl": b_follow,
     "cf": b_config,
     "cd": b_delete_var,
     "pi": b_poll_menu,
