@@ -430,6 +430,8 @@ def build_release(
             _finish(b, "uv" if uv else "pip")
         else:
             remove_release(dest)
+            if out_of_space(steps):
+                _drop_cache(cache_dir, log)
         seconds = time.monotonic() - started
         log.write(f"# build {'ready' if ok else 'FAILED'} after {seconds:.1f} s\n")
     logger.info("build %s %s in %.1f s", dest.name, "ready" if ok else "failed", seconds)
@@ -443,6 +445,23 @@ def build_release(
         steps=tuple(steps),
         cancelled=any(s.error == "cancelled" for s in steps),
     )
+
+
+NO_SPACE = ("no space left on device", "os error 28", "errno 28")
+
+
+def out_of_space(steps: list[StepResult]) -> bool:
+    """Whether a failed step ran out of disk (pip, uv and git each say it their way)."""
+    text = "\n".join(line for s in steps if not s.ok for line in (*s.tail_lines, s.error or ""))
+    return any(marker in text.lower() for marker in NO_SPACE)
+
+
+def _drop_cache(cache_dir: Path, log: IO[str]) -> None:
+    """The volume is full: the download cache (which the failed install just filled) goes,
+    so the space is given back and the next build can pass its pre-flight."""
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    log.write(f"# out of disk space: the download cache {cache_dir} was cleared\n")
+    logger.warning("build ran out of disk space; cleared the cache %s", cache_dir)
 
 
 def _run_all(b: _Build) -> list[StepResult]:
