@@ -1,9 +1,17 @@
-"""The store: TinyDB on $DATA/store.json, written atomically under an inter-process lock.
+"""The store: TinyDB files under $DATA, written atomically under an inter-process lock.
 
-Every change is a transaction: take the lock file ($DATA/store.lock, flock), read the
-file, change it, write a temp file, fsync, keep the current file as store.json.bak (the
-last good copy) and rename the temp file over store.json, then fsync the folder. A kill at
-any moment leaves either the old or the new file. The CLI and `serve` both write safely.
+The data is split so that a change rewrites only a small file: $DATA/store.json holds the
+projects (with their encrypted variables) and the key check; $DATA/store.d/outbox.json the
+events; $DATA/store.d/projects/NAME.json one project's numbered commits, releases and slot
+state. With 200 projects × 100 commits a whole-file store was 4 MB and every button press
+that changed anything rewrote and fsynced all of it (60–130 ms); now a write is one file
+of a few kB to a few hundred kB.
+
+Every change is a transaction: take the lock file ($DATA/store.lock, flock, one lock for
+all files), read the file, change it, write a temp file, fsync, keep the current file as
+FILE.bak (the last good copy) and rename the temp file over it, then fsync the folder. A
+kill at any moment leaves either the old or the new file. The CLI and `serve` both write
+safely. A store written by an older version (everything in store.json) is split on open.
 
 Secret values (both slots' variables, credentials of repository URLs) are stored as
 Fernet tokens; nothing else in the data dir ever holds them.
@@ -31,7 +39,9 @@ from controlplane.secrets import KeyRing, generate_key, write_key_file
 from controlplane.settings import Settings
 
 KEY_CHECK = "controlplane-key-check"
-SCHEMA = 1
+SCHEMA = 2
+OUTBOX = "outbox"
+PROJECT_TABLES = ("commits", "releases", "state")
 
 
 class AtomicJSONStorage(Storage):
@@ -55,8 +65,14 @@ class AtomicJSONStorage(Storage):
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
-        data = self._parse(self.path.read_bytes())
-        self._cache = (stamp, data)
+        try:
+            with open(self.path, "rb") as fh:  # the stamp of the very file that is parsed
+                st = os.fstat(fh.fileno())
+                raw = fh.read()
+        except FileNotFoundError:
+            return None
+        data = self._parse(raw)
+        self._cache = ((st.st_ino, st.st_mtime_ns, st.st_size), data)
         return data
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
@@ -102,6 +118,13 @@ class AtomicJSONStorage(Storage):
     def invalidate(self) -> None:
         self._cache = None
 
+    def remove(self) -> None:
+        """Delete the file and its backup (a removed project's history)."""
+        self._cache = None
+        for path in (self.path, self.backup):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
     def close(self) -> None:
         pass
 
@@ -114,6 +137,8 @@ class Store:
         self.keyring = keyring
         self.path = settings.store_path
         self._storage = AtomicJSONStorage(str(self.path))
+        self._shards_dir = settings.data_dir / "store.d"
+        self._shards: dict[str, AtomicJSONStorage] = {}
         self._lock_path = settings.data_dir / "store.lock"
         self._thread_lock = threading.RLock()
         self._depth = 0
@@ -128,13 +153,33 @@ class Store:
             os.chmod(data, 0o711)  # noqa: S103 - apps pass through to their own folders
         store = cls(settings, KeyRing.load(settings))
         store._check_key()
+        store._split_old_store()
         return store
 
     # -- transactions -------------------------------------------------------------------
 
+    def _shard(self, shard: str | None) -> AtomicJSONStorage:
+        """The storage of one file: None is store.json, "outbox", or "project:NAME"."""
+        if shard is None:
+            return self._storage
+        storage = self._shards.get(shard)
+        if storage is None:
+            kind, _, name = shard.partition(":")
+            if kind == OUTBOX and not name:
+                path = self._shards_dir / "outbox.json"
+            elif kind == "project" and name and "/" not in name and not name.startswith("."):
+                path = self._shards_dir / "projects" / f"{name}.json"
+            else:
+                raise StoreError(f"no store file for {shard!r}")
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            storage = self._shards[shard] = AtomicJSONStorage(str(path))
+        return storage
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[TinyDB]:
-        """Hold the inter-process lock; yield a TinyDB whose reads see the latest file."""
+    def transaction(self, shard: str | None = None) -> Iterator[TinyDB]:
+        """Hold the inter-process lock; yield a TinyDB of one file (store.json, or the
+        `shard` named) whose reads see the latest file."""
+        storage = self._shard(shard)
         with self._thread_lock:
             if self._depth == 0:
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -142,9 +187,9 @@ class Store:
                 self._lock_fd = fd
             self._depth += 1
             try:
-                yield TinyDB(storage=lambda: self._storage)
+                yield TinyDB(storage=lambda: storage)
             except BaseException:
-                self._storage.invalidate()
+                storage.invalidate()
                 raise
             finally:
                 self._depth -= 1
@@ -155,6 +200,53 @@ class Store:
 
     def table(self, db: TinyDB, name: str) -> Any:
         return db.table(name, cache_size=0)
+
+    @contextlib.contextmanager
+    def rows(self, shard: str | None, table: str, *, write: bool) -> Iterator[dict[str, Any]]:
+        """One table's raw rows (document id → document) under the lock, for hot paths
+        that TinyDB's per-call copies and queries make slow; with `write`, the changed
+        rows are written back in one atomic write. Without it, do not change them."""
+        with self.transaction(shard):
+            storage = self._shard(shard)
+            data = storage.read() or {}
+            found = data.get(table)
+            if found is None:
+                found = {}
+                if write:
+                    data[table] = found
+            yield found
+            if write:
+                storage.write(data)
+
+    def _project_db(self, name: str) -> contextlib.AbstractContextManager[TinyDB]:
+        return self.transaction(f"project:{name}")
+
+    def _split_old_store(self) -> None:
+        """Move commits, releases, state and the outbox out of a store.json written by an
+        older version: the new files first, then store.json without them, so a kill in
+        between only repeats the copy."""
+        with self.transaction() as db:
+            old = [t for t in (*PROJECT_TABLES, OUTBOX) if t in db.tables()]
+            if not old:
+                return
+            by_project: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            for table_name in PROJECT_TABLES:
+                for row in self.table(db, table_name).all():
+                    tables = by_project.setdefault(str(row.get("project")), {})
+                    tables.setdefault(table_name, []).append(dict(row))
+            for name, tables in by_project.items():
+                with self._project_db(name) as pdb:
+                    for table_name in PROJECT_TABLES:
+                        pdb.drop_table(table_name)
+                        self.table(pdb, table_name).insert_multiple(tables.get(table_name, []))
+            if OUTBOX in old:
+                with self.transaction(OUTBOX) as odb:
+                    odb.drop_table(OUTBOX)
+                    self.table(odb, OUTBOX).insert_multiple(
+                        dict(r) for r in self.table(db, OUTBOX).all()
+                    )
+            for table_name in old:
+                db.drop_table(table_name)
 
     def _check_key(self) -> None:
         with self.transaction() as db:
@@ -294,8 +386,8 @@ class Store:
 
     def commits(self, name: str) -> list[CommitRow]:
         """Numbered commits of a project, by number."""
-        with self.transaction() as db:
-            rows = self.table(db, "commits").search(Query().project == name)
+        with self._project_db(name) as db:
+            rows = self.table(db, "commits").all()
         return sorted((CommitRow.from_dict(r) for r in rows), key=lambda c: c.n)
 
     def add_commits(self, name: str, seen: list[CommitRow]) -> list[CommitRow]:
@@ -304,35 +396,36 @@ class Store:
             self._doc(db, name)
             fresh = number_new(self.commits(name), seen)
             if fresh:
-                self.table(db, "commits").insert_multiple(
-                    {**c.to_dict(), "project": name} for c in fresh
-                )
+                with self._project_db(name) as pdb:
+                    self.table(pdb, "commits").insert_multiple(
+                        {**c.to_dict(), "project": name} for c in fresh
+                    )
             return fresh
 
     def release(self, name: str, n: int) -> Release | None:
-        with self.transaction() as db:
-            row = self.table(db, "releases").get((Query().project == name) & (Query().n == n))
+        with self._project_db(name) as db:
+            row = self.table(db, "releases").get(Query().n == n)
         return Release.from_dict(dict(row)) if row else None
 
     def releases(self, name: str) -> list[Release]:
-        with self.transaction() as db:
-            rows = self.table(db, "releases").search(Query().project == name)
+        with self._project_db(name) as db:
+            rows = self.table(db, "releases").all()
         return sorted((Release.from_dict(dict(r)) for r in rows), key=lambda r: r.n)
 
     def put_release(self, name: str, release: Release) -> None:
-        with self.transaction() as db:
+        with self._project_db(name) as db:
             self.table(db, "releases").upsert(
-                {**release.to_dict(), "project": name},
-                (Query().project == name) & (Query().n == release.n),
+                {**release.to_dict(), "project": name}, Query().n == release.n
             )
 
     def state(self, name: str) -> SlotState:
-        with self.transaction() as db:
-            row = self.table(db, "state").get(Query().project == name)
+        with self._project_db(name) as db:
+            rows = self.table(db, "state").all()
+            row = rows[0] if rows else None
         return SlotState.from_dict(dict(row)) if row else SlotState()
 
     def update_state(self, name: str, **changes: Any) -> SlotState:
-        with self.transaction() as db:
+        with self._project_db(name) as db:
             state = self.state(name).with_(**changes)
             self.table(db, "state").upsert(
                 {**state.to_dict(), "project": name}, Query().project == name
@@ -341,9 +434,8 @@ class Store:
 
     def forget(self, name: str) -> None:
         """Drop a removed project's commits, releases and state."""
-        with self.transaction() as db:
-            for table in ("commits", "releases", "state"):
-                self.table(db, table).remove(Query().project == name)
+        with self.transaction():
+            self._shard(f"project:{name}").remove()
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -374,6 +466,7 @@ class Store:
 
     def restore_backup(self) -> Path:
         """Put the last good copy back in place of a damaged store file."""
+        self._restore_damaged_shards()
         backup = self._storage.backup
         if not backup.exists():
             raise StoreError(f"there is no backup copy at {backup}")
@@ -386,6 +479,19 @@ class Store:
             os.replace(self.path.with_name(".restore.tmp"), self.path)
             fsync_dir(self.path.parent)
         return backup
+
+    def _restore_damaged_shards(self) -> None:
+        """The outbox and project files that no longer parse get their last good copy."""
+        with self.transaction():
+            for path in sorted(self._shards_dir.rglob("*.json")):
+                storage = AtomicJSONStorage(str(path))
+                try:
+                    storage._parse(path.read_bytes())
+                except StoreCorrupt:
+                    if storage.backup.exists():
+                        os.replace(path, path.with_name(path.name + ".damaged"))
+                        os.link(storage.backup, path)
+            self._shards.clear()
 
 
 def _rotate_doc(doc: dict[str, Any], keyring: KeyRing) -> tuple[dict[str, Any], int]:

@@ -198,3 +198,32 @@ def test_two_processes_writing_at_once_lose_no_update(store: Store, settings: Se
     env = store.env("p", "prod")
     assert {f"A_{i}" for i in range(60)} | {f"B_{i}" for i in range(60)} == set(env)
     assert env["B_59"] == "value-B-59-" + "x" * 9
+
+
+def test_a_store_written_whole_by_an_older_version_is_split_on_open(
+    store: Store, settings: Settings
+) -> None:
+    from controlplane.history import CommitRow
+    from controlplane.outbox import Outbox
+
+    store.add_project(project())
+    old = json.loads(settings.store_path.read_bytes())
+    row = {"n": 1, "sha": "a" * 40, "date": 1.0, "author": "A", "subject": "s", "project": "p"}
+    old["commits"] = {"1": row}
+    old["releases"] = {"1": {"n": 1, "sha": "a" * 40, "state": "ready", "project": "p"}}
+    old["state"] = {"1": {"prod": 1, "prod_running": True, "project": "p"}}
+    event = {"seq": 7, "at": 1.0, "kind": "k", "project": "p", "text": "t", "data": {}}
+    old["outbox"] = {"1": {**event, "acked": []}}
+    settings.store_path.write_text(json.dumps(old))
+
+    again = Store.open(settings)
+    assert again.commits("p") == [CommitRow(1, "a" * 40, 1.0, "A", "s")]
+    assert [r.state for r in again.releases("p")] == ["ready"]
+    assert again.state("p").prod == 1 and again.state("p").prod_running
+    assert [e.seq for e in Outbox(again).pending("bot")] == [7]
+    assert set(json.loads(settings.store_path.read_bytes())) == {"meta", "projects"}
+    assert (settings.data_dir / "store.d" / "projects" / "p.json").stat().st_mode & 0o777 == 0o600
+
+    again.forget("p")
+    assert again.commits("p") == [] and again.state("p").prod is None
+    assert not (settings.data_dir / "store.d" / "projects" / "p.json").exists()
