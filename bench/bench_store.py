@@ -13,6 +13,7 @@ from collections.abc import Callable
 from bench.common import RUNS, Figure, log, median, tempdir
 from bench.populate import open_store, populate
 from controlplane import ops
+from controlplane.outbox import KEEP_EVENTS, Outbox
 from controlplane.store import Store
 
 PROJECTS = 200
@@ -21,6 +22,7 @@ COMMITS = 100
 
 def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]]:
     """Bot actions → the store work they do (i picks a project)."""
+    outbox = Outbox(store)
 
     def name(i: int) -> str:
         return names[(i * 37) % len(names)]
@@ -40,8 +42,17 @@ def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]
     def set_variable(i: int) -> object:
         return ops.env_set(store, name(i), "prod", [f"FLAG={i}"])
 
-    def publish_event(i: int) -> object:  # every operation reports through the outbox
+    def record_op(i: int) -> object:  # every operation records itself in the slot state
         return store.update_state(name(i), op={"op": "deploy", "at": i})
+
+    def publish_event(i: int) -> object:  # … and reports through the outbox (kept full)
+        return outbox.publish("deployed", name(i), f"{name(i)}: deployed to #{i}")
+
+    def deliver_event(i: int) -> object:  # the notifier's work per event, caught up
+        event = outbox.publish("deployed", name(i), f"{name(i)}: deployed to #{i}")
+        for pending in outbox.pending("bot"):
+            outbox.ack("bot", pending.seq)
+        return event
 
     return {
         "projects list (200 rows)": projects_list,
@@ -49,7 +60,9 @@ def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]
         "rollback list (100 commits)": rollback_list,
         "set poll interval (a write)": set_poll,
         "set a variable (a write)": set_variable,
-        "record operation state (a write)": publish_event,
+        "record operation state (a write)": record_op,
+        f"publish an event ({KEEP_EVENTS} kept)": publish_event,
+        "an event published, then delivered by the notifier": deliver_event,
     }
 
 
@@ -58,6 +71,12 @@ def main() -> None:
         store = open_store(base / "data")
         t0 = time.monotonic()
         names = populate(store, PROJECTS, COMMITS)
+        outbox = Outbox(store)
+        for i in range(KEEP_EVENTS):
+            outbox.publish("sampled", names[i % len(names)], f"event {i} " + "x" * 80)
+        with store.rows("outbox", "outbox", write=True) as rows:  # the notifier caught up
+            for row in rows.values():
+                row["acked"] = ["bot"]
         size = store.path.stat().st_size / 1e6
         log(f"populated {PROJECTS}×{COMMITS} in {time.monotonic() - t0:.1f} s; {size:.1f} MB")
         per_run = 20

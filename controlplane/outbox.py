@@ -16,9 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tinydb import Query
-
-from controlplane.store import Store
+from controlplane.store import OUTBOX, Store
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +55,16 @@ class Outbox:
 
     def publish(self, kind: str, project: str | None, text: str, **data: Any) -> Event:
         """Persist the event, then tell in-process subscribers (their errors are logged)."""
-        with self.store.transaction() as db:
-            table = self.store.table(db, "outbox")
-            last = max((row["seq"] for row in table.all()), default=0)
+        with self.store.rows(OUTBOX, OUTBOX, write=True) as rows:
+            last = max((row["seq"] for row in rows.values()), default=0)
             event = Event(
                 seq=last + 1, at=time.time(), kind=kind, project=project, text=text, data=data
             )
-            table.insert({**event.to_dict(), "acked": []})
-            if len(table) > KEEP_EVENTS:
-                cutoff = event.seq - KEEP_EVENTS
-                table.remove(Query().seq <= cutoff)
+            doc_id = max((int(k) for k in rows), default=0) + 1
+            rows[str(doc_id)] = {**event.to_dict(), "acked": []}
+            cutoff = event.seq - KEEP_EVENTS
+            for key in [k for k, row in rows.items() if row["seq"] <= cutoff]:
+                del rows[key]
         logger.info("event %s %s: %s", kind, project or "-", text)
         with self._lock:
             subscribers = list(self._subscribers)
@@ -79,23 +77,30 @@ class Outbox:
 
     def pending(self, consumer: str) -> list[Event]:
         """Events `consumer` has not acknowledged, oldest first."""
-        with self.store.transaction() as db:
-            rows = self.store.table(db, "outbox").search(~Query().acked.any([consumer]))
-        events = [Event(**{k: v for k, v in row.items() if k != "acked"}) for row in rows]
+        with self.store.rows(OUTBOX, OUTBOX, write=False) as rows:
+            events = [_event(row) for row in rows.values() if consumer not in row["acked"]]
         return sorted(events, key=lambda e: e.seq)
 
     def ack(self, consumer: str, seq: int) -> None:
         """Mark an event delivered to `consumer`."""
-        with self.store.transaction() as db:
-            table = self.store.table(db, "outbox")
-            row = table.get(Query().seq == seq)
-            if row is not None and consumer not in row["acked"]:
-                table.update({"acked": [*row["acked"], consumer]}, Query().seq == seq)
+        with self.store.transaction(OUTBOX):
+            with self.store.rows(OUTBOX, OUTBOX, write=False) as rows:
+                acked = next((r["acked"] for r in rows.values() if r["seq"] == seq), None)
+            if acked is None or consumer in acked:
+                return
+            with self.store.rows(OUTBOX, OUTBOX, write=True) as rows:
+                for row in rows.values():
+                    if row["seq"] == seq:
+                        row["acked"] = [*row["acked"], consumer]
 
     def recent(self, project: str | None = None, limit: int = 50) -> list[Event]:
         """The latest events, for status screens."""
-        with self.store.transaction() as db:
-            rows = self.store.table(db, "outbox").all()
-        events = [Event(**{k: v for k, v in r.items() if k != "acked"}) for r in rows]
-        events = [e for e in events if project is None or e.project == project]
+        with self.store.rows(OUTBOX, OUTBOX, write=False) as rows:
+            events = [
+                _event(r) for r in rows.values() if project is None or r["project"] == project
+            ]
         return sorted(events, key=lambda e: e.seq)[-limit:]
+
+
+def _event(row: dict[str, Any]) -> Event:
+    return Event(**{k: v for k, v in row.items() if k != "acked"})
