@@ -295,7 +295,10 @@ def _project_commands(sub: Any) -> None:
     _add(psub, "remove", cmd_project_remove, "remove a project").add_argument("name")
     pset = _add(psub, "set", cmd_project_set, "change a setting", json_flag=True)
     pset.add_argument("name")
-    pset.add_argument("key", help="branch, entry, policy, output, keep, check, health-window, poll")
+    pset.add_argument(
+        "key",
+        help="repo, branch, entry, policy, output, keep, check, health-window, poll, test-duration",
+    )
     pset.add_argument("value")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +22,11 @@ from typing import Protocol
 from controlplane import build, git
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.history import INITIAL_NUMBERED, CommitRow, Release, SlotState, find, to_prune
-from controlplane.models import SLOTS, Project
+from controlplane.models import Project
 from controlplane.outbox import Outbox
 from controlplane.runslot import slot_code_dir
 from controlplane.settings import Settings
-from controlplane.slots import apply_slot, link_target, remove_link, start_slot, switch_link
+from controlplane.slots import apply_slot, link_target, start_slot, switch_link
 from controlplane.store import Store
 from controlplane.supervisor import Supervisor, program_name, slot_logs
 from controlplane.watch import Evidence, Watcher, crash_looping
@@ -433,22 +432,6 @@ class Engine:
         if gone:
             op.step("pruned " + ", ".join(f"#{n}" for n in gone))
         return gone
-
-    def forget(self, project: Project) -> None:
-        """A removed project: programs gone, our links gone, its folder under projects/."""
-        client = self.supervisor()
-        try:
-            from controlplane.supervisor import remove_program
-
-            for slot in SLOTS:
-                remove_program(self.settings, project.name, slot)
-            client.apply()
-        finally:
-            client.close()
-        if link_target(Path(project.path)) is not None:
-            remove_link(Path(project.path))
-        shutil.rmtree(self.settings.project_dir(project.name), ignore_errors=True)
-        self.store.forget(project.name)
 
     def state(self, name: str) -> SlotState:
         return self.store.state(name)

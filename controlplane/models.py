@@ -24,7 +24,10 @@ VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 SLOTS = ("prod", "test")
 POLICIES = ("notify", "test", "promote")
-RESERVED_VARS = frozenset({"APP_DATA_DIR", "HOME", "USER", "LOGNAME"})
+# Set by run-slot for every app (they would be overridden silently): refused as names.
+RESERVED_VARS = frozenset(
+    {"APP_DATA_DIR", "HOME", "USER", "LOGNAME", "PATH", "LANG", "PYTHONUNBUFFERED"}
+)
 MAX_VALUE_BYTES = 64 * 1024
 SYSTEM_DIRS = frozenset(
     {

@@ -14,6 +14,7 @@ from pathlib import Path
 from controlplane.errors import AlreadyExists, NotFound, ValidationError
 from controlplane.history import CommitRow
 from controlplane.models import (
+    SLOTS,
     Project,
     convert_setting,
     parse_assignments,
@@ -142,7 +143,11 @@ def launch_name(repo: str) -> str:
 
 
 def set_setting(store: Store, name: str, key: str, value: str) -> Project:
-    """`project set NAME KEY VALUE`."""
+    """`project set NAME KEY VALUE` (`repo` changes the URL and its credentials)."""
+    if key == "repo":
+        url = validate_repo_url(value, allow_file=store.settings.allow_file_urls)
+        store.get_project(validate_name(name))
+        return store.set_repo(name, url.url, url.auth)
     field, clean = convert_setting(key, value)
     store.get_project(validate_name(name))
     return store.update_project(name, **{field: clean})
@@ -163,7 +168,37 @@ def env_set(store: Store, name: str, slot: str, assignments: list[str]) -> list[
         raise ValidationError("assignment", "", "give at least one KEY=VALUE")
     store.get_project(validate_name(name))
     store.set_env(name, slot, values)
+    apply_variables(store.settings, store, name)
     return sorted(values)
+
+
+def apply_variables(settings: Settings, store: Store, name: str) -> list[str]:
+    """Rewrite the project's program files so that the slots whose variables changed
+    restart now (their files carry the variables' revision, never the values); nothing
+    happens while supervisord is down: serve applies them when it starts."""
+    from controlplane.errors import SupervisorError
+    from controlplane.runslot import slot_code_dir
+    from controlplane.serve import slot_options
+    from controlplane.supervisor import Supervisor, write_program
+
+    project = store.get_project(name)
+    if not settings.supervisor_sock.exists():
+        return []
+    changed = [
+        slot
+        for slot in SLOTS
+        if slot_code_dir(settings, project, slot).exists()
+        and write_program(settings, project, slot, options=slot_options(store, name, slot))
+    ]
+    if changed:
+        client = Supervisor(settings, timeout=30.0)
+        try:
+            client.apply()
+        except SupervisorError:
+            return []
+        finally:
+            client.close()
+    return changed
 
 
 def env_unset(store: Store, name: str, slot: str, keys: list[str]) -> list[str]:
@@ -176,6 +211,7 @@ def env_unset(store: Store, name: str, slot: str, keys: list[str]) -> list[str]:
     missing = store.unset_env(name, slot, names)
     if missing:
         raise NotFound(f"{', '.join(missing)} not set in {name} {slot}; nothing removed")
+    apply_variables(store.settings, store, name)
     return names
 
 
@@ -187,9 +223,30 @@ def env_list(store: Store, name: str, slot: str, *, reveal: bool = False) -> lis
 
 
 def remove_project(settings: Settings, store: Store, name: str) -> Project:
-    """Forget a project; its prod link goes, files we did not make stay."""
-    project = store.remove_project(validate_name(name))
+    """Remove a project: its programs stop and go, its prod link, releases, mirror, data
+    folders and history go; files we did not put in its folder stay."""
+    from controlplane.errors import SupervisorError
+    from controlplane.supervisor import Supervisor, remove_program
+
+    project = store.get_project(validate_name(name))
+    busy = (store.state(name).op or {}).get("op")
+    if busy:
+        raise ValidationError("project", name, f"it is busy with {busy}; wait or cancel it")
+    if (
+        any([remove_program(settings, name, slot) for slot in SLOTS])
+        and settings.supervisor_sock.exists()
+    ):
+        client = Supervisor(settings, timeout=60.0)
+        try:
+            client.apply()
+        except SupervisorError:
+            pass  # supervisord is down: the files are gone, so it will not start them
+        finally:
+            client.close()
     link = Path(project.path)
     if link.is_symlink():
         link.unlink()
+    shutil.rmtree(settings.project_dir(name), ignore_errors=True)
+    store.remove_project(name)
+    store.forget(name)
     return project

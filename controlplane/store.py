@@ -303,6 +303,16 @@ class Store:
             self.table(db, "projects").remove(Query().name == name)
             return project
 
+    def set_repo(self, name: str, url: str, auth: str | None) -> Project:
+        """A new repository URL and its credentials (encrypted), in one write."""
+        with self.transaction() as db:
+            self._doc(db, name)
+            token = self.keyring.encrypt(auth) if auth else None
+            self.table(db, "projects").update(
+                {"repo": url, "repo_auth": token}, Query().name == name
+            )
+            return Project.from_dict(self._doc(db, name))
+
     def repo_auth(self, name: str) -> str | None:
         with self.transaction() as db:
             token = self._doc(db, name).get("repo_auth")

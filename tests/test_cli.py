@@ -187,3 +187,52 @@ def test_malformed_setting_is_one_line(data_dir: Path) -> None:
     done = run(data_dir, "status", ADMIN_CHAT_IDS="12,abc")
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "ADMIN_CHAT_IDS" in done.stderr
+
+
+def test_remove_takes_everything_of_ours_and_a_new_project_starts_afresh(
+    data_dir: Path, tmp_path: Path, origin: Callable[..., Origin]
+) -> None:
+    repo = origin("again")
+    repo.commits(3)
+    live = tmp_path / "again-live"
+    assert (
+        run(data_dir, "project", "add", "again", "--repo", repo.url, "--path", str(live)).returncode
+        == 0
+    )
+    assert (data_dir / "projects" / "again" / "mirror.git").is_dir()
+    assert run(data_dir, "project", "remove", "again").returncode == 0
+    assert not (data_dir / "projects" / "again").exists()
+    assert (
+        run(data_dir, "project", "add", "again", "--repo", repo.url, "--path", str(live)).returncode
+        == 0
+    )
+    rows = json.loads(run(data_dir, "history", "again", "--json").stdout)
+    assert [(r["n"], r["live"], r["release"]) for r in rows] == [
+        (3, [], None),
+        (2, [], None),
+        (1, [], None),
+    ]
+
+
+def test_repo_url_can_be_changed_and_its_token_is_kept_secret(
+    seeded: Path, origin: Callable[..., Origin]
+) -> None:
+    done = run(
+        seeded,
+        "project",
+        "set",
+        "demo",
+        "repo",
+        "https://x-access-token:tok123secret@github.com/o/r.git",
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(run(seeded, "project", "show", "demo", "--json").stdout)
+    assert shown["repo"] == "https://github.com/o/r.git"
+    assert b"tok123secret" not in (seeded / "store.json").read_bytes()
+    assert run(seeded, "project", "set", "demo", "repo", "ext::sh").returncode == 2
+
+
+def test_reserved_variable_names_are_refused(seeded: Path) -> None:
+    for name in ("PATH", "LANG", "HOME", "APP_DATA_DIR", "CONTROLPLANE_X"):
+        done = run(seeded, "env", "set", "demo", f"{name}=x")
+        assert done.returncode == 2 and "set by the control plane" in done.stderr, name

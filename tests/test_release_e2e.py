@@ -56,6 +56,16 @@ def test_life_cycle(plant: Plant) -> None:  # noqa: F811
     assert plant.wait_report("prod", "1")["api"] == "sk-prod-0123456789"
     assert (plant.settings.logs_dir / "builds" / "shop-1.log").stat().st_mtime == built
 
+    # changing a prod variable restarts prod (and only prod) with the new value
+    pid = plant.box.wait_state("shop-prod", ("RUNNING",)).pid
+    plant.ok("env", "set", "shop", "API_KEY=sk-prod-rotated-42")
+    assert plant.box.wait_state("shop-prod", ("RUNNING",), not_pid=pid).pid != pid
+    deadline = time.monotonic() + 15
+    while plant.report("prod")["api"] != "sk-prod-rotated-42" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert plant.report("prod")["api"] == "sk-prod-rotated-42"
+    assert plant.box.client.info("shop-test").state == "STOPPED"
+
     # a new commit; the poller sees it; policy promote: test, then promote
     plant.ok("project", "set", "shop", "policy", "promote")
     plant.ok("project", "set", "shop", "test-duration", "5")

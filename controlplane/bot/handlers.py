@@ -244,17 +244,17 @@ async def screen_project(update: Update, context: Ctx, name: str) -> None:
     await show(update, *screens.project_menu(d.lang(chat_of(update)), project, state))
 
 
-def status_text(d: Deps, name: str) -> str:
+def status_text(d: Deps, name: str, lang: str) -> str:
     """A project's state, plain text (escaped by the caller)."""
     from controlplane.status import format_status, project_status
 
-    return str(format_status(project_status(d.settings, d.store, name)))
+    return str(format_status(project_status(d.settings, d.store, name), lang))
 
 
 async def screen_status(update: Update, context: Ctx, name: str) -> None:
     d = deps(context)
     lang = d.lang(chat_of(update))
-    text = await blocking(status_text, d, name)
+    text = await blocking(status_text, d, name, lang)
     await show(
         update,
         t(lang, "status.title", name=name) + "\n" + pre(text.splitlines(), budget=3800),
@@ -616,11 +616,9 @@ async def b_remove(update: Update, context: Ctx, name: str, rest: list[str]) -> 
 
 async def b_remove_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     d = deps(context)
-    project = await blocking(d.store.get_project, name)
     busy = d.service.executor.busy(name)
     if busy is not None:
         raise Busy(name, busy.op, busy.since)
-    await blocking(d.engine.forget, project)
     await blocking(ops.remove_project, d.settings, d.store, name)
     lang = d.lang(chat_of(update))
     await show(

@@ -102,6 +102,7 @@ class Notifier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = 0.0
+        self._unavailable = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -124,15 +125,22 @@ class Notifier:
                 await self.deliver_once()
             except Exception:
                 logger.exception("notifier pass failed")
+            if self._backoff:
+                # Telegram is down: new events must not bring the next try forward, or each
+                # one doubles the delay and delivery lags far behind the outage's end.
+                await asyncio.sleep(self._backoff)
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every + self._backoff)
+                await asyncio.wait_for(self._wake.wait(), self.every)
             self._wake.clear()
 
     async def deliver_once(self) -> int:
         """Send what each admin has not had yet; returns how many messages went out."""
-        sent = 0
+        sent, self._unavailable = 0, False
         for chat in sorted(self.deps.settings.admin_chat_ids):
             sent += await self._deliver_to(chat)
+        if not self._unavailable:
+            self._backoff = 0.0  # no send failed (also when there was nothing to send)
         return sent
 
     async def _deliver_to(self, chat: int) -> int:
@@ -157,6 +165,7 @@ class Notifier:
                     await self._ack(consumer, batch)
                     continue
                 self._backoff = min(self._backoff * 2 or 2.0, 60.0)
+                self._unavailable = True
                 logger.warning("Telegram unavailable (%s); events wait", exc)
                 return sent
             except (Forbidden, TelegramError) as exc:

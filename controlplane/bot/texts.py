@@ -76,7 +76,8 @@ EN: dict[str, str] = {
     "confirm.promote": "Promote #{n} of <b>{name}</b> to <b>prod</b>?{diff}",
     "confirm.rollback": "Roll <b>{name}</b> prod back to #{n}?",
     "confirm.stop": "Stop <b>{name}</b> <b>prod</b>?",
-    "confirm.remove": "Remove <b>{name}</b>? Its slots stop; files you put in its folder stay.",
+    "confirm.remove": "Remove <b>{name}</b>? Its slots stop; its releases, history and data "
+    "folders (APP_DATA_DIR) are deleted; files you put in its folder stay.",
     "diff.none": "\nTest and prod variables are the same.",
     "diff.some": "\nVariables that differ between test and prod: {keys}",
     "removed": "<b>{name}</b> removed.",
@@ -107,7 +108,7 @@ EN: dict[str, str] = {
     "toast.started": "Started",
     "toast.busy": "{text}",
     "stranger": "⚠️ Someone who is not an admin wrote to the bot: chat {chat} ({who}). "
-    "Ignored. (At most one report per hour per chat.)",
+    "Ignored. (At most one report per hour for each person.)",
     "error": "⚠️ Internal error: {error}{count}",
     "error.count": " (×{count} in the last 10 minutes)",
     "event.repeat": " (×{count})",
@@ -198,7 +199,8 @@ RU: dict[str, str] = {
     "confirm.promote": "Выкатить #{n} <b>{name}</b> в <b>прод</b>?{diff}",
     "confirm.rollback": "Откатить прод <b>{name}</b> на #{n}?",
     "confirm.stop": "Остановить <b>прод</b> <b>{name}</b>?",
-    "confirm.remove": "Удалить <b>{name}</b>? Слоты остановятся; ваши файлы в папке останутся.",
+    "confirm.remove": "Удалить <b>{name}</b>? Слоты остановятся; релизы, история и папки данных "
+    "(APP_DATA_DIR) будут удалены; ваши файлы в папке проекта останутся.",
     "diff.none": "\nПеременные теста и прода совпадают.",
     "diff.some": "\nРазличаются переменные: {keys}",
     "removed": "<b>{name}</b> удалён.",
@@ -231,7 +233,7 @@ RU: dict[str, str] = {
     "toast.started": "Запущено",
     "toast.busy": "{text}",
     "stranger": "⚠️ Боту написал не администратор: чат {chat} ({who}). Проигнорировано. "
-    "(Не чаще одного сообщения в час на чат.)",
+    "(Не чаще одного сообщения в час на человека.)",
     "error": "⚠️ Внутренняя ошибка: {error}{count}",
     "error.count": " (×{count} за последние 10 минут)",
     "event.repeat": " (×{count})",
