@@ -1,0 +1,282 @@
+"""Deploys and rollbacks of the sample project (bench/samples/small) through the real
+engine against a real supervisord, against the plain procedure in the same run; the
+CLI's `status` and `rollback` from start to exit.
+
+Times end at the app's first output ("running commit N", read from its log), so the
+start of the app is in every figure. Requirements come from a local wheel folder built
+at run time (no network); uv's and pip's caches are warm (one deploy and one plain
+procedure run before anything is timed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import ROOT, RUNS, SAMPLES, Figure, log, tempdir, wait_until
+from controlplane import ops
+from controlplane.engine import Quiet
+from controlplane.serve import build_stack
+from controlplane.slots import switch_link
+from controlplane.supervisor import slot_logs
+from tests.fixtures_repos import make_wheel, sh_git
+from tests.fixtures_supervisor import start_box
+
+PLAIN = "plain procedure (clone, venv, pip -U pip, pip install -r, start)"
+
+
+class Sample:
+    """A git origin of the sample project; each commit changes VERSION only."""
+
+    def __init__(self, base: Path) -> None:
+        self.bare = base / "origin.git"
+        self.work = base / "work"
+        sh_git("init", "-q", "--bare", "--initial-branch=main", str(self.bare))
+        sh_git("clone", "-q", str(self.bare), str(self.work))
+        sh_git("checkout", "-q", "-b", "main", cwd=self.work)
+        for f in (SAMPLES / "small").iterdir():
+            shutil.copy(f, self.work / f.name)
+        self.version = 0
+
+    def commit(self) -> str:
+        self.version += 1
+        (self.work / "VERSION").write_text(f"{self.version}\n")
+        sh_git("add", "-A", cwd=self.work)
+        sh_git("commit", "-q", "-m", f"version {self.version}", cwd=self.work)
+        sh_git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=self.work)
+        return str(self.version)
+
+
+def first_output(path: Path, needle: str, since: int, timeout: float = 60) -> None:
+    def seen() -> bool:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(since)
+                return needle.encode() in fh.read()
+        except FileNotFoundError:
+            return False
+
+    wait_until(seen, timeout, f"{needle!r} in {path}", step=0.001)
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def plain_procedure(origin: Path, where: Path, wheels: Path, cache: Path) -> float:
+    """What a person does by hand; returns seconds to the app's first output."""
+    shutil.rmtree(where, ignore_errors=True)
+    env = {
+        **os.environ,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
+        "PIP_CACHE_DIR": str(cache),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    t = time.perf_counter()
+    subprocess.run(["git", "clone", "-q", str(origin), str(where)], check=True, env=env)
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(where / ".venv")], check=True, env=env)
+    pip = [str(where / ".venv" / "bin" / "python"), "-m", "pip", "-q"]
+    subprocess.run([*pip, "install", "-U", "pip"], check=True, env=env)
+    subprocess.run([*pip, "install", "-r", "requirements.txt"], check=True, env=env, cwd=where)
+    app = subprocess.Popen(
+        [str(where / ".venv" / "bin" / "python"), "main.py"],
+        cwd=where,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert app.stdout is not None
+    app.stdout.readline()
+    took = time.perf_counter() - t
+    app.kill()
+    app.wait()
+    return took
+
+
+def cli(env: dict[str, str], *args: str) -> float:
+    t = time.perf_counter()
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "controlplane"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    took = time.perf_counter() - t
+    assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+    return took
+
+
+def main() -> None:
+    with tempdir("cpbench-deploy-") as base:
+        wheels = base / "wheels"
+        make_wheel(wheels, "benchlib", "1.0")
+        uv_config = base / "uv.toml"
+        uv_config.write_text(f'no-index = true\nfind-links = ["{wheels}"]\n')
+        box = start_box(base, None)
+        settings = dataclasses.replace(box.settings, allow_file_urls=True)
+        stack = build_stack(settings, box.store)
+        stack.control.start()
+        store, engine = box.store, stack.engine
+        env = {**box.env, "CONTROLPLANE_ALLOW_FILE_URLS": "1"}
+        try:
+            sample = Sample(base)
+            sample.commit()
+            variables = {
+                "UV_CONFIG_FILE": str(uv_config),
+                "PIP_FIND_LINKS": str(wheels),
+                "PIP_NO_INDEX": "1",
+            }
+
+            def add(name: str) -> None:
+                ops.add_project(
+                    settings,
+                    store,
+                    name=name,
+                    repo=str(sample.bare),
+                    path=str(base / "live" / name),
+                )
+                ops.number_commits(settings, store, name)
+                store.set_env(name, "prod", variables)
+                store.update_project(name, health_window=0)
+
+            def deploy(name: str, ref: str | None, version: str) -> float:
+                out = slot_logs(settings, name, "prod")[0]
+                since = size(out)
+                t = time.perf_counter()
+                engine.deploy(name, ref, Quiet())
+                first_output(out, f"running commit {version} ", since)
+                return time.perf_counter() - t
+
+            # warm caches: one deploy, one plain procedure
+            add("warm")
+            deploy("warm", None, "1")
+            plain_procedure(sample.bare, base / "plain", wheels, base / "pip-cache")
+            log("caches warm")
+
+            first, plain_first = [], []
+            for i in range(RUNS):
+                add(f"first{i}")
+                first.append(deploy(f"first{i}", None, "1"))
+                plain_first.append(
+                    plain_procedure(sample.bare, base / "plain", wheels, base / "pip-cache")
+                )
+            Figure(
+                key="deploy:first",
+                title="first deploy of a small project (fetch, venv, install, start), warm caches",
+                unit="s",
+                samples=first,
+                baselines={PLAIN: plain_first},
+                ratio_of=PLAIN,
+                target="≥ 10× faster",
+                kind="ratio",
+                limit=10.0,
+            ).emit()
+
+            again, plain_again = [], []
+            for _ in range(RUNS):
+                version = sample.commit()
+                again.append(deploy("first0", None, version))
+                plain_again.append(
+                    plain_procedure(sample.bare, base / "plain", wheels, base / "pip-cache")
+                )
+            Figure(
+                key="deploy:next",
+                title="deploy of a new commit with unchanged requirements",
+                unit="s",
+                samples=again,
+                baselines={PLAIN: plain_again},
+                ratio_of=PLAIN,
+                target="≥ 15× faster",
+                kind="ratio",
+                limit=15.0,
+            ).emit()
+
+            # rollback: first0 has releases #1 … #RUNS+1 built (keep is 5 by default)
+            store.update_project("first0", keep=RUNS + 2)
+            name, out = "first0", slot_logs(settings, "first0", "prod")[0]
+            live = sample.version
+            targets = [live - 1, live]  # alternate between two built releases
+            roll, flip = [], []
+            for i in range(RUNS * 2):
+                n = targets[i % 2]
+                since = size(out)
+                t = time.perf_counter()
+                engine.rollback(name, str(n), Quiet())
+                first_output(out, f"running commit {n} ", since)
+                roll.append((time.perf_counter() - t) * 1000)
+            # the bare link flip + `supervisorctl restart` of the same program
+            project = store.get_project(name)
+            releases = {r.n: r for r in store.releases(name)}
+            ctl = [
+                shutil.which("supervisorctl")
+                or str(Path(sys.executable).with_name("supervisorctl")),
+                "-c",
+                str(settings.data_dir / "supervisord.conf"),
+            ]
+            for i in range(RUNS * 2):
+                r = releases[targets[i % 2]]
+                since = size(out)
+                t = time.perf_counter()
+                switch_link(Path(project.path), engine.release_path(name, r.n, r.sha))
+                subprocess.run([*ctl, "restart", f"{name}-prod"], check=True, capture_output=True)
+                first_output(out, f"running commit {targets[i % 2]} ", since)
+                flip.append((time.perf_counter() - t) * 1000)
+            plain_roll = [x * 1000 for x in plain_again]
+            Figure(
+                key="rollback",
+                title="rollback to a built release: request reaching `serve` → the old "
+                "commit's first output",
+                unit="ms",
+                samples=roll,
+                baselines={
+                    "bare link flip + `supervisorctl restart`": flip,
+                    PLAIN + " for that commit": plain_roll,
+                },
+                ratio_of=PLAIN + " for that commit",
+                target="≤ 50 ms (≥ 80× the plain procedure)",
+                kind="max",
+                limit=50.0,
+            ).emit()
+
+            cli_roll = []
+            for i in range(RUNS):
+                cli_roll.append(cli(env, "rollback", name, str(targets[i % 2])))
+            Figure(
+                key="rollback:cli",
+                title="the same rollback through the CLI, end to end (`controlplane rollback`)",
+                unit="s",
+                samples=cli_roll,
+                target="≤ 0.4 s",
+                kind="max",
+                limit=0.4,
+            ).emit()
+
+            status = [cli(env, "status", name) * 1000 for _ in range(max(RUNS, 7))]
+            Figure(
+                key="cli:status",
+                title="a CLI command (`controlplane status NAME`), start to exit",
+                unit="ms",
+                samples=status,
+                target="≤ 250 ms",
+                kind="max",
+                limit=250.0,
+            ).emit()
+        finally:
+            stack.executor.shutdown(wait=15)
+            stack.control.stop()
+            stack.poller.close()
+            box.shutdown()
+
+
+if __name__ == "__main__":
+    main()
