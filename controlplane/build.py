@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pwd
 import shutil
 import stat
 import sys
@@ -201,6 +202,9 @@ class _Build:
     run_as: str | None
     min_free_mb: int
     outputs: list[str] = field(default_factory=list)
+    # who runs the venv and install steps: the run-as user when we are root, so that a
+    # package's build scripts never run with root's rights (the store, the key)
+    builder: str | None = None
 
     def run(self, argv: list[str], timeout: float, cwd: Path | None = None) -> str:
         self.log.write(f"$ {' '.join(self.redact(a) for a in argv)}\n")
@@ -213,6 +217,7 @@ class _Build:
             redact=self.redact,
             log=self.log,
             cancel=self.cancel,
+            user=self.builder,
         )
         return result.output
 
@@ -255,12 +260,29 @@ def _preflight(b: _Build) -> str:
             f"{b.python} cannot make venvs as {who} (python3-venv missing?) or "
             f"{b.dest.parent} is not reachable:\n{exc.output[-500:]}"
         ) from None
+    note = _check_uv(b)
     tool = f"uv ({b.uv})" if b.uv else "venv + pip"
-    return f"{out.strip()}\nfree disk: {free_mb} MB\ninstaller: {tool}\n"
+    who = f"\nbuilds run as: {b.builder}" if b.builder else ""
+    return f"{out.strip()}\nfree disk: {free_mb} MB\ninstaller: {tool}{note}{who}\n"
+
+
+def _check_uv(b: _Build) -> str:
+    """uv must be runnable by the builder; else the build uses venv + pip (which the
+    projects' Python brings), and says so."""
+    if not (b.uv and b.builder):
+        return ""
+    try:
+        runner.run([b.uv, "--version"], env=b.env, timeout=30, user=b.builder)
+    except (CommandFailed, OSError):
+        b.uv = None
+        return f" (uv is not reachable by {b.builder}, so venv + pip)"
+    return ""
 
 
 def _export(b: _Build) -> str:
     git.export(b.mirror, b.sha, b.dest, timeout=b.timeouts.export, log=b.log, cancel=b.cancel)
+    if b.builder is not None:
+        chown_tree(b.dest, b.builder)
     count = sum(len(files) for _, _, files in os.walk(b.dest))
     return f"exported {b.sha[:7]}: {count} files\n"
 
@@ -361,7 +383,30 @@ def make_readable(root: Path) -> None:
                 os.chmod(path, stat.S_IMODE(mode))
 
 
+def chown_tree(root: Path, user: str | None) -> None:
+    """Give a tree (links themselves, not their targets) to `user`, or back to us (None)."""
+    if user is None:
+        uid, gid = os.getuid(), os.getgid()
+    else:
+        pw = pwd.getpwnam(user)
+        uid, gid = pw.pw_uid, pw.pw_gid
+    for here, dirs, files in os.walk(root):
+        for path in [here] + [os.path.join(here, n) for n in files + dirs]:
+            os.lchown(path, uid, gid)
+
+
+def builder_dirs(cache_dir: Path, user: str) -> None:
+    """The shared caches and a home for the builder, owned by it."""
+    for sub in ("uv", "pip", "home"):
+        path = cache_dir / sub
+        path.mkdir(parents=True, exist_ok=True)
+        if path.stat().st_uid != pwd.getpwnam(user).pw_uid:
+            chown_tree(path, user)
+
+
 def _finish(b: _Build, installer: str) -> None:
+    if b.builder is not None:
+        chown_tree(b.dest, None)  # the app (the run-as user) must not change its release
     make_readable(b.dest)
     info = {"sha": b.sha, "installer": installer, "built": time.time()}
     tmp = marker(b.dest).with_suffix(".tmp")
@@ -408,13 +453,21 @@ def build_release(
     """
     started = time.monotonic()
     uv = _prepare(dest, log_path, installer)
+    builder = run_as if run_as and os.geteuid() == 0 else None
+    benv = build_env(env, cache_dir)
+    if builder is not None:
+        builder_dirs(cache_dir, builder)
+        # copies, not hard links into the cache: the release goes back to root afterwards
+        benv.update(HOME=str(cache_dir / "home"), UV_LINK_MODE="copy")
+        benv.update({k: v for k, v in env.items() if k in ("HOME", "UV_LINK_MODE")})
     with open(log_path, "a", encoding="utf-8") as log:
         b = _Build(
             dest=dest,
             mirror=mirror,
             sha=sha,
             python=python,
-            env=build_env(env, cache_dir),
+            env=benv,
+            builder=builder,
             redact=git.redactor(env.values(), SECRET_MIN_LEN),
             log=log,
             cancel=cancel,

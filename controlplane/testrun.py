@@ -87,6 +87,7 @@ class TestRuns:
             self.settings.logs_dir / "events.jsonl",
         )
         last_card = 0.0
+        redact = Redactor(self.store.slot_env(name, "test").values())
         try:
             while True:
                 evidence = watcher.sample()
@@ -94,6 +95,8 @@ class TestRuns:
                     deadline = self._deadlines[name]
                 total = duration + (deadline - (watcher.started + duration))
                 evidence.duration = total
+                for line in watcher.fresh:
+                    op.log(redact(line))
                 if time.monotonic() - last_card >= CARD_EVERY:
                     op.step(live_line(evidence, total))
                     last_card = time.monotonic()

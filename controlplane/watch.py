@@ -104,6 +104,7 @@ class Watcher:
         self.scans = [LogScan(p) for p in logs]
         self.events = EventTail(events)
         self.evidence = Evidence(program=program)
+        self.fresh: list[str] = []  # the lines the logs gained in the last sample
         self._pids: set[int] = set()
 
     def sample(self) -> Evidence:
@@ -115,10 +116,12 @@ class Watcher:
         if info.pid:
             self._pids.add(info.pid)
             ev.peak_rss = max(ev.peak_rss, tree_rss(info.pid))
+        self.fresh = []
         for scan in self.scans:
             lines = scan.new_lines()
             ev.errors += sum(1 for line in lines if ERROR_RE.search(line))
             ev.last_lines = (ev.last_lines + lines)[-LAST_LINES:]
+            self.fresh += lines
         return ev
 
     def _count_exits(self, info: ProcessInfo) -> None:

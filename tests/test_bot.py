@@ -145,6 +145,7 @@ def test_from_the_chat(phone: Chat) -> None:
     # test deploy with a live card that ends as a verdict card with Promote #1
     phone.send("/test shop 5")
     card = phone.wait_text("Test of shop #1 passed", timeout=120)
+    assert "running commit 1" in card.text  # the app's own last lines on the card
     assert plant.report("test")["api"] == TEST_KEY
     verdict = next(
         m

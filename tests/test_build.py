@@ -264,6 +264,11 @@ def test_run_as_user_can_use_the_release_and_unreachable_folders_are_refused(
     public = Path(tempfile.mkdtemp(prefix="cp-build-"))
     try:
         public.chmod(0o755)
+        # the builder (the run-as user) reads the project's wheel folder and config
+        shutil.copytree(wheels, public / "wheels")
+        env = offline_env(public, public / "wheels")
+        for path in public.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         result = build.build_release(
             dest=build.release_dir(public / "releases", 1, sha),
             mirror=project.mirror,
@@ -271,10 +276,13 @@ def test_run_as_user_can_use_the_release_and_unreachable_folders_are_refused(
             python="/usr/bin/python3",
             env=env,
             log_path=tmp_path / "b.log",
-            cache_dir=tmp_path / "cache",
+            cache_dir=public / "cache",
             run_as="nobody",
         )
         assert result.state == "ready", result.error
+        # built by nobody, handed back: the app (nobody) cannot change its release
+        assert "builds run as: nobody" in "\n".join(result.steps[0].tail_lines)
+        assert all(p.lstat().st_uid == 0 for p in result.dest.rglob("*"))
         check = subprocess.run(
             [str(result.python), "-c", "import tinylib; print(tinylib.VERSION)"],
             capture_output=True,
