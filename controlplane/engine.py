@@ -313,8 +313,10 @@ class Engine:
         )
         client = self.supervisor()
         try:
-            apply_slot(self.settings, client, project, state, "prod")
-            start_slot(client, project.name, "prod", restart=True)
+            remade = apply_slot(self.settings, client, project, state, "prod")
+            # a group supervisord has just made is starting from the new link already: a
+            # restart now would stop it mid-start (and wait out its stop timeout)
+            start_slot(client, project.name, "prod", restart=not remade)
         finally:
             client.close()
 

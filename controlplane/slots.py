@@ -68,12 +68,14 @@ def apply_slot(
     project: Project,
     state: SlotState,
     slot: str,
-) -> None:
-    """Make supervisord's program for a slot match the store: file, autostart, applied."""
+) -> bool:
+    """Make supervisord's program for a slot match the store: file, autostart, applied.
+    True when supervisord (re)made the slot's group, which starts it when autostart is on."""
     if slot_code_dir(settings, project, slot).exists() or state.release(slot) is not None:
         options = ProgramOptions(autostart=state.running(slot))
         write_program(settings, project, slot, options=options)
-    client.apply()
+    plan = client.apply()
+    return program_name(project.name, slot) in (*plan.added, *plan.changed)
 
 
 def start_slot(client: Supervisor, name: str, slot: str, *, restart: bool) -> None:
