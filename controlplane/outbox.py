@@ -53,6 +53,11 @@ class Outbox:
         with self._lock:
             self._subscribers.append(fn)
 
+    def unsubscribe(self, fn: Subscriber) -> None:
+        with self._lock:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
     def publish(self, kind: str, project: str | None, text: str, **data: Any) -> Event:
         """Persist the event, then tell in-process subscribers (their errors are logged)."""
         with self.store.rows(OUTBOX, OUTBOX, write=True) as rows:

@@ -387,6 +387,12 @@ def parse_body(ctype: str, body: bytes, query: str) -> Json:
 # --- the server -------------------------------------------------------------------------------
 
 
+class _BurstServer(ThreadingHTTPServer):
+    """A listen backlog for bursts of presses (the default 5 resets connections)."""
+
+    request_queue_size = 128
+
+
 class FakeBotAPI:
     """Telegram's Bot API on 127.0.0.1 for one bot; see the module docstring."""
 
@@ -424,7 +430,7 @@ class FakeBotAPI:
     # lifecycle
 
     def start(self) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = _BurstServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.api = self  # type: ignore[attr-defined]
         self._server = server

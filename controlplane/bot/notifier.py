@@ -14,6 +14,7 @@ import contextlib
 import html
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,7 @@ class Notifier:
         self.every = every
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._subscriber: Callable[[Event], None] | None = None
         self._backoff = 0.0
         self._unavailable = False
 
@@ -108,12 +110,16 @@ class Notifier:
         loop = asyncio.get_running_loop()
 
         def wake(_event: Event) -> None:
-            loop.call_soon_threadsafe(self._wake.set)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._wake.set)
 
+        self._subscriber = wake
         self.deps.outbox.subscribe(wake)
         self._task = asyncio.create_task(self._run(), name="notifier")
 
     async def stop(self) -> None:
+        if self._subscriber is not None:
+            self.deps.outbox.unsubscribe(self._subscriber)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
