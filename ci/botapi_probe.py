@@ -14,6 +14,7 @@ says nothing to a chat that is not an admin.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import traceback
@@ -29,7 +30,7 @@ PROJECT = "demo"
 
 def run_checks(api: object) -> str:
     """One pass over the checks; returns 'ok …' or raises AssertionError with the story."""
-    from tests.botapi import FakeBotAPI
+    from tests.botapi import FakeBotAPI, Msg
 
     assert isinstance(api, FakeBotAPI)
     api.wait_for(lambda: bool(api.calls("getUpdates")), timeout=120)
@@ -37,14 +38,17 @@ def run_checks(api: object) -> str:
     before = len(api.bot_messages(ADMIN))  # deploy notices may be there already
     api.user_sends(ADMIN, "/projects")
 
+    def shows(m: Msg) -> bool:  # in the text or on a button
+        return PROJECT in m.text or PROJECT in json.dumps(m.reply_markup or {})
+
     def answered() -> bool:
-        return any(PROJECT in m.text for m in api.bot_messages(ADMIN)[before:])
+        return any(shows(m) for m in api.bot_messages(ADMIN)[before:])
 
     api.wait_for(answered, timeout=60)
     api.user_sends(STRANGER, "/projects", first_name="Mallory")
     time.sleep(3)
     assert not api.bot_messages(STRANGER), f"a stranger got an answer:\n{api.dump()}"
-    shown = next(m.text for m in api.bot_messages(ADMIN)[before:] if PROJECT in m.text)
+    shown = next(m.text for m in api.bot_messages(ADMIN)[before:] if shows(m))
     first = shown.splitlines()[0] if shown else ""
     return (
         f"ok: bot polled ({polls}+ getUpdates), /projects shows {PROJECT!r} ({first!r}),"

@@ -65,43 +65,31 @@ start_botapi() {
 }
 
 # -- the container ---------------------------------------------------------------------------
-run_container() {
-    local args=(-d --name "$NAME" --network host
-        --health-interval 2s --health-timeout 10s --health-retries 3
-        -v "$DATA:/data" -v "$GIT:/git:ro"
-        -e CONTROLPLANE_ALLOW_FILE_URLS=1)
-    local e
-    for e in "${BOT_ENV[@]}"; do args+=(-e "$e"); done
-    CP_CONTAINERS+=("$NAME")
-    docker run "${args[@]}" "$IMAGE" >/dev/null
-    wait_healthy
-}
-
-wait_healthy() {
-    local i state
-    for i in $(seq 1 120); do
-        state=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$NAME")
-        case $state in
-            "running healthy") cp_log "container healthy after ${i}s"; return 0 ;;
-            running*) sleep 1 ;;
-            *) cp_fail "container is $state" ;;
-        esac
+# The container's env file: .env.example as shipped (so every setting in it must parse),
+# with the lines this test needs put in place of the example's.
+write_env() {
+    local env=$CP_TMP/env e
+    cp .env.example "$env"
+    for e in CONTROLPLANE_ALLOW_FILE_URLS=1 "${BOT_ENV[@]}"; do
+        sed -i "/^${e%%=*}=/d" "$env"
+        echo "$e" >>"$env"
     done
-    cp_fail "container not healthy after 120 s ($state)"
 }
 
-check_running() {
-    local program=$1 status
-    status=$(dx supervisorctl -c /data/supervisord.conf status "$program" || true)
-    echo "    $status"
-    grep -Eq "^$program +RUNNING" <<<"$status" || cp_fail "$program is not RUNNING"
+run_container() {
+    write_env
+    CP_CONTAINERS+=("$NAME")
+    docker run -d --name "$NAME" --network host \
+        --health-interval 2s --health-timeout 10s --health-retries 3 \
+        -v "$DATA:/data" -v "$GIT:/git:ro" --env-file "$CP_TMP/env" "$IMAGE" >/dev/null
+    cp_wait_healthy "$NAME" 120
 }
 
 check_app() {
     local name=$1 pid user history
-    check_running "$name-prod"
+    cp_check_running "$NAME" "$name-prod"
     history=$(dx controlplane history "$name")
-    echo "$history" | sed 's/^/    /'
+    echo "    ${history//$'\n'/$'\n'    }"
     grep -Eq '^#1 .*live prod' <<<"$history" || cp_fail "history of $name does not show #1 live prod"
     pid=$(dx supervisorctl -c /data/supervisord.conf pid "$name-prod")
     user=$(dx stat -c %U "/proc/$pid")

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by ci/docker-e2e.sh and ci/arm64-smoke.sh (sourced, not run).
 #
 # A private Docker engine for one CI step: its own data and exec roots under a temp dir, no
@@ -16,6 +17,7 @@ CP_DOCKERD_PID=""
 CP_CONTAINERS=()
 CP_PIDS=()
 CP_DUMP_DIRS=()
+CP_ON_EXIT=() # commands (strings) run at teardown, after the engine is gone
 
 cp_log() { printf '[%s %s +%ss] %s\n' "$CP_STEP" "$(date +%H:%M:%S)" "$((SECONDS - CP_T0))" "$*"; }
 cp_skip() {
@@ -116,6 +118,8 @@ cp_teardown() {
         wait "$CP_DOCKERD_PID" 2>/dev/null
         CP_DOCKERD_PID=""
     fi
+    for c in "${CP_ON_EXIT[@]}"; do eval "$c"; done
+    CP_ON_EXIT=()
     if [ -n "$CP_TMP" ] && [ -d "$CP_TMP" ]; then
         # anything the engine left mounted under our roots (overlays, netns, shm), deepest first
         awk -v root="$CP_TMP" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r |
@@ -164,6 +168,18 @@ cp_debian_mirror() {
     echo "${found:-http://deb.debian.org/debian}"
 }
 
+# cp_debootstrap ARCH SUITE ROOTFS MIRROR: a minbase; a foreign ARCH in two stages, the
+# second one running ARCH's own binaries under qemu.
+cp_debootstrap() {
+    local arch=$1 suite=$2 rootfs=$3 mirror=$4 log="$CP_TMP/debootstrap-$1.log"
+    if [ "$arch" = "$(dpkg --print-architecture)" ]; then
+        debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$log" 2>&1
+    else
+        debootstrap --variant=minbase --arch="$arch" --foreign "$suite" "$rootfs" "$mirror" >"$log" 2>&1 &&
+            chroot "$rootfs" /debootstrap/debootstrap --second-stage >>"$log" 2>&1
+    fi
+}
+
 # cp_make_base ARCH TAG: debootstrap a minbase of the suite for ARCH and import it as TAG.
 # CP_BASE_CACHE (a folder, optional) keeps the rootfs tarball between runs on a dev machine.
 cp_make_base() {
@@ -175,17 +191,12 @@ cp_make_base() {
     if [ ! -s "$tarball" ]; then
         rootfs="$CP_TMP/rootfs-$arch"
         cp_log "debootstrap $suite ($arch, minbase) from $mirror"
-        if [ "$arch" = "$(dpkg --print-architecture)" ]; then
-            debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$CP_TMP/debootstrap-$arch.log" 2>&1 ||
-                { tail -n 30 "$CP_TMP/debootstrap-$arch.log"; cp_fail "debootstrap $arch failed"; }
-        else
-            # foreign: first stage unpacks, second stage runs the arch's own binaries (qemu)
-            debootstrap --variant=minbase --arch="$arch" --foreign "$suite" "$rootfs" "$mirror" \
-                >"$CP_TMP/debootstrap-$arch.log" 2>&1 &&
-                chroot "$rootfs" /debootstrap/debootstrap --second-stage \
-                    >>"$CP_TMP/debootstrap-$arch.log" 2>&1 ||
-                { tail -n 30 "$CP_TMP/debootstrap-$arch.log"; cp_fail "debootstrap $arch failed"; }
-        fi
+        # a second try for a mirror's hiccup; a second failure is a failure
+        cp_debootstrap "$arch" "$suite" "$rootfs" "$mirror" || {
+            cp_log "debootstrap $arch failed; trying once more"
+            rm -rf "$rootfs"
+            cp_debootstrap "$arch" "$suite" "$rootfs" "$mirror"
+        } || { tail -n 30 "$CP_TMP/debootstrap-$arch.log"; cp_fail "debootstrap $arch failed"; }
         # Like the official image: the updates suite too, and no package lists or caches.
         echo "deb $mirror $suite-updates main" >>"$rootfs/etc/apt/sources.list"
         rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
@@ -202,8 +213,35 @@ cp_make_base() {
     else
         cp_log "base rootfs from cache $tarball"
     fi
-    docker import --platform "linux/$arch" -c 'CMD ["bash"]' "$tarball" "$tag" >/dev/null
-    cp_log "imported $tag ($(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$tag"))"
+    cp_import "$arch" "$tarball" "$tag"
+}
+
+# cp_import ARCH TARBALL TAG: the rootfs tarball as a one-layer image of ARCH. Like `docker
+# import`, but through `docker load` of an image archive whose config names the
+# architecture: `docker import --platform` is ignored by Debian's engine (not experimental).
+cp_import() {
+    local arch=$1 tarball=$2 tag=$3 dir digest darch variant
+    case $arch in
+        amd64) darch=amd64 variant="" ;;
+        arm64) darch=arm64 variant=v8 ;;
+        armhf) darch=arm variant=v7 ;;
+        *) cp_fail "cp_import: no Docker name for the Debian architecture $arch" ;;
+    esac
+    dir=$CP_TMP/image-$arch
+    mkdir -p "$dir"
+    ln "$tarball" "$dir/layer.tar" 2>/dev/null || cp "$tarball" "$dir/layer.tar"
+    digest=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
+    cat >"$dir/config.json" <<JSON
+{"architecture": "$darch", "variant": "$variant", "os": "linux",
+ "created": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "config": {"Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+ "rootfs": {"type": "layers", "diff_ids": ["sha256:$digest"]},
+ "history": [{"created_by": "debootstrap --variant=minbase (ci/docker-lib.sh)"}]}
+JSON
+    printf '[{"Config": "config.json", "RepoTags": ["%s"], "Layers": ["layer.tar"]}]\n' "$tag" >"$dir/manifest.json"
+    tar -C "$dir" -cf - manifest.json config.json layer.tar | docker load >/dev/null
+    rm -rf "$dir"
+    cp_log "imported $tag ($(docker image inspect -f '{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}' "$tag"))"
 }
 
 # cp_build TAG [docker build args...]: the repository's Dockerfile, legacy builder (no
@@ -252,4 +290,59 @@ cp_wait_for() {
     done
     cp_log "gave up waiting for $what after ${limit}s"
     return 1
+}
+
+# cp_wait_healthy CONTAINER SECONDS: until Docker runs the image's HEALTHCHECK successfully.
+cp_wait_healthy() {
+    local name=$1 limit=$2 i state=""
+    for i in $(seq 1 "$limit"); do
+        state=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$name")
+        case $state in
+            "running healthy") cp_log "$name healthy after ${i}s"; return 0 ;;
+            running*) sleep 1 ;;
+            *) cp_fail "container $name is $state" ;;
+        esac
+    done
+    cp_fail "container $name not healthy after ${limit}s ($state)"
+}
+
+# cp_check_running CONTAINER PROGRAM: supervisorctl in the container shows PROGRAM RUNNING.
+cp_check_running() {
+    local name=$1 program=$2 status
+    status=$(docker exec "$name" supervisorctl -c /data/supervisord.conf status "$program" || true)
+    echo "    $status"
+    grep -Eq "^$program +RUNNING" <<<"$status" || cp_fail "$program is not RUNNING in $name"
+}
+
+# cp_enable_emulation ARCH (arm64, armhf …): qemu-user-static registered with binfmt_misc,
+# so that ARCH's binaries run here (also in chroots and containers: the F flag). What this
+# step mounts or registers is undone at teardown; skips where emulation cannot be had.
+cp_enable_emulation() {
+    local arch=$1 qarch spec magic mask interp
+    case $arch in
+        arm64) qarch=aarch64 ;;
+        armhf) qarch=arm ;;
+        *) qarch=$arch ;;
+    esac
+    [ "$(dpkg --print-architecture)" = "$arch" ] && return 0
+    cp_apt_install "qemu-$qarch-static:qemu-user-static"
+    if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+        mount binfmt_misc -t binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+            cp_skip "cannot mount binfmt_misc at /proc/sys/fs/binfmt_misc (not privileged?)"
+        CP_ON_EXIT+=("umount /proc/sys/fs/binfmt_misc 2>/dev/null")
+    fi
+    if [ ! -e "/proc/sys/fs/binfmt_misc/qemu-$qarch" ]; then
+        spec=/usr/share/binfmts/qemu-$qarch
+        [ -f "$spec" ] || cp_skip "no binfmt description $spec in qemu-user-static"
+        magic=$(awk '$1 == "magic" { print $2 }' "$spec")
+        mask=$(awk '$1 == "mask" { print $2 }' "$spec")
+        interp=$(awk '$1 == "interpreter" { print $2 }' "$spec")
+        # F: the interpreter is opened now, so it works inside chroots and containers too
+        echo ":qemu-$qarch:M:0:$magic:$mask:$interp:FP" >/proc/sys/fs/binfmt_misc/register 2>/dev/null ||
+            cp_skip "cannot register qemu-$qarch with binfmt_misc"
+        CP_ON_EXIT=("echo -1 > /proc/sys/fs/binfmt_misc/qemu-$qarch" "${CP_ON_EXIT[@]}")
+        cp_log "registered qemu-$qarch with binfmt_misc"
+    fi
+    grep -q enabled "/proc/sys/fs/binfmt_misc/qemu-$qarch" ||
+        cp_skip "qemu-$qarch is registered with binfmt_misc but disabled"
 }

@@ -96,8 +96,9 @@ def test_dockerfile_runtime_contract() -> None:
     assert re.search(r"useradd .*\bapp\b", text, re.DOTALL)
     health = re.search(r"^HEALTHCHECK .*?CMD (.*)$", text, re.MULTILINE | re.DOTALL)
     assert health and "status controlplane" in health.group(1) and "RUNNING" in health.group(1)
+    joined = re.sub(r"\\\n\s*", " ", text)  # continuation lines joined
     for package in ("python3", "python3-venv", "git", "ca-certificates"):
-        assert re.search(rf"apt-get install [^\n]*\s{re.escape(package)}(\s|$)", text), package
+        assert re.search(rf"apt-get install [^\n]*\s{re.escape(package)}(\s|$)", joined), package
 
 
 def test_dockerfile_installs_from_the_lock_with_the_locked_uv() -> None:
