@@ -18,6 +18,12 @@ from controlplane.store import Store
 
 PROJECTS = 200
 COMMITS = 100
+NOTES = {
+    "an event published, then delivered by the notifier": "Two writes (publish, then the "
+    "notifier's ack) of the outbox file, which keeps the last 2000 events (about 400 kB): "
+    "each write serialises and fsyncs all of it. The outbox is already out of store.json; "
+    "left to do: keep delivered events in an append-only log, or keep fewer of them.",
+}
 
 
 def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]]:
@@ -96,7 +102,7 @@ def main() -> None:
                 target="≤ 10 ms",
                 kind="max",
                 limit=10.0,
-                note="" if median(runs) <= 10 else f"store file {size:.1f} MB",
+                note="" if median(runs) <= 10 else NOTES.get(title, ""),
             ).emit()
 
 

@@ -18,12 +18,15 @@ from bench.common import ROOT, RUNS, Figure, kill_group, log, median, spread
 # module → time limit in seconds (the whole run must stay under 15 minutes)
 MODULES: dict[str, int] = {
     "store": 120,
-    "cli": 90,
     "memory": 150,
     "poll": 150,
-    "restart": 120,
-    "deploy": 300,
-    "bot": 180,
+    "deploy": 360,
+}
+# Figures of issue 8 that no module measures yet (shown in the report as such).
+NOT_YET = {
+    "a crashed app running again (new pid), vs supervisord alone and PM2": "≤ 50 ms",
+    "bot: reply to a button press, p50/p99, idle and while two builds run, vs a bare "
+    "python-telegram-bot echo handler": "p99 ≤ 150 ms while building; p50 ≤ 2× echo",
 }
 OUT = ROOT / "docs" / "performance.md"
 
@@ -131,6 +134,10 @@ def write_report(figures: list[Figure], errors: dict[str, str], seconds: float) 
         lines += ["## Notes on each figure", ""]
         for fig in notes:
             lines += [f"**{fig.title}.** {fig.note}", ""]
+    if NOT_YET:
+        lines += ["## Figures not measured yet", ""]
+        lines += [f"- {title} (target {target})" for title, target in NOT_YET.items()]
+        lines.append("")
     if errors:
         lines += ["## Benchmarks that did not finish", ""]
         lines += [f"- `{name}`: {why}" for name, why in errors.items()]
