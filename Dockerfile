@@ -6,8 +6,8 @@
 #   docker build -t controlplane .
 #   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t controlplane .
 #
-# BASE is an argument so that CI can build from a Debian base it made itself
-# (debootstrap + docker import, tagged like this default) without pulling anything.
+# BASE is an argument so that CI can build from a Debian base it made itself (debootstrap,
+# loaded into the engine under this default's tag) without pulling anything.
 ARG BASE=debian:bookworm-slim
 
 # ---- build: the wheel and the runtime venv, from uv.lock --------------------------------

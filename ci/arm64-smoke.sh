@@ -10,7 +10,7 @@
 # Skips (exit 0, reason printed) where no engine or no emulation can be had; fails otherwise.
 # CP_BASE_CACHE=DIR keeps the debootstrapped base between runs (development only).
 set -euo pipefail
-CP_STEP=arm64-smoke
+CP_STEP=${CP_ARCH:-arm64}-smoke
 # shellcheck source=ci/docker-lib.sh
 . "$(dirname "$0")/docker-lib.sh"
 cd "$CP_REPO"

@@ -3,7 +3,7 @@
 #
 # A private Docker engine for one CI step: its own data and exec roots under a temp dir, no
 # bridge, no NAT rules, no IP forwarding (containers use --network host or none), and a
-# Debian base made locally with debootstrap + docker import, since nothing can be pulled.
+# Debian base made locally with debootstrap and loaded as an image, since nothing can be pulled.
 # Everything is torn down by cp_teardown (call it from an EXIT trap).
 #
 # Skipping: cp_skip prints the reason and exits 0, for what the machine cannot provide (no
@@ -180,7 +180,7 @@ cp_debootstrap() {
     fi
 }
 
-# cp_make_base ARCH TAG: debootstrap a minbase of the suite for ARCH and import it as TAG.
+# cp_make_base ARCH TAG: debootstrap a minbase of the suite for ARCH and load it as TAG.
 # CP_BASE_CACHE (a folder, optional) keeps the rootfs tarball between runs on a dev machine.
 cp_make_base() {
     local arch=$1 tag=$2 suite mirror rootfs tarball
