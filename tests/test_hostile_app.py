@@ -56,8 +56,10 @@ def test_hostile_app_is_denied_and_no_secret_leaks(plant: Plant) -> None:  # noq
     (other / "db.sqlite").write_text("someone else's data")
     os.chmod(other, 0o700)
     targets = {
-        "store": str(s.store_path), "key": str(s.key_path),
-        "other": str(other), "socket": str(s.supervisor_sock),
+        "store": str(s.store_path),
+        "key": str(s.key_path),
+        "other": str(other),
+        "socket": str(s.supervisor_sock),
         "conf": str(s.supervisord_conf),
     }
     work = plant.origin.work
@@ -65,8 +67,15 @@ def test_hostile_app_is_denied_and_no_secret_leaks(plant: Plant) -> None:  # noq
     (work / "key-link").symlink_to(s.key_path)
     plant.origin.commit("hostile", {"main.py": PROBE, "requirements.txt": ""})
     plant.origin.push()
-    plant.ok("project", "add", "shop", "--repo", plant.origin.url, "--path",
-             str(plant.box.base / "live" / "shop"))
+    plant.ok(
+        "project",
+        "add",
+        "shop",
+        "--repo",
+        plant.origin.url,
+        "--path",
+        str(plant.box.base / "live" / "shop"),
+    )
     plant.ok("env", "set", "shop", f"API_KEY={SECRET}", f"UV_CONFIG_FILE={plant.uv_config}")
     plant.ok("project", "set", "shop", "health-window", "0")
     plant.ok("deploy", "shop")
@@ -76,8 +85,12 @@ def test_hostile_app_is_denied_and_no_secret_leaks(plant: Plant) -> None:  # noq
         time.sleep(0.1)
     seen = json.loads(probe_file.read_text())
     assert seen == {
-        "store": "PermissionError", "key": "PermissionError", "other": "PermissionError",
-        "socket": "PermissionError", "conf": "PermissionError", "link": "PermissionError",
+        "store": "PermissionError",
+        "key": "PermissionError",
+        "other": "PermissionError",
+        "socket": "PermissionError",
+        "conf": "PermissionError",
+        "link": "PermissionError",
     }, seen
 
     # the sweep: the value is nowhere in plain text but inside the running app itself
