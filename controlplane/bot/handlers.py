@@ -414,6 +414,15 @@ async def on_button(update: Update, context: Ctx) -> None:
     name = rest[0]
     if await project_or_toast(query, d, lang, name) is None:
         return
+    if key in SCREENS:
+        # nothing to toast: answer first, so the spinner stops before the screen's reads
+        # and its edit round trip; a failure is then shown in the message instead
+        await query.answer()
+        try:
+            await PROJECT[key](update, context, name, rest[1:])
+        except ControlPlaneError as exc:
+            await show(update, t(lang, "bad", reason=str(exc)), screens.back_to(lang, name))
+        return
     try:
         toast = await PROJECT[key](update, context, name, rest[1:])
     except ControlPlaneError as exc:
@@ -677,6 +686,10 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     "rm": b_remove,
     "rm!": b_remove_yes,
 }
+
+# Buttons that only show a screen (or start a task that sends its own message) and never
+# toast: on_button answers their query before running them.
+SCREENS = frozenset({"p", "st", "lg", "lf", "fl", "cf", "pi", "po", "td", "dp", "pr", "rb", "rm"})
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
