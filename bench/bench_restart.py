@@ -149,7 +149,7 @@ def pm2_series(tool: PM2, base: Path, runs: int) -> list[float]:
         pid = app_pid()
         ms, _new = kill_and_time(pid, daemon)
         took.append(ms)
-        wait_until(lambda p=pid: app_pid() not in (0, p), 15, "pm2 app back", step=0.05)
+        wait_until(lambda: app_pid() not in (0, pid), 15, "pm2 app back", step=0.05)  # noqa: B023
         time.sleep(STARTSECS)
     tool("delete", "crash", check=False)
     return took
