@@ -127,6 +127,9 @@ def rig_factory(run_as_user: str | None) -> Iterator[Callable[..., Rig]]:  # noq
 
 def poll(rig: Rig, now: float) -> tuple[bool, str | None]:
     result = {r.project: r for r in rig.stack.poller.poll_once(now=now)}["shop"]
+    handling = rig.stack.executor.busy("shop")  # a new head is being fetched and numbered
+    if handling is not None:
+        assert handling.wait(timeout=120), "the new commit was never handled"
     return result.ok, result.error
 
 
