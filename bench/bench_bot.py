@@ -236,8 +236,8 @@ def main() -> None:
 
             note = (
                 f"Each sample is one round of {PRESSES} presses (p50 or p99 of that round); "
-                "ours alternates the projects list (`pl`, a supervisord RPC and the store's "
-                "200-row read at most) and a project menu (`p|NAME`, two store reads), the "
+                "ours alternates the projects list (`pl`, a supervisord RPC and a read of every "
+                "project, 3 here) and a project menu (`p|NAME`, two store reads), the "
                 "echo bot presses one button. Time is server-side: the press queued by the "
                 "local Bot API server → its answerCallbackQuery arriving there (long polling "
                 "in between, as in production). Both bots run in this process, each with its "
