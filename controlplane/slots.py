@@ -19,7 +19,14 @@ from controlplane.history import SlotState
 from controlplane.models import Project
 from controlplane.runslot import slot_code_dir
 from controlplane.settings import Settings
-from controlplane.supervisor import ProgramOptions, Supervisor, program_name, write_program
+from controlplane.supervisor import (
+    BAD_NAME,
+    ProgramOptions,
+    RPCFault,
+    Supervisor,
+    program_name,
+    write_program,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +78,25 @@ def apply_slot(
 ) -> bool:
     """Make supervisord's program for a slot match the store: file, autostart, applied.
     True when supervisord (re)made the slot's group, which starts it when autostart is on."""
+    changed = False
     if slot_code_dir(settings, project, slot).exists() or state.release(slot) is not None:
         options = ProgramOptions(autostart=state.running(slot))
-        write_program(settings, project, slot, options=options)
+        changed = write_program(settings, project, slot, options=options)
+    if not changed and known(client, program_name(project.name, slot)):
+        return False  # a link flip: no reread of every program file (a rollback's hot path)
     plan = client.apply()
     return program_name(project.name, slot) in (*plan.added, *plan.changed)
+
+
+def known(client: Supervisor, program: str) -> bool:
+    """Whether supervisord has the program (a missing file or group needs an apply)."""
+    try:
+        client.info(program)
+    except RPCFault as fault:
+        if fault.code == BAD_NAME:
+            return False
+        raise
+    return True
 
 
 def start_slot(client: Supervisor, name: str, slot: str, *, restart: bool) -> None:
