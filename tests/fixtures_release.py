@@ -72,6 +72,18 @@ class Plant:
         assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
         return done.stdout
 
+    def add(self, name: str = "shop") -> str:
+        """`project add NAME` for the origin, its prod folder under the box."""
+        return self.ok(
+            "project",
+            "add",
+            name,
+            "--repo",
+            self.origin.url,
+            "--path",
+            str(self.box.base / "live" / name),
+        )
+
     def commit(self, version: str, *, crash: bool = False, requirements: str = "tinylib\n") -> str:
         files = {"main.py": APP, "VERSION": version + "\n", "requirements.txt": requirements}
         if crash:

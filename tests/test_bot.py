@@ -190,15 +190,7 @@ def test_from_the_chat(phone: Chat) -> None:
 def test_strangers_get_nothing_and_change_nothing(phone: Chat) -> None:
     api, plant = phone.api, phone.plant  # noqa: F811
     plant.commit("1")
-    plant.ok(
-        "project",
-        "add",
-        "shop",
-        "--repo",
-        plant.origin.url,
-        "--path",
-        str(plant.box.base / "live" / "shop"),
-    )
+    plant.add()
     phone.send("/start")
     menu = phone.wait_text("choose what to do")
     before = plant.stack.store.path.read_bytes()
@@ -225,15 +217,7 @@ def test_strangers_get_nothing_and_change_nothing(phone: Chat) -> None:
 def test_stale_buttons_and_fast_answers(phone: Chat) -> None:
     api, plant = phone.api, phone.plant  # noqa: F811
     plant.commit("1")
-    plant.ok(
-        "project",
-        "add",
-        "shop",
-        "--repo",
-        plant.origin.url,
-        "--path",
-        str(plant.box.base / "live" / "shop"),
-    )
+    plant.add()
     phone.send("/projects")
     listing = phone.wait_text("Projects")
     query = phone.press(listing, "p|shop")
@@ -253,15 +237,7 @@ def test_stale_buttons_and_fast_answers(phone: Chat) -> None:
 def test_status_and_logs_from_the_chat(phone: Chat) -> None:
     api, plant = phone.api, phone.plant  # noqa: F811
     plant.commit("1")
-    plant.ok(
-        "project",
-        "add",
-        "shop",
-        "--repo",
-        plant.origin.url,
-        "--path",
-        str(plant.box.base / "live" / "shop"),
-    )
+    plant.add()
     plant.ok("env", "set", "shop", f"UV_CONFIG_FILE={plant.uv_config}", f"API_KEY={PROD_KEY}")
     plant.ok("project", "set", "shop", "health-window", "0")
     plant.ok("deploy", "shop")

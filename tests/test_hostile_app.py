@@ -67,15 +67,7 @@ def test_hostile_app_is_denied_and_no_secret_leaks(plant: Plant) -> None:  # noq
     (work / "key-link").symlink_to(s.key_path)
     plant.origin.commit("hostile", {"main.py": PROBE, "requirements.txt": ""})
     plant.origin.push()
-    plant.ok(
-        "project",
-        "add",
-        "shop",
-        "--repo",
-        plant.origin.url,
-        "--path",
-        str(plant.box.base / "live" / "shop"),
-    )
+    plant.add()
     plant.ok("env", "set", "shop", f"API_KEY={SECRET}", f"UV_CONFIG_FILE={plant.uv_config}")
     plant.ok("project", "set", "shop", "health-window", "0")
     plant.ok("deploy", "shop")

@@ -14,15 +14,7 @@ from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401
 
 
 def add_shop(plant: Plant) -> None:  # noqa: F811
-    out = plant.ok(
-        "project",
-        "add",
-        "shop",
-        "--repo",
-        plant.origin.url,
-        "--path",
-        str(plant.box.base / "live" / "shop"),
-    )
+    out = plant.add()
     assert "added shop" in out
     plant.ok(
         "env",
