@@ -54,7 +54,8 @@ SYSTEM_DIRS = frozenset(
 TOP_LEVEL_PARENTS = frozenset(
     {"/", "/home", "/tmp", "/var", "/opt", "/srv", "/mnt", "/media"}  # noqa: S108 - refused, not used
 )
-INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])")
+INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])", re.ASCII)
+DIGITS_RE = re.compile(r"\d+", re.ASCII)  # "¹" and "٣" are digits to str.isdigit
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SCP_RE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/\\].*)")
 
@@ -276,8 +277,9 @@ def parse_duration(
         f"use a number of seconds or 30s, 5m, 1h, 1d "
         f"(from {format_interval(low, zero='0s')} to {format_interval(high)})"
     )
-    match = INTERVAL_RE.fullmatch(text) if not text.isdigit() else None
-    if text.isdigit() and len(text) <= 7:
+    digits = DIGITS_RE.fullmatch(text) is not None
+    match = INTERVAL_RE.fullmatch(text) if not digits else None
+    if digits and len(text) <= 7:
         seconds = int(text)
     elif match:
         seconds = int(match[1]) * UNITS[match[2]]
@@ -336,7 +338,7 @@ def parse_switch(field_name: str, raw: str) -> bool:
 def parse_int(field_name: str, raw: str, low: int, high: int) -> int:
     """A whole number within [low, high]."""
     text = str(raw).strip()
-    if not text.isdigit() or len(text) > 6 or not low <= int(text) <= high:
+    if not DIGITS_RE.fullmatch(text) or len(text) > 6 or not low <= int(text) <= high:
         raise ValidationError(field_name, raw, f"use a whole number from {low} to {high}")
     return int(text)
 

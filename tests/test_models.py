@@ -252,3 +252,12 @@ def test_durations_and_settings() -> None:
 )
 def test_project_round_trip(project: Project) -> None:
     assert Project.from_dict(project.to_dict()) == project
+
+
+@pytest.mark.parametrize("raw", ["¹", "٣", "²m", "12³"])
+def test_non_ascii_digits_are_refused(raw: str) -> None:
+    for fn in (parse_duration, parse_interval):
+        with pytest.raises(ValidationError):
+            fn(raw)
+    with pytest.raises(ValidationError):
+        convert_setting("keep", raw)
