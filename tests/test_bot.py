@@ -234,6 +234,26 @@ def test_stale_buttons_and_fast_answers(phone: Chat) -> None:
     assert "out of date" in str(phone.answered(junk).get("text"))
 
 
+def test_typed_numbers_that_are_not_ascii_digits_get_usage(phone: Chat) -> None:
+    plant = phone.plant  # noqa: F811
+    plant.commit("1")
+    plant.add()
+    phone.send("/rollback shop ¹")
+    phone.wait_text("Usage: /rollback NAME N")
+    phone.send("/projects")
+    listing = phone.wait_text("Projects")
+    phone.press(listing, "p|shop")
+    menu = phone.wait_text("shop · main")
+    phone.press(menu, "pi|shop")
+    polls = phone.wait_text("How often")
+    phone.press_text(polls, "15m")
+    phone.wait_text("Now: 15m")
+    phone.press_text(phone.wait_text("Now: 15m"), "off")
+    phone.wait_text("Now: off")
+    assert plant.stack.store.get_project("shop").poll == 0
+    assert not any("Internal error" in m.text for m in phone.api.bot_messages(ADMIN))
+
+
 def test_status_and_logs_from_the_chat(phone: Chat) -> None:
     api, plant = phone.api, phone.plant  # noqa: F811
     plant.commit("1")

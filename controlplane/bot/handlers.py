@@ -22,7 +22,7 @@ from controlplane.bot import screens
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.progress import edit as progress_edit
 from controlplane.bot.progress import follow
-from controlplane.bot.render import fit, parts, pre
+from controlplane.bot.render import fit, number, parts, pre
 from controlplane.bot.texts import t
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.executor import Busy
@@ -187,7 +187,7 @@ async def cmd_rollback(update: Update, context: Ctx) -> None:
     lang = deps(context).lang(chat_of(update))
 
     async def then(name: str, rest: list[str]) -> None:
-        if not rest or not rest[0].lstrip("#").isdigit():
+        if not rest or number(rest[0].lstrip("#")) is None:
             await show(update, t(lang, "usage", usage="/rollback NAME N"))
             return
         n = int(rest[0].lstrip("#"))
@@ -447,7 +447,7 @@ async def b_logs(update: Update, context: Ctx, name: str, rest: list[str]) -> st
 
 
 async def b_follow(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    seconds = int(rest[1]) if len(rest) > 1 and rest[1].isdigit() else FOLLOW_SECONDS
+    seconds = (number(rest[1]) if len(rest) > 1 else None) or FOLLOW_SECONDS
     seconds = min(max(seconds, 2), 600)
     context.application.create_task(follow_logs(update, context, name, slot_of(rest), seconds))
     return None
@@ -485,8 +485,8 @@ async def b_poll_menu(update: Update, context: Ctx, name: str, rest: list[str]) 
 
 async def b_poll_set(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     d = deps(context)
-    seconds = int(rest[0]) if rest and rest[0].isdigit() else -1
-    if seconds not in screens.POLL_CHOICES:
+    seconds = number(rest[0]) if rest else None
+    if seconds is None or seconds not in screens.POLL_CHOICES:
         return t(d.lang(chat_of(update)), "stale.button")
     project = await blocking(ops.set_poll, d.store, name, str(seconds))
     await show(update, *screens.poll_menu(d.lang(chat_of(update)), project))
@@ -518,7 +518,7 @@ async def b_test_run(update: Update, context: Ctx, name: str, rest: list[str]) -
 
 async def b_extend(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     d = deps(context)
-    seconds = int(rest[0]) if rest and rest[0].isdigit() else 60
+    seconds = (number(rest[0]) if rest else None) or 60
     try:
         return await blocking(d.tests.extend, name, seconds)
     except NotFound:
@@ -563,7 +563,7 @@ async def b_promote_yes(update: Update, context: Ctx, name: str, rest: list[str]
 
 async def b_rollback_list(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     d = deps(context)
-    page = int(rest[0]) if rest and rest[0].isdigit() else 0
+    page = (number(rest[0]) if rest else None) or 0
 
     def gather() -> Any:
         releases = {r.n: r for r in d.store.releases(name)}
@@ -581,7 +581,7 @@ async def b_rollback_confirm(
     update: Update, context: Ctx, name: str, rest: list[str]
 ) -> str | None:
     lang = deps(context).lang(chat_of(update))
-    n = rest[0] if rest and rest[0].isdigit() else ""
+    n = rest[0] if rest and number(rest[0]) is not None else ""
     if not n:
         return t(lang, "stale.button")
     await show(

@@ -63,3 +63,8 @@ def cb(*parts: object) -> str:
 
 def parts(data: str) -> list[str]:
     return data.split(SEP)
+
+
+def number(text: str) -> int | None:
+    """A whole number in ASCII digits, or None ('¹' is a digit to str.isdigit, not to int)."""
+    return int(text) if text.isascii() and text.isdigit() else None
