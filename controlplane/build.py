@@ -31,6 +31,7 @@ from typing import IO, Literal
 
 from controlplane import git, runner
 from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.files import chown_tree
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class _Build:
     uv: str | None
     run_as: str | None
     min_free_mb: int
+    git_access: git.Access
     outputs: list[str] = field(default_factory=list)
     # who runs the venv and install steps: the run-as user when we are root, so that a
     # package's build scripts never run with root's rights (the store, the key)
@@ -238,7 +240,7 @@ def _preflight(b: _Build) -> str:
             f"the projects' interpreter {b.python} does not exist or is not "
             "executable; set CONTROLPLANE_PYTHON to one (such as /usr/bin/python3)"
         )
-    if not git.has_commit(b.mirror, b.sha):
+    if not git.has_commit(b.mirror, b.sha, access=b.git_access):
         raise BuildError(f"commit {b.sha[:7]} is not in the mirror; fetch it first")
     argv = [b.python, "-c", PREFLIGHT_CHECK, str(b.dest.parent)] + ([] if b.uv else ["pip"])
     b.log.write(f"$ {b.python} -c <pre-flight check> {b.dest.parent}\n")
@@ -280,9 +282,16 @@ def _check_uv(b: _Build) -> str:
 
 
 def _export(b: _Build) -> str:
-    git.export(b.mirror, b.sha, b.dest, timeout=b.timeouts.export, log=b.log, cancel=b.cancel)
-    if b.builder is not None:
-        chown_tree(b.dest, b.builder)
+    git.export(
+        b.mirror,
+        b.sha,
+        b.dest,
+        timeout=b.timeouts.export,
+        log=b.log,
+        cancel=b.cancel,
+        access=b.git_access,
+        owner=b.builder,
+    )
     count = sum(len(files) for _, _, files in os.walk(b.dest))
     return f"exported {b.sha[:7]}: {count} files\n"
 
@@ -383,18 +392,6 @@ def make_readable(root: Path) -> None:
                 os.chmod(path, stat.S_IMODE(mode))
 
 
-def chown_tree(root: Path, user: str | None) -> None:
-    """Give a tree (links themselves, not their targets) to `user`, or back to us (None)."""
-    if user is None:
-        uid, gid = os.getuid(), os.getgid()
-    else:
-        pw = pwd.getpwnam(user)
-        uid, gid = pw.pw_uid, pw.pw_gid
-    for here, dirs, files in os.walk(root):
-        for path in [here] + [os.path.join(here, n) for n in files + dirs]:
-            os.lchown(path, uid, gid)
-
-
 def builder_dirs(cache_dir: Path, user: str) -> None:
     """The shared caches and a home for the builder, owned by it."""
     for sub in ("uv", "pip", "home"):
@@ -442,6 +439,7 @@ def build_release(
     installer: Installer = "auto",
     run_as: str | None = None,
     min_free_mb: int = 200,
+    git_access: git.Access | None = None,
 ) -> BuildResult:
     """Build commit `sha` from `mirror` into `dest`; never raises for a failed step.
 
@@ -475,6 +473,7 @@ def build_release(
             uv=uv,
             run_as=run_as,
             min_free_mb=min_free_mb,
+            git_access=git_access or git.Access(),
         )
         log.write(f"# build {dest.name} ({sha}) started {time.ctime()}\n")
         steps = _run_all(b)

@@ -146,23 +146,35 @@ class Engine:
     def remote(self, project: Project) -> git.Remote:
         return git.Remote(project.repo, self.store.repo_auth(project.name))
 
+    def git_access(self, name: str) -> git.Access:
+        """git as its unprivileged user, with the project's pinned hosts and deploy key."""
+        return git.Access(
+            user=git.git_user(self.settings),
+            known_hosts=self.settings.known_hosts(name),
+            deploy_key=self.store.deploy_key(name),
+        )
+
     # -- fetch and number ---------------------------------------------------------------
 
     def sync(self, project: Project, op: Reporter) -> CommitRow:
         """Fetch the branch into the mirror, number new commits; returns the head."""
         op.step(f"fetch {project.branch}")
-        mirror = git.ensure_mirror(self.remote(project), self.mirror(project.name))
+        access = self.git_access(project.name)
+        mirror = git.ensure_mirror(self.remote(project), self.mirror(project.name), access=access)
         env = self.store.env(project.name, "prod")
-        head = git.fetch(mirror, self.remote(project), project.branch, env=env, cancel=op.cancel)
+        head = git.fetch(
+            mirror, self.remote(project), project.branch, env=env, cancel=op.cancel, access=access
+        )
         known = self.store.commits(project.name)
         shas = {c.sha for c in known}
         if head not in shas:
-            since = known[-1].sha if known and git.has_commit(mirror, known[-1].sha) else None
+            last = known[-1].sha if known else None
+            since = last if last and git.has_commit(mirror, last, access=access) else None
             limit = INITIAL_NUMBERED if not known else 200
-            log = git.first_parent_log(mirror, head, limit, since=since)
+            log = git.first_parent_log(mirror, head, limit, since=since, access=access)
             seen = [CommitRow(0, c.sha, c.date.timestamp(), c.author, c.subject) for c in log]
             fresh = self.store.add_commits(project.name, seen)
-            git.keep(mirror, [c.sha for c in fresh])
+            git.keep(mirror, [c.sha for c in fresh], access=access)
             for c in fresh:
                 op.log(f"#{c.n} {c.short} {c.subject}")
         self.store.update_state(project.name, head=head)
@@ -171,7 +183,9 @@ class Engine:
     def head(self, project: Project) -> str:
         """The branch head on the remote (one ls-remote; the poller's check)."""
         env = self.store.env(project.name, "prod")
-        return git.ls_remote(self.remote(project), project.branch, env=env)
+        return git.ls_remote(
+            self.remote(project), project.branch, env=env, access=self.git_access(project.name)
+        )
 
     def commit(self, project: Project, ref: str | None, op: Reporter) -> CommitRow:
         """The commit a number or SHA prefix names; the branch head (fetched) for None."""
@@ -191,8 +205,14 @@ class Engine:
             build.remove_release(dest)  # a leftover that never became ready
         op.step(f"build #{commit.n} {commit.short}")
         env = self.store.env(project.name, "prod")
+        access = self.git_access(project.name)
         git.fetch_commit(
-            self.mirror(project.name), self.remote(project), commit.sha, env=env, cancel=op.cancel
+            self.mirror(project.name),
+            self.remote(project),
+            commit.sha,
+            env=env,
+            cancel=op.cancel,
+            access=access,
         )
         release = Release(
             n=commit.n,
@@ -214,6 +234,7 @@ class Engine:
                 cancel=op.cancel,
                 timeouts=self.timeouts,
                 run_as=self.settings.run_as,
+                git_access=access,
             )
         return self._record_build(project, release, result, op)
 

@@ -1,4 +1,5 @@
-"""Durable file writes: a temp file in the same folder, fsync, rename, fsync the folder.
+"""Durable file writes (a temp file in the same folder, fsync, rename, fsync the folder)
+and handing a tree to another user.
 
 A reader (or a restart after a kill) sees either the old content or the new, never half.
 """
@@ -6,6 +7,7 @@ A reader (or a restart after a kill) sees either the old content or the new, nev
 from __future__ import annotations
 
 import os
+import pwd
 import tempfile
 from pathlib import Path
 
@@ -35,3 +37,19 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def account_ids(user: str | None) -> tuple[int, int]:
+    """(uid, gid) of `user`, or of this process for None."""
+    if user is None:
+        return os.getuid(), os.getgid()
+    pw = pwd.getpwnam(user)
+    return pw.pw_uid, pw.pw_gid
+
+
+def chown_tree(root: Path, user: str | None) -> None:
+    """Give a tree (links themselves, not their targets) to `user`, or back to us (None)."""
+    uid, gid = account_ids(user)
+    for here, dirs, files in os.walk(root):
+        for path in [here] + [os.path.join(here, n) for n in files + dirs]:
+            os.lchown(path, uid, gid)

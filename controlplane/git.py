@@ -20,10 +20,13 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import pwd
 import re
+import shlex
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +34,10 @@ from typing import IO
 
 from controlplane import runner
 from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.files import account_ids, chown_tree
 from controlplane.models import split_credentials
 from controlplane.secrets import MASK, Redactor
+from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +46,65 @@ SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
 NETWORK_TIMEOUT = 120.0
 LOCAL_TIMEOUT = 60.0
-# Project variables starting with GIT_ are dropped except these: GIT_DIR, GIT_TRACE_CURL,
-# GIT_CONFIG_* and friends would redirect git or print what we keep hidden.
-GIT_VARS_ALLOWED = frozenset(
+# The only variables git is given beyond its fixed environment: how to reach a remote
+# (proxies, certificates, slow-link limits). They come from the control plane's own
+# environment (the operator's) and, only when git runs as an unprivileged user, from the
+# project's variables. Nothing that loads or runs code (LD_PRELOAD, PYTHONPATH,
+# GIT_SSH_COMMAND, GIT_CONFIG_*, BASH_ENV …) ever reaches git, whoever sets it.
+NETWORK_VARS = frozenset(
     {
-        "GIT_SSH_COMMAND",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CURL_CA_BUNDLE",
         "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
         "GIT_SSL_NO_VERIFY",
+        "GIT_PROXY_SSL_CAINFO",
         "GIT_HTTP_LOW_SPEED_LIMIT",
         "GIT_HTTP_LOW_SPEED_TIME",
     }
 )
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who git runs as, and the per-project ssh settings it is given.
+
+    `user` is the unprivileged account git switches to (we are root); None keeps this
+    process's user. `deploy_key` (an OpenSSH private key) reaches ssh through an
+    in-memory file, never a file on disk or a command line.
+    """
+
+    user: str | None = None
+    known_hosts: Path | None = None
+    deploy_key: str | None = field(default=None, repr=False)
+
+    @property
+    def privileged(self) -> bool:
+        """Whether git would run as root (then no project value may reach it)."""
+        if self.user is not None:
+            return account_ids(self.user)[0] == 0
+        return os.geteuid() == 0
+
+
+def git_user(settings: Settings) -> str | None:
+    """The account git runs as when we are root: CONTROLPLANE_GIT_USER, else the run-as
+    user. None when we are not root (git runs as us) or no unprivileged user is set."""
+    if os.geteuid() != 0:
+        return None
+    for name in (settings.git_user, settings.run_as):
+        if name and name != "root":
+            return name
+    return None
 
 
 class GitError(ControlPlaneError):
@@ -140,23 +193,36 @@ def redactor(secrets: Iterable[str], min_len: int = 4) -> runner.Redact:
     return redact
 
 
-def git_env(env: Mapping[str, str] | None = None, auth: str | None = None) -> dict[str, str]:
-    """A minimal environment for git: the project's variables, then our safety settings."""
-    base = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+def git_env(
+    env: Mapping[str, str] | None = None,
+    auth: str | None = None,
+    *,
+    privileged: bool | None = None,
+    ssh: str | None = None,
+) -> dict[str, str]:
+    """The whole environment of a git call: a fixed base, the network settings (ours, then
+    the project's when git is unprivileged), then our safety settings, which win."""
+    if privileged is None:
+        privileged = os.geteuid() == 0
+    merged = {
+        "PATH": os.environ.get("PATH") or DEFAULT_PATH,
         "HOME": os.environ.get("HOME", "/"),
         "LC_ALL": "C",
         "LANG": "C",
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
     }
-    project = {
-        k: v for k, v in (env or {}).items() if not k.startswith("GIT_") or k in GIT_VARS_ALLOWED
-    }
-    merged = {**base, **project}
-    config = [("protocol.ext.allow", "never"), ("credential.helper", "")]
+    merged.update({k: v for k, v in os.environ.items() if k in NETWORK_VARS})
+    if not privileged:
+        merged.update({k: v for k, v in (env or {}).items() if k in NETWORK_VARS})
+    config = [
+        ("protocol.ext.allow", "never"),
+        ("credential.helper", ""),
+        ("core.hooksPath", "/dev/null"),
+    ]
     if auth:
         config.append(("http.extraHeader", f"Authorization: Basic {_basic(auth)}"))
     merged.update(
+        GIT_SSH_COMMAND=ssh or ssh_command(None, None),
+        GIT_SSH_VARIANT="ssh",
         GIT_TERMINAL_PROMPT="0",
         GIT_ASKPASS="/bin/false",
         SSH_ASKPASS="/bin/false",
@@ -169,6 +235,19 @@ def git_env(env: Mapping[str, str] | None = None, auth: str | None = None) -> di
         merged[f"GIT_CONFIG_KEY_{i}"] = key
         merged[f"GIT_CONFIG_VALUE_{i}"] = value
     return merged
+
+
+def ssh_command(known_hosts: Path | None, key_fd: int | None) -> str:
+    """The one ssh command git uses: no config files, no agent, no prompts; the project's
+    deploy key only (read from an inherited in-memory file); host keys pinned on first use
+    in the project's own known_hosts."""
+    argv = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
+    argv += ["-o", "StrictHostKeyChecking=accept-new"]
+    if known_hosts is not None:
+        argv += ["-o", f"UserKnownHostsFile={known_hosts}"]
+    if key_fd is not None:
+        argv += ["-o", "IdentityAgent=none", "-i", f"/proc/self/fd/{key_fd}"]
+    return shlex.join(argv)
 
 
 AUTH_MARKS = (
@@ -247,20 +326,81 @@ def _git(
     cancel: threading.Event | None = None,
     what: str = "git",
     extra_env: Mapping[str, str] | None = None,
+    access: Access | None = None,
 ) -> str:
     """Run one git command; failures become GitError subclasses (Cancelled passes through)."""
+    access = access or Access()
     auth = remote.auth if remote else None
-    full_env = {**git_env(env, auth), **(extra_env or {})}
     redact = redactor(remote.secrets() if remote else [])
+    if access.user is not None and "-C" in argv:
+        _own(Path(argv[argv.index("-C") + 1]), access.user)
+    with _key_file(access) as key_fd:
+        ssh = ssh_command(access.known_hosts, key_fd)
+        full_env = {
+            **git_env(env, auth, privileged=access.privileged, ssh=ssh),
+            **(extra_env or {}),
+        }
+        if access.user is not None:
+            full_env["HOME"] = _home(access.user)
+        try:
+            return runner.run(
+                ["git", *argv],
+                cwd="/",
+                env=full_env,
+                timeout=timeout,
+                redact=redact,
+                log=log,
+                cancel=cancel,
+                user=access.user,
+                pass_fds=() if key_fd is None else (key_fd,),
+            ).output
+        except runner.Cancelled:
+            raise
+        except CommandFailed as exc:
+            url = remote.url if remote else "the mirror"
+            raise classify(exc, redact(url), what) from None
+
+
+@contextmanager
+def _key_file(access: Access) -> Iterator[int | None]:
+    """The deploy key as an in-memory file (memfd) owned by git's user, mode 0600; ssh
+    reads it through /proc/self/fd, so the key is never written to disk."""
+    if access.deploy_key is None:
+        yield None
+        return
+    fd = os.memfd_create("deploy-key", 0)
     try:
-        return runner.run(
-            ["git", *argv], env=full_env, timeout=timeout, redact=redact, log=log, cancel=cancel
-        ).output
-    except runner.Cancelled:
-        raise
-    except CommandFailed as exc:
-        url = remote.url if remote else "the mirror"
-        raise classify(exc, redact(url), what) from None
+        key = access.deploy_key if access.deploy_key.endswith("\n") else access.deploy_key + "\n"
+        os.write(fd, key.encode())
+        os.fchmod(fd, 0o600)
+        if access.user is not None:
+            os.fchown(fd, *account_ids(access.user))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+_OWNED: set[tuple[str, str]] = set()
+
+
+def _own(path: Path, user: str) -> None:
+    """A folder git works in belongs to git's user: made so, or handed over (a mirror
+    from before git ran unprivileged); checked once per folder and process."""
+    if (str(path), user) in _OWNED:
+        return
+    uid, _ = account_ids(user)
+    path.mkdir(parents=True, exist_ok=True)
+    if path.stat().st_uid != uid:
+        chown_tree(path, user)
+    os.chmod(path, 0o700)
+    _OWNED.add((str(path), user))
+
+
+def _home(user: str) -> str:
+    try:
+        return pwd.getpwnam(user).pw_dir or "/"
+    except KeyError:
+        return "/"
 
 
 def ls_remote_heads(
@@ -269,6 +409,7 @@ def ls_remote_heads(
     env: Mapping[str, str] | None = None,
     timeout: float = NETWORK_TIMEOUT,
     cancel: threading.Event | None = None,
+    access: Access | None = None,
 ) -> dict[str, str]:
     """Every branch of the remote and its head: {'main': sha, ...}."""
     remote = Remote.parse(url)
@@ -279,6 +420,7 @@ def ls_remote_heads(
         timeout=timeout,
         cancel=cancel,
         what="ls-remote",
+        access=access,
     )
     heads: dict[str, str] = {}
     for line in out.splitlines():
@@ -295,10 +437,11 @@ def ls_remote(
     env: Mapping[str, str] | None = None,
     timeout: float = NETWORK_TIMEOUT,
     cancel: threading.Event | None = None,
+    access: Access | None = None,
 ) -> str:
     """The sha of the branch head on the remote (one `git ls-remote` per call)."""
     remote = Remote.parse(url)
-    heads = ls_remote_heads(remote, env=env, timeout=timeout, cancel=cancel)
+    heads = ls_remote_heads(remote, env=env, timeout=timeout, cancel=cancel, access=access)
     if branch not in heads:
         raise _branch_missing(remote.url, branch, sorted(heads))
     return heads[branch]
@@ -314,13 +457,28 @@ def _branch_missing(url: str, branch: str, branches: list[str]) -> BranchMissing
     )
 
 
-def ensure_mirror(url: str | Remote, path: Path) -> Path:
-    """Create the bare mirror at `path` if missing; its origin is the credential-free URL."""
+def ensure_mirror(url: str | Remote, path: Path, *, access: Access | None = None) -> Path:
+    """Create the bare mirror at `path` if missing; its origin is the credential-free URL.
+
+    The mirror (and the project's known_hosts folder) belong to git's user."""
     remote = Remote.parse(url)
+    access = access or Access()
+    if access.user is not None:
+        _own(path, access.user)
+        if access.known_hosts is not None:
+            _own(access.known_hosts.parent, access.user)
     if not (path / "HEAD").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _git(["init", "--quiet", "--bare", "--", str(path)], what="creating the mirror")
-    _git(["-C", str(path), "config", "remote.origin.url", remote.url], what="mirror config")
+        _git(
+            ["init", "--quiet", "--bare", "--", str(path)],
+            what="creating the mirror",
+            access=access,
+        )
+    _git(
+        ["-C", str(path), "config", "remote.origin.url", remote.url],
+        what="mirror config",
+        access=access,
+    )
     return path
 
 
@@ -333,6 +491,7 @@ def fetch(
     timeout: float = NETWORK_TIMEOUT,
     log: IO[str] | None = None,
     cancel: threading.Event | None = None,
+    access: Access | None = None,
 ) -> str:
     """Fetch the branch into refs/heads/<branch> (forced, so a force-push is followed)."""
     remote = Remote.parse(url)
@@ -356,20 +515,24 @@ def fetch(
             log=log,
             cancel=cancel,
             what="fetch",
+            access=access,
         )
     except GitError as exc:
         if "couldn't find remote ref" not in exc.tail.lower():
             raise
         raise _branch_missing(remote.url, branch, []) from None
-    head = resolve(mirror, f"refs/heads/{branch}")
+    head = resolve(mirror, f"refs/heads/{branch}", access=access)
     logger.info("fetched %s %s: head %s", remote.url, branch, head[:7])
     return head
 
 
-def has_commit(mirror: Path, sha: str) -> bool:
+def has_commit(mirror: Path, sha: str, *, access: Access | None = None) -> bool:
     """Whether the mirror holds the commit object."""
     try:
-        _git(["-C", str(mirror), "cat-file", "-e", "--end-of-options", f"{sha}^{{commit}}"])
+        _git(
+            ["-C", str(mirror), "cat-file", "-e", "--end-of-options", f"{sha}^{{commit}}"],
+            access=access,
+        )
     except GitError:
         return False
     return True
@@ -384,6 +547,7 @@ def fetch_commit(
     timeout: float = NETWORK_TIMEOUT,
     log: IO[str] | None = None,
     cancel: threading.Event | None = None,
+    access: Access | None = None,
 ) -> str:
     """Make sure the mirror has `sha` (a full sha); fetch it by id when it does not.
 
@@ -393,11 +557,18 @@ def fetch_commit(
     """
     if not SHA_RE.fullmatch(sha):
         raise ValueError(f"fetch_commit needs a full sha, not {sha!r}")
-    if not has_commit(mirror, sha):
+    if not has_commit(mirror, sha, access=access):
         _fetch_by_id(
-            mirror, Remote.parse(url), sha, env=env, timeout=timeout, log=log, cancel=cancel
+            mirror,
+            Remote.parse(url),
+            sha,
+            env=env,
+            timeout=timeout,
+            log=log,
+            cancel=cancel,
+            access=access,
         )
-    keep(mirror, [sha])
+    keep(mirror, [sha], access=access)
     return sha
 
 
@@ -410,6 +581,7 @@ def _fetch_by_id(
     timeout: float,
     log: IO[str] | None,
     cancel: threading.Event | None,
+    access: Access | None,
 ) -> None:
     argv = [
         "-C",
@@ -433,6 +605,7 @@ def _fetch_by_id(
             log=log,
             cancel=cancel,
             what="fetch commit",
+            access=access,
         )
     except GitError as exc:
         if type(exc) is not GitError:
@@ -445,16 +618,20 @@ def _fetch_by_id(
     logger.info("fetched commit %s from %s", sha[:7], remote.url)
 
 
-def keep(mirror: Path, shas: Iterable[str]) -> None:
+def keep(mirror: Path, shas: Iterable[str], *, access: Access | None = None) -> None:
     """Pin commits in the mirror (refs/controlplane/keep/<sha>) so no fetch loses them."""
     for sha in shas:
         if not SHA_RE.fullmatch(sha):
             raise ValueError(f"keep needs full shas, not {sha!r}")
         # One call per sha: the runner gives children no stdin for `update-ref --stdin`.
-        _git(["-C", str(mirror), "update-ref", f"{KEEP_PREFIX}{sha}", sha], what="keeping a commit")
+        _git(
+            ["-C", str(mirror), "update-ref", f"{KEEP_PREFIX}{sha}", sha],
+            what="keeping a commit",
+            access=access,
+        )
 
 
-def resolve(mirror: Path, rev: str) -> str:
+def resolve(mirror: Path, rev: str, *, access: Access | None = None) -> str:
     """The full sha of a ref, a sha or a sha prefix in the mirror."""
     out = _git(
         [
@@ -467,6 +644,7 @@ def resolve(mirror: Path, rev: str) -> str:
             f"{rev}^{{commit}}",
         ],
         what=f"finding {rev}",
+        access=access,
     )
     return out.strip()
 
@@ -487,7 +665,12 @@ def _parse_log(out: str) -> list[Commit]:
 
 
 def first_parent_log(
-    mirror: Path, ref: str, limit: int = 20, *, since: str | None = None
+    mirror: Path,
+    ref: str,
+    limit: int = 20,
+    *,
+    since: str | None = None,
+    access: Access | None = None,
 ) -> list[Commit]:
     """The last `limit` commits on the first-parent line of `ref`, oldest first.
 
@@ -507,11 +690,12 @@ def first_parent_log(
             "--",
         ],
         what="reading history",
+        access=access,
     )
     return list(reversed(_parse_log(out)))
 
 
-def commit_info(mirror: Path, sha: str) -> Commit:
+def commit_info(mirror: Path, sha: str, *, access: Access | None = None) -> Commit:
     """One commit's sha, date, author and subject."""
     out = _git(
         [
@@ -525,6 +709,7 @@ def commit_info(mirror: Path, sha: str) -> Commit:
             "--",
         ],
         what=f"reading commit {sha}",
+        access=access,
     )
     commits = _parse_log(out)
     if not commits:
@@ -540,15 +725,23 @@ def export(
     timeout: float = LOCAL_TIMEOUT,
     log: IO[str] | None = None,
     cancel: threading.Event | None = None,
+    access: Access | None = None,
+    owner: str | None = None,
 ) -> Path:
-    """Write the commit's files into `dest` (created; must not exist), with no `.git`.
+    """Write the commit's files into `dest` (created; must not exist), with no `.git`;
+    the tree ends up owned by `owner` (None: this process's user).
 
     `read-tree -u` into a throw-away index checks the tree out the way a clone would: file
     modes kept, symlinks stay symlinks (git never writes through one), submodules left
-    empty. The mirror's own (empty) index is never touched.
+    empty. The mirror's own (empty) index is never touched. git writes as its own user.
     """
+    access = access or Access()
     dest.mkdir(parents=True, exist_ok=False)
     with tempfile.TemporaryDirectory(prefix="cp-index-") as tmp:
+        if access.user is not None:
+            uid, gid = account_ids(access.user)
+            os.chown(tmp, uid, gid)
+            os.chown(dest, uid, gid)
         _git(
             [
                 "-C",
@@ -565,5 +758,8 @@ def export(
             log=log,
             cancel=cancel,
             extra_env={"GIT_INDEX_FILE": str(Path(tmp) / "index")},
+            access=access,
         )
+    if access.user != owner:
+        chown_tree(dest, owner)
     return dest

@@ -81,6 +81,7 @@ def run(
     check: bool = True,
     user: str | None = None,
     group: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Result:
     """Run argv (never through a shell) and return its merged stdout and stderr.
 
@@ -103,6 +104,7 @@ def run(
         user=user,
         group=(group or primary_group(user)) if user is not None else None,
         extra_groups=[] if user is not None else None,
+        pass_fds=tuple(pass_fds),
     )
     chunks: list[str] = []
 

@@ -116,6 +116,7 @@ class Settings:
     keys: tuple[str, ...] = ()
     lang: str | None = None
     run_as: str | None = None
+    git_user: str | None = None
     python: str = field(default_factory=default_python)
     allow_file_urls: bool = False
 
@@ -136,6 +137,7 @@ class Settings:
         keys = tuple(k.strip() for k in env.get("CONTROLPLANE_KEY", "").split(",") if k.strip())
         proxy = env.get("TELEGRAM_PROXY", "").strip()
         run_as = env.get("CONTROLPLANE_RUN_AS", "").strip() or None
+        git_user = env.get("CONTROLPLANE_GIT_USER", "").strip() or None
         return cls(
             data_dir=data_dir,
             platform=plat,
@@ -152,6 +154,7 @@ class Settings:
             keys=keys,
             lang=lang,
             run_as=run_as,
+            git_user=git_user,
             python=env.get("CONTROLPLANE_PYTHON", "").strip() or default_python(),
             allow_file_urls=parse_bool(
                 "CONTROLPLANE_ALLOW_FILE_URLS", env.get("CONTROLPLANE_ALLOW_FILE_URLS", "")
@@ -205,6 +208,10 @@ class Settings:
 
     def project_dir(self, name: str) -> Path:
         return self.projects_dir / name
+
+    def known_hosts(self, name: str) -> Path:
+        """The project's pinned ssh host keys (in a folder git's user owns)."""
+        return self.project_dir(name) / "ssh" / "known_hosts"
 
     def slot_log(self, name: str, slot: str) -> Path:
         return self.logs_dir / f"{name}-{slot}.log"

@@ -318,6 +318,18 @@ class Store:
             token = self._doc(db, name).get("repo_auth")
         return self.keyring.decrypt(token) if token else None
 
+    def set_deploy_key(self, name: str, private_key: str | None) -> None:
+        """The project's ssh deploy key (OpenSSH private key text), encrypted; None drops it."""
+        with self.transaction() as db:
+            self._doc(db, name)
+            token = self.keyring.encrypt(private_key) if private_key else None
+            self.table(db, "projects").update({"deploy_key": token}, Query().name == name)
+
+    def deploy_key(self, name: str) -> str | None:
+        with self.transaction() as db:
+            token = self._doc(db, name).get("deploy_key")
+        return self.keyring.decrypt(token) if token else None
+
     # -- variables ----------------------------------------------------------------------
 
     def _update_env(self, name: str, slot: str, change: Any) -> None:
@@ -390,6 +402,8 @@ class Store:
                 auth = self.keyring.decrypt(doc["repo_auth"])
                 values.append(auth)
                 values.extend(p for p in auth.split(":") if p)
+            if doc.get("deploy_key"):
+                values.append(self.keyring.decrypt(doc["deploy_key"]))
         return values
 
     # -- commits, releases, slot state --------------------------------------------------
@@ -505,11 +519,12 @@ class Store:
 
 
 def _rotate_doc(doc: dict[str, Any], keyring: KeyRing) -> tuple[dict[str, Any], int]:
-    """Rotate every Fernet token a document holds (repo_auth, env, key_check)."""
+    """Rotate every Fernet token a document holds (repo_auth, deploy_key, env, key_check)."""
     count = 0
-    if doc.get("repo_auth"):
-        doc["repo_auth"] = keyring.rotate(doc["repo_auth"])
-        count += 1
+    for field in ("repo_auth", "deploy_key"):
+        if doc.get(field):
+            doc[field] = keyring.rotate(doc[field])
+            count += 1
     if doc.get("name") == "key_check" and "token" in doc:
         doc["token"] = keyring.rotate(doc["token"])
         count += 1

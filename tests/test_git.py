@@ -15,6 +15,7 @@ import pytest
 
 from controlplane import git, runner
 from tests.fixtures_repos import Origin, origin_fixture, sh_git  # noqa: F401
+from tests.fixtures_supervisor import run_as_user  # noqa: F401
 from tests.gitserver import serve
 
 OriginFactory = Callable[..., Origin]
@@ -210,15 +211,44 @@ def test_cancel_stops_a_hanging_fetch(origin: OriginFactory, tmp_path: Path) -> 
             git.fetch(mirror, f"{server.base_url}/app.git", "main", cancel=cancel)
 
 
-def test_proxy_variables_reach_git(origin: OriginFactory) -> None:
-    o = origin()
-    o.commits(1)
+def _dead_proxy() -> dict[str, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {"http_proxy": f"http://127.0.0.1:{port}", "NO_PROXY": ""}
-    with serve(o.bare.parent) as server, pytest.raises(git.HostUnreachable):
-        git.ls_remote(f"{server.base_url}/app.git", "main", env=env, timeout=20)
+    return {"http_proxy": f"http://127.0.0.1:{port}", "NO_PROXY": ""}
+
+
+def test_a_projects_proxy_reaches_an_unprivileged_git(
+    origin: OriginFactory,
+    run_as_user: str | None,  # noqa: F811
+) -> None:
+    if os.geteuid() != 0 or run_as_user is None:
+        pytest.skip("needs root and a second user to run git unprivileged")
+    o = origin()
+    head = o.commits(1)[-1]
+    access = git.Access(user=run_as_user)
+    with serve(o.bare.parent) as server:
+        url = f"{server.base_url}/app.git"
+        assert git.ls_remote(url, "main", timeout=20, access=access) == head
+        with pytest.raises(git.HostUnreachable):
+            git.ls_remote(url, "main", env=_dead_proxy(), timeout=20, access=access)
+
+
+def test_a_git_running_as_root_never_sees_a_projects_variables(origin: OriginFactory) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: git as root is the case under test")
+    o = origin()
+    sha = o.commits(1)[-1]
+    env = {**_dead_proxy(), "LD_PRELOAD": "/nonexistent/evil.so", "GIT_SSH_COMMAND": "touch /x"}
+    with serve(o.bare.parent) as server:
+        # the dead proxy is ignored: root's git got none of the project's values
+        head = git.ls_remote(f"{server.base_url}/app.git", "main", env=env, timeout=20)
+    assert head == sha
+    full = git.git_env(env, privileged=True)
+    assert "LD_PRELOAD" not in full and "http_proxy" not in full
+    assert full["GIT_SSH_COMMAND"].startswith("ssh -F /dev/null")
+    unprivileged = git.git_env(env, privileged=False)
+    assert unprivileged["http_proxy"] == env["http_proxy"] and "LD_PRELOAD" not in unprivileged
 
 
 def test_classify_and_redact_are_pure() -> None:
@@ -255,6 +285,7 @@ def test_git_env_keeps_proxies_and_drops_dangerous_git_variables() -> None:
             "GIT_TERMINAL_PROMPT": "1",
         },
         auth="bot:tok",
+        privileged=False,
     )
     assert env["HTTPS_PROXY"] == "http://proxy:3128" and env["GIT_SSL_CAINFO"] == "/ca.pem"
     assert "GIT_DIR" not in env and "GIT_TRACE_CURL" not in env
