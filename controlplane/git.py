@@ -334,11 +334,12 @@ def _git(
     redact = redactor(remote.secrets() if remote else [])
     if access.user is not None and "-C" in argv:
         _own(Path(argv[argv.index("-C") + 1]), access.user)
-    with _key_file(access) as key_fd:
+    with _key_file(access) as key_fd, _local_trust(remote, access) as trust:
         ssh = ssh_command(access.known_hosts, key_fd)
         full_env = {
             **git_env(env, auth, privileged=access.privileged, ssh=ssh),
             **(extra_env or {}),
+            **trust,
         }
         if access.user is not None:
             full_env["HOME"] = _home(access.user)
@@ -378,6 +379,28 @@ def _key_file(access: Access) -> Iterator[int | None]:
         yield fd
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _local_trust(remote: Remote | None, access: Access) -> Iterator[dict[str, str]]:
+    """A local repository (file:// or a path; tests and local mirrors) owned by another
+    user than git's: git refuses it as "dubious ownership" unless a global config names
+    it as safe, so git gets a throw-away global config naming that one repository."""
+    path = _local_path(remote.url) if remote is not None and access.user is not None else None
+    if path is None:
+        yield {}
+        return
+    with tempfile.NamedTemporaryFile("w", prefix="cp-gitconfig-", suffix=".cfg") as cfg:
+        cfg.write(f"[safe]\n\tdirectory = {path}\n")
+        cfg.flush()
+        os.chmod(cfg.name, 0o644)
+        yield {"GIT_CONFIG_GLOBAL": cfg.name}
+
+
+def _local_path(url: str) -> str | None:
+    if url.startswith("file://"):
+        return url.removeprefix("file://")
+    return url if url.startswith("/") else None
 
 
 _OWNED: set[tuple[str, str]] = set()

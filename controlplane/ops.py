@@ -96,7 +96,10 @@ def add_project(
     if check_remote:
         from controlplane import git
 
-        git.ls_remote(git.Remote(url.url, url.auth), branch)  # reachable, auth, branch exists
+        access = git.Access(user=git.git_user(settings))
+        git.ls_remote(
+            git.Remote(url.url, url.auth), branch, access=access
+        )  # reachable, auth, branch
     project = Project(
         name=name, repo=url.url, path=str(folder), branch=branch, entry=entry, kind=kind
     )
@@ -126,7 +129,9 @@ def default_branch(settings: Settings, repo: str) -> str:
     from controlplane import git
 
     url = validate_repo_url(repo, allow_file=settings.allow_file_urls)
-    heads = git.ls_remote_heads(git.Remote(url.url, url.auth))
+    heads = git.ls_remote_heads(
+        git.Remote(url.url, url.auth), access=git.Access(user=git.git_user(settings))
+    )
     for name in ("main", "master"):
         if name in heads:
             return name

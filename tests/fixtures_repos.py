@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import shutil
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,19 +79,24 @@ class Origin:
 
 
 @pytest.fixture(name="origin")
-def origin_fixture(tmp_path: Path) -> Callable[..., Origin]:
-    """Factory: origin(name='app', branch='main') → Origin with no commits yet."""
+def origin_fixture(tmp_path: Path) -> Iterator[Callable[..., Origin]]:
+    """Factory: origin(name='app', branch='main') → Origin with no commits yet.
+
+    The bare repositories live in a folder every user can read, as a local mirror must:
+    git runs as an unprivileged user (pytest's own folders are 0700)."""
+    remotes = Path(tempfile.mkdtemp(prefix="cporigin-", dir="/tmp"))
+    os.chmod(remotes, 0o755)
 
     def make(name: str = "app", branch: str = "main") -> Origin:
-        bare = tmp_path / "remotes" / f"{name}.git"
-        bare.parent.mkdir(parents=True, exist_ok=True)
-        sh_git("init", "-q", "--bare", f"--initial-branch={branch}", str(bare))
+        bare = remotes / f"{name}.git"
+        sh_git("init", "-q", "--bare", "--shared=0644", f"--initial-branch={branch}", str(bare))
         work = tmp_path / "work" / name
         sh_git("clone", "-q", str(bare), str(work))
         sh_git("checkout", "-q", "-b", branch, cwd=work)
         return Origin(bare=bare, work=work, branch=branch)
 
-    return make
+    yield make
+    shutil.rmtree(remotes, ignore_errors=True)
 
 
 def _record_line(name: str, data: bytes) -> str:
