@@ -151,6 +151,35 @@ def cmd_project_remove(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_project_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Show, make or drop a project's ssh deploy key; show or forget its pinned hosts."""
+    from controlplane import ops
+
+    store = _open_store(settings)
+    if args.forget_hosts:
+        ops.forget_hosts(settings, args.name)
+    if args.remove:
+        ops.remove_deploy_key(store, args.name)
+        print(f"deploy key of {args.name} removed; remove it from the repository too")
+        return 0
+    key = ops.deploy_key(settings, store, args.name, new=args.new)
+    data = {
+        "name": key.name,
+        "public_key": key.public,
+        "made": key.made,
+        "pinned_hosts": [vars(h) for h in key.hosts],
+    }
+    lines = [
+        "deploy key (add it to the repository as a read-only deploy key):",
+        key.public,
+        "",
+        "pinned host keys: "
+        + ("none yet (pinned at the first ssh fetch)" if not key.hosts else ""),
+        *(f"  {h.host} {h.kind} {h.fingerprint}" for h in key.hosts),
+    ]
+    return _emit(args, data, "\n".join(lines))
+
+
 def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
     """Change one project setting."""
     from controlplane import ops
@@ -293,6 +322,19 @@ def _project_commands(sub: Any) -> None:
     _add(psub, "list", cmd_project_list, "list projects", json_flag=True)
     _add(psub, "show", cmd_project_show, "show one project", json_flag=True).add_argument("name")
     _add(psub, "remove", cmd_project_remove, "remove a project").add_argument("name")
+    key = _add(
+        psub,
+        "key",
+        cmd_project_key,
+        "the ssh deploy key of a project (made on first use) and its pinned host keys",
+        json_flag=True,
+    )
+    key.add_argument("name", help="a project, or the name of one you are about to add")
+    key.add_argument("--new", action="store_true", help="replace the key with a new one")
+    key.add_argument("--remove", action="store_true", help="drop the key")
+    key.add_argument(
+        "--forget-hosts", action="store_true", help="forget the pinned host keys (re-pin)"
+    )
     pset = _add(psub, "set", cmd_project_set, "change a setting", json_flag=True)
     pset.add_argument("name")
     pset.add_argument(

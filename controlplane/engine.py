@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from controlplane import build, git
+from controlplane import build, git, sshkeys
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.history import INITIAL_NUMBERED, CommitRow, Release, SlotState, find, to_prune
 from controlplane.models import Project
@@ -162,9 +162,11 @@ class Engine:
         access = self.git_access(project.name)
         mirror = git.ensure_mirror(self.remote(project), self.mirror(project.name), access=access)
         env = self.store.env(project.name, "prod")
+        pinned = sshkeys.pinned(self.settings.known_hosts(project.name))
         head = git.fetch(
             mirror, self.remote(project), project.branch, env=env, cancel=op.cancel, access=access
         )
+        self._report_pinned(project.name, pinned, op)
         known = self.store.commits(project.name)
         shas = {c.sha for c in known}
         if head not in shas:
@@ -179,6 +181,18 @@ class Engine:
                 op.log(f"#{c.n} {c.short} {c.subject}")
         self.store.update_state(project.name, head=head)
         return find(self.store.commits(project.name), head)
+
+    def _report_pinned(self, name: str, before: list[sshkeys.HostKey], op: Reporter) -> None:
+        """A host key ssh pinned just now is told to the admin once, to compare with the
+        fingerprints the git host publishes."""
+        for key in sshkeys.pinned(self.settings.known_hosts(name)):
+            if key not in before:
+                text = (
+                    f"🔑 {name}: pinned the ssh host key of {key.host}: "
+                    f"{key.kind} {key.fingerprint}"
+                )
+                op.log(text)
+                self.outbox.publish("host_pinned", name, text, host=key.host)
 
     def head(self, project: Project) -> str:
         """The branch head on the remote (one ls-remote; the poller's check)."""

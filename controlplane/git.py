@@ -23,8 +23,11 @@ import os
 import pwd
 import re
 import shlex
+import shutil
+import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from controlplane import runner
+from controlplane import runner, sshkeys
 from controlplane.errors import CommandFailed, ControlPlaneError
 from controlplane.files import account_ids, chown_tree
 from controlplane.models import split_credentials
@@ -136,6 +139,10 @@ class HostUnreachable(GitError):
     """The host did not answer: DNS, refused connection, proxy, TLS or a timeout."""
 
 
+class HostKeyChanged(GitError):
+    """The ssh host's key is not the one pinned on first use (a new key, or someone between)."""
+
+
 class CommitMissing(GitError):
     """The commit is neither in the mirror nor fetchable from the remote."""
 
@@ -237,16 +244,18 @@ def git_env(
     return merged
 
 
-def ssh_command(known_hosts: Path | None, key_fd: int | None) -> str:
-    """The one ssh command git uses: no config files, no agent, no prompts; the project's
-    deploy key only (read from an inherited in-memory file); host keys pinned on first use
-    in the project's own known_hosts."""
+def ssh_command(known_hosts: Path | None, agent: Agent | None) -> str:
+    """The one ssh command git uses: no config files, no prompts; the project's deploy key
+    only (held by a private agent for this one call); host keys pinned on first use in the
+    project's own known_hosts."""
     argv = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
     argv += ["-o", "StrictHostKeyChecking=accept-new"]
     if known_hosts is not None:
         argv += ["-o", f"UserKnownHostsFile={known_hosts}"]
-    if key_fd is not None:
-        argv += ["-o", "IdentityAgent=none", "-i", f"/proc/self/fd/{key_fd}"]
+    if agent is not None:
+        argv += ["-o", f"IdentityAgent={agent.socket}", "-i", str(agent.public)]
+    else:
+        argv += ["-o", "IdentityAgent=none"]
     return shlex.join(argv)
 
 
@@ -293,6 +302,21 @@ def classify(exc: CommandFailed, url: str, what: str) -> GitError:
             url=url,
             tail=tail,
         )
+    if "host key verification failed" in low or "host identification has changed" in low:
+        return HostKeyChanged(
+            f"{what}: the ssh host key of {url} is not the one pinned at the first fetch; if the "
+            "host really changed its key, forget the pinned key (`controlplane project key NAME "
+            "--forget-hosts`) and compare the new fingerprint with the one the host publishes",
+            url=url,
+            tail=tail,
+        )
+    if any(m in low for m in AUTH_MARKS) and _is_ssh(url):
+        return AuthFailed(
+            f"{what}: {url} did not accept the project's deploy key: add it to the repository "
+            "as a deploy key (`controlplane project key NAME` prints it; 🔑 in the bot)",
+            url=url,
+            tail=tail,
+        )
     if any(m in low for m in AUTH_MARKS):
         return AuthFailed(
             f"{what}: authentication failed for {url}: check the token or password in the "
@@ -316,6 +340,12 @@ def classify(exc: CommandFailed, url: str, what: str) -> GitError:
     return GitError(f"{what} failed for {url}:\n{tail}", url=url, tail=tail)
 
 
+def _is_ssh(url: str) -> bool:
+    return url.startswith("ssh://") or (
+        "://" not in url and re.match(r"[^/]+@[^/]+:", url) is not None
+    )
+
+
 def _git(
     argv: list[str],
     *,
@@ -334,8 +364,13 @@ def _git(
     redact = redactor(remote.secrets() if remote else [])
     if access.user is not None and "-C" in argv:
         _own(Path(argv[argv.index("-C") + 1]), access.user)
-    with _key_file(access) as key_fd, _local_trust(remote, access) as trust:
-        ssh = ssh_command(access.known_hosts, key_fd)
+    if access.known_hosts is not None:
+        if access.user is not None:
+            _own(access.known_hosts.parent, access.user)
+        else:
+            access.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _agent(access) as agent, _local_trust(remote, access) as trust:
+        ssh = ssh_command(access.known_hosts, agent)
         full_env = {
             **git_env(env, auth, privileged=access.privileged, ssh=ssh),
             **(extra_env or {}),
@@ -353,7 +388,6 @@ def _git(
                 log=log,
                 cancel=cancel,
                 user=access.user,
-                pass_fds=() if key_fd is None else (key_fd,),
             ).output
         except runner.Cancelled:
             raise
@@ -362,23 +396,72 @@ def _git(
             raise classify(exc, redact(url), what) from None
 
 
+@dataclass(frozen=True)
+class Agent:
+    """A private ssh-agent holding one deploy key: its socket and the key's public half
+    (ssh's `-i` names the public file; the private half stays in the agent's memory)."""
+
+    socket: Path
+    public: Path
+
+
 @contextmanager
-def _key_file(access: Access) -> Iterator[int | None]:
-    """The deploy key as an in-memory file (memfd) owned by git's user, mode 0600; ssh
-    reads it through /proc/self/fd, so the key is never written to disk."""
+def _agent(access: Access) -> Iterator[Agent | None]:
+    """An ssh-agent, as git's user, holding the deploy key for the length of one git call.
+
+    ssh closes every inherited file descriptor at start, so the key cannot be handed over
+    as an open file; an agent fed through ssh-add's standard input keeps it off the disk
+    and off every command line."""
     if access.deploy_key is None:
         yield None
         return
-    fd = os.memfd_create("deploy-key", 0)
+    folder = Path(tempfile.mkdtemp(prefix="cp-agent-"))
     try:
-        key = access.deploy_key if access.deploy_key.endswith("\n") else access.deploy_key + "\n"
-        os.write(fd, key.encode())
-        os.fchmod(fd, 0o600)
         if access.user is not None:
-            os.fchown(fd, *account_ids(access.user))
-        yield fd
+            os.chown(folder, *account_ids(access.user))
+        agent = Agent(socket=folder / "agent.sock", public=folder / "key.pub")
+        public = sshkeys.public_of(access.deploy_key, "deploy-key")
+        agent.public.write_text(public + "\n")
+        proc = subprocess.Popen(
+            ["ssh-agent", "-D", "-a", str(agent.socket)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": os.environ.get("PATH") or DEFAULT_PATH},
+            start_new_session=True,
+            user=access.user,
+            group=runner.primary_group(access.user) if access.user else None,
+            extra_groups=[] if access.user else None,
+        )
+        try:
+            _wait_for(agent.socket, proc)
+            runner.run(
+                ["ssh-add", "-q", "-"],
+                env={
+                    "PATH": os.environ.get("PATH") or DEFAULT_PATH,
+                    "SSH_AUTH_SOCK": str(agent.socket),
+                },
+                stdin_text=access.deploy_key
+                if access.deploy_key.endswith("\n")
+                else access.deploy_key + "\n",
+                timeout=30,
+                user=access.user,
+                cwd="/",
+            )
+            yield agent
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
     finally:
-        os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for(socket: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while not socket.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise ControlPlaneError("ssh-agent did not start (is openssh-client installed?)")
+        time.sleep(0.005)
 
 
 @contextmanager
@@ -488,8 +571,6 @@ def ensure_mirror(url: str | Remote, path: Path, *, access: Access | None = None
     access = access or Access()
     if access.user is not None:
         _own(path, access.user)
-        if access.known_hosts is not None:
-            _own(access.known_hosts.parent, access.user)
     if not (path / "HEAD").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         _git(

@@ -10,7 +10,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from controlplane import sshkeys
 from controlplane.errors import AlreadyExists, NotFound, ValidationError
 from controlplane.history import CommitRow
 from controlplane.models import (
@@ -30,6 +32,9 @@ from controlplane.models import (
 from controlplane.secrets import mask
 from controlplane.settings import Settings
 from controlplane.store import Store
+
+if TYPE_CHECKING:
+    from controlplane import git
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,10 @@ def add_project(
     if check_remote:
         from controlplane import git
 
-        access = git.Access(user=git.git_user(settings))
+        # reachable, the credentials or deploy key accepted, the branch there
         git.ls_remote(
-            git.Remote(url.url, url.auth), branch, access=access
-        )  # reachable, auth, branch
+            git.Remote(url.url, url.auth), branch, access=git_access(settings, store, name)
+        )
     project = Project(
         name=name, repo=url.url, path=str(folder), branch=branch, entry=entry, kind=kind
     )
@@ -122,6 +127,49 @@ def number_commits(settings: Settings, store: Store, name: str) -> CommitRow:
         store.forget(name)
         shutil.rmtree(settings.project_dir(name), ignore_errors=True)
         raise
+
+
+def git_access(settings: Settings, store: Store, name: str) -> git.Access:
+    """git as its user, with the name's pinned hosts and deploy key (one may be made before
+    the project is added)."""
+    from controlplane import git
+
+    return git.Access(
+        user=git.git_user(settings),
+        known_hosts=settings.known_hosts(name),
+        deploy_key=store.deploy_key(name),
+    )
+
+
+@dataclass(frozen=True)
+class DeployKey:
+    """What the admin sees of a deploy key: its public line and the pinned host keys."""
+
+    name: str
+    public: str
+    made: bool
+    hosts: list[sshkeys.HostKey]
+
+
+def deploy_key(settings: Settings, store: Store, name: str, *, new: bool = False) -> DeployKey:
+    """The name's deploy key, made on first use (or anew with `new`)."""
+    name = validate_name(name)
+    private = None if new else store.deploy_key(name)
+    made = private is None
+    if private is None:
+        private, _ = sshkeys.generate(f"controlplane-{name}")
+        store.set_deploy_key(name, private)
+    public = sshkeys.public_of(private, f"controlplane-{name}")
+    return DeployKey(name, public, made, sshkeys.pinned(settings.known_hosts(name)))
+
+
+def remove_deploy_key(store: Store, name: str) -> None:
+    store.set_deploy_key(validate_name(name), None)
+
+
+def forget_hosts(settings: Settings, name: str) -> None:
+    """Forget the pinned host keys: the next ssh fetch pins (and reports) them again."""
+    settings.known_hosts(validate_name(name)).unlink(missing_ok=True)
 
 
 def default_branch(settings: Settings, repo: str) -> str:

@@ -69,6 +69,17 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
             continue
 
 
+def _feed(proc: subprocess.Popen[bytes], text: str | None) -> None:
+    """Write `text` to the child's standard input and close it (a secret stays off argv)."""
+    if text is None or proc.stdin is None:
+        return
+    try:
+        proc.stdin.write(text.encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # it stopped reading (or never started): its exit status says why
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -81,7 +92,7 @@ def run(
     check: bool = True,
     user: str | None = None,
     group: str | None = None,
-    pass_fds: Sequence[int] = (),
+    stdin_text: str | None = None,
 ) -> Result:
     """Run argv (never through a shell) and return its merged stdout and stderr.
 
@@ -97,15 +108,15 @@ def run(
         args,
         cwd=cwd,
         env=dict(env) if env is not None else None,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
         user=user,
         group=(group or primary_group(user)) if user is not None else None,
         extra_groups=[] if user is not None else None,
-        pass_fds=tuple(pass_fds),
     )
+    _feed(proc, stdin_text)
     chunks: list[str] = []
 
     def pump() -> None:

@@ -319,16 +319,19 @@ class Store:
         return self.keyring.decrypt(token) if token else None
 
     def set_deploy_key(self, name: str, private_key: str | None) -> None:
-        """The project's ssh deploy key (OpenSSH private key text), encrypted; None drops it."""
+        """A project name's ssh deploy key (OpenSSH private key text), encrypted; None drops
+        it. Kept apart from the project, so a key can be made before the project is added
+        (adding a private repository checks that the key is accepted)."""
         with self.transaction() as db:
-            self._doc(db, name)
-            token = self.keyring.encrypt(private_key) if private_key else None
-            self.table(db, "projects").update({"deploy_key": token}, Query().name == name)
+            table = self.table(db, "deploy_keys")
+            table.remove(Query().name == name)
+            if private_key:
+                table.insert({"name": name, "deploy_key": self.keyring.encrypt(private_key)})
 
     def deploy_key(self, name: str) -> str | None:
         with self.transaction() as db:
-            token = self._doc(db, name).get("deploy_key")
-        return self.keyring.decrypt(token) if token else None
+            docs = self.table(db, "deploy_keys").search(Query().name == name)
+        return self.keyring.decrypt(docs[0]["deploy_key"]) if docs else None
 
     # -- variables ----------------------------------------------------------------------
 
@@ -394,7 +397,7 @@ class Store:
         """Every secret value in the store (for the redactor)."""
         values: list[str] = []
         with self.transaction() as db:
-            docs = self.table(db, "projects").all()
+            docs = self.table(db, "projects").all() + self.table(db, "deploy_keys").all()
         for doc in docs:
             for slot_env in (doc.get("env") or {}).values():
                 values.extend(self.keyring.decrypt(t) for t in slot_env.values())
@@ -457,7 +460,8 @@ class Store:
             return state
 
     def forget(self, name: str) -> None:
-        """Drop a removed project's commits, releases and state."""
+        """Drop a removed project's commits, releases and state (its deploy key stays, so
+        the name can be added again with the key the repository knows; see set_deploy_key)."""
         with self.transaction():
             self._shard(f"project:{name}").remove()
 
