@@ -72,13 +72,18 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  # the projects' apps run as this unprivileged user (CONTROLPLANE_RUN_AS); never as root
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/app \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+ # git (fetches, ssh with deploy keys) runs as this one (CONTROLPLANE_GIT_USER): neither
+ # root, so no repository or variable reaches root, nor app, so no app can touch the mirrors
+ && useradd --system --uid 10002 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin cpgit
 
 COPY --from=build /opt/controlplane /opt/controlplane
 
 ENV PATH=/opt/controlplane/bin:$PATH \
     CONTROLPLANE_DATA_DIR=/data \
     CONTROLPLANE_RUN_AS=app \
+    CONTROLPLANE_GIT_USER=cpgit \
     CONTROLPLANE_PYTHON=/usr/bin/python3 \
     LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1

@@ -68,6 +68,7 @@ def test_env_example_as_given_is_a_valid_configuration() -> None:
     settings = Settings.from_env(env_example(), LINUX)
     assert settings.telegram_token is None  # empty means unset, not an empty token
     assert settings.run_as == "app"
+    assert settings.git_user == "cpgit"
     assert settings.python == "/usr/bin/python3"
     assert settings.allow_file_urls is False
 
@@ -90,10 +91,12 @@ def test_dockerfile_runtime_contract() -> None:
     for env in (
         "CONTROLPLANE_DATA_DIR=/data",
         "CONTROLPLANE_RUN_AS=app",
+        "CONTROLPLANE_GIT_USER=cpgit",
         "CONTROLPLANE_PYTHON=/usr/bin/python3",
     ):
         assert env in text, env
     assert re.search(r"useradd .*\bapp\b", text, re.DOTALL)
+    assert re.search(r"useradd .*\bcpgit\b", text, re.DOTALL)
     health = re.search(r"^HEALTHCHECK .*?CMD (.*)$", text, re.MULTILINE | re.DOTALL)
     assert health and "status controlplane" in health.group(1) and "RUNNING" in health.group(1)
     joined = re.sub(r"\\\n\s*", " ", text)  # continuation lines joined
