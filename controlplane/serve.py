@@ -323,6 +323,9 @@ def serve(
     sampler = Sampler(Probe(settings, supervisor_source(settings)), stack.outbox)
     threading.Thread(target=sampler.run, args=(stop,), name="load", daemon=True).start()
     stack.outbox.publish("started", None, "control plane started")
+    for warning in settings.trust_warnings(os.geteuid()):
+        logger.warning("%s", warning)
+        stack.outbox.publish("trust_warning", None, warning)
     bot = start_bot(settings, stack)
     try:
         server.run(stop, interval)

@@ -161,6 +161,19 @@ class Settings:
             ),
         )
 
+    def trust_warnings(self, euid: int) -> list[str]:
+        """What weakens the trust boundary (docs/security.md), said at start: as root with
+        no unprivileged user, a project's code and variables get root's rights."""
+        if euid != 0:
+            return []
+        if self.run_as in (None, "root"):
+            return [
+                "CONTROLPLANE_RUN_AS is not set: apps, builds and checks run as root, so a "
+                "project's code and variables have root's rights; set it to an "
+                "unprivileged user (the image uses app)"
+            ]
+        return []
+
     # The data directory layout (design §3); one place names every path.
     @property
     def store_path(self) -> Path:

@@ -84,3 +84,11 @@ def test_container_detection_from_markers(tmp_path: Path) -> None:
     (other / "proc/1/cgroup").write_text("0::/system.slice/docker-abc.scope\n")
     assert detect_platform(other).in_container is True
     assert detect_platform(other).describe().endswith("in a container")
+
+
+def test_running_apps_as_root_is_said_at_start() -> None:
+    as_root = Settings.from_env({"CONTROLPLANE_DATA_DIR": "/d"}, LINUX)
+    assert as_root.trust_warnings(0) and "CONTROLPLANE_RUN_AS" in as_root.trust_warnings(0)[0]
+    assert as_root.trust_warnings(1000) == []  # not root: nothing has more rights than us
+    split = Settings.from_env({"CONTROLPLANE_DATA_DIR": "/d", "CONTROLPLANE_RUN_AS": "app"}, LINUX)
+    assert split.trust_warnings(0) == []
