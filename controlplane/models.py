@@ -137,6 +137,46 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     return url, None
 
 
+URL_USERINFO_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>\S*)@")
+SCP_USERINFO_RE = re.compile(r"^(?P<scheme>)(?P<info>[^@\s/]*:\S*)@")
+SSH_SCHEMES = ("ssh://", "git+ssh://", "ssh+git://")
+
+
+def _userinfo(text: str) -> re.Match[str] | None:
+    """Where a repository URL as typed holds a secret, widely taken (to delete the message
+    and mask it): a password (`user:pw@`, in any form, up to the last '@'), or a token
+    (`https://TOKEN@`) where the scheme is not ssh (there, and in `git@host:path`, a lone
+    user name is only a name)."""
+    match = URL_USERINFO_RE.match(text)
+    if match is not None:
+        info, scheme = match["info"], match["scheme"].lower()
+        if ":" in info or (info and "/" not in info and scheme not in SSH_SCHEMES):
+            return match
+        return None
+    return SCP_USERINFO_RE.match(text)
+
+
+def has_credentials(text: str) -> bool:
+    """Whether a repository URL as typed may hold a password or a token."""
+    return _userinfo(text) is not None
+
+
+def mask_credentials(text: str) -> str:
+    """'ssh://user:pw@host/x' → 'ssh://***@host/x': the URL as it may be shown."""
+    match = _userinfo(text)
+    return text if match is None else f"{match['scheme']}***@{text[match.end() :]}"
+
+
+def _unusable_password(raw: str, url: RepoURL) -> bool:
+    """A password where git cannot use one: ssh:// and `user:pw@host:path`."""
+    if url.auth is not None or not isinstance(raw, str):
+        return False
+    if "://" in raw:
+        return urlsplit(raw).password is not None
+    scp = SCP_RE.fullmatch(raw)
+    return scp is not None and "@" in scp["path"].split("/")[0]
+
+
 def join_credentials(url: str, auth: str | None) -> str:
     """Put credentials back into an http(s) URL for git's own use (never shown)."""
     if not auth:
@@ -187,7 +227,27 @@ def _network_repo(raw: str, accepted: str) -> RepoURL:
 
 
 def validate_repo_url(raw: str, *, allow_file: bool = False) -> RepoURL:
-    """https, http (with a warning), ssh://, git@host:path; file:// and paths when allowed."""
+    """https, http (with a warning), ssh://, git@host:path; file:// and paths when allowed.
+    A refused URL is shown with its credentials masked; a password where git cannot use
+    one (ssh signs in with a key) is refused, so it is never stored as part of the URL."""
+    secret = isinstance(raw, str) and has_credentials(raw)
+    try:
+        url = _repo_url(raw, allow_file=allow_file)
+    except ValidationError as exc:
+        if not secret:
+            raise
+        raise ValidationError(exc.field, mask_credentials(raw), exc.accepted) from None
+    if _unusable_password(raw, url):
+        raise ValidationError(
+            "repository URL",
+            mask_credentials(raw),
+            "ssh signs in with a key, not a password: use ssh://git@host/owner/repo.git "
+            "(or https://user:token@host/owner/repo.git)",
+        )
+    return url
+
+
+def _repo_url(raw: str, *, allow_file: bool) -> RepoURL:
     accepted = (
         "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or git@host:owner/repo"
     )

@@ -1,8 +1,9 @@
 """The bot application inside `serve`: long polling in its own thread and event loop.
 
-Every outgoing text passes through one redactor (RedactingBot), so no known secret value
-leaves the box in any form. Updates from chats that are not admins are stopped before any
-handler (a TypeHandler in group -1), on every kind of update, button presses included.
+Every request passes through one redactor (bot/redaction.py: RedactingRequest), so no
+known secret value leaves the box in any form, buttons and files included. Updates from
+chats that are not admins are stopped before any handler (a TypeHandler in group -1), on
+every kind of update, button presses included.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from controlplane.bot.context import Deps, chat_of, deps
+from controlplane.bot.redaction import RedactingRequest
 from controlplane.bot.texts import pick_lang, t
 
 logger = logging.getLogger(__name__)
@@ -47,23 +49,6 @@ COMMANDS = (
     "help",
     "cancel",
 )
-TEXT_FIELDS = ("text", "caption")
-
-
-class RedactingBot(ExtBot[Any]):
-    """ExtBot whose every request has known secret values removed from its texts."""
-
-    _redact: Any = None
-
-    def set_redactor(self, redact: Any) -> None:
-        self._redact = redact
-
-    async def _do_post(self, endpoint: str, data: dict[str, Any], **kwargs: Any) -> Any:
-        if self._redact is not None:
-            for key in TEXT_FIELDS:
-                if isinstance(data.get(key), str):
-                    data[key] = self._redact(data[key])
-        return await super()._do_post(endpoint, data, **kwargs)
 
 
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -129,9 +114,9 @@ def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
 
     s = d.settings
     assert s.telegram_token is not None
-    request = HTTPXRequest(proxy=s.telegram_proxy, connection_pool_size=16)
+    request = RedactingRequest(d.redactor, proxy=s.telegram_proxy, connection_pool_size=16)
     updates_request = HTTPXRequest(proxy=s.telegram_proxy, read_timeout=40)
-    bot = RedactingBot(
+    bot = ExtBot(
         token=s.telegram_token,
         base_url=f"{s.telegram_api_url}/bot",
         base_file_url=f"{s.telegram_api_url}/file/bot",
@@ -139,7 +124,6 @@ def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
         get_updates_request=updates_request,
         rate_limiter=AIORateLimiter(max_retries=5),
     )
-    bot.set_redactor(lambda text: d.redactor()(text))
     app = ApplicationBuilder().bot(bot).concurrent_updates(True).build()
     app.bot_data["deps"] = d
     app.add_handler(TypeHandler(Update, gate), group=-1)

@@ -28,6 +28,7 @@ from controlplane.bot.render import parts
 from controlplane.bot.texts import t
 from controlplane.errors import ControlPlaneError
 from controlplane.models import (
+    has_credentials,
     parse_duration,
     validate_branch,
     validate_folder,
@@ -92,16 +93,14 @@ async def add_name(update: Update, context: Ctx) -> int:
 
 
 async def add_repo(update: Update, context: Ctx) -> int:
-    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    text = await _url_answer(update)
     d = deps(context)
     try:
-        url = validate_repo_url(text, allow_file=d.settings.allow_file_urls)
+        validate_repo_url(text, allow_file=d.settings.allow_file_urls)
     except ControlPlaneError as exc:
         await say(update, context, "bad", reason=str(exc))
         return REPO
     draft(context)["repo"] = text
-    if url.auth and update.effective_message is not None:
-        await _delete(update)  # the URL holds a token: not left in the chat
     await say(update, context, "add.path", name=draft(context)["name"])
     return PATH
 
@@ -198,6 +197,16 @@ async def vars_values(update: Update, context: Ctx) -> int:
     return ConversationHandler.END
 
 
+async def _url_answer(update: Update) -> str:
+    """A repository URL as typed; a message holding a password or a token (any scheme,
+    refused or not) is deleted at once, so it does not stay in the chat. The reply to a
+    refused URL shows it masked (validate_repo_url)."""
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    if has_credentials(text):
+        await _delete(update)
+    return text
+
+
 async def _delete(update: Update) -> None:
     message = update.effective_message
     if message is not None:
@@ -241,7 +250,7 @@ async def launch_start(update: Update, context: Ctx) -> int:
 
 
 async def launch_url(update: Update, context: Ctx) -> int:
-    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    text = await _url_answer(update)
     d = deps(context)
     try:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)

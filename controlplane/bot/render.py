@@ -15,7 +15,8 @@ def pre(lines: Sequence[str], *, budget: int = 3000) -> str:
     kept: list[str] = []
     used = 0
     for line in reversed(lines):
-        piece = html.escape(line[:500], quote=False)
+        # a cut is marked, so a secret cut short is still found (secrets.Redactor)
+        piece = html.escape(line if len(line) <= 500 else line[:499] + "…", quote=False)
         if used + len(piece) + 1 > budget:
             break
         kept.append(piece)

@@ -147,7 +147,9 @@ def commit_label(c: CommitRow, release: Release | None, s: SlotState) -> str:
         marks.append(
             {"ready": "✓", "failed": "✗", "pruned": "·", "building": "…"}.get(release.state, "")
         )
-    return f"#{c.n} {c.short} {c.subject[:24]} {' '.join(marks)}".strip()
+    # a cut is marked with '…', so a secret cut short on a button is still found and hidden
+    subject = c.subject if len(c.subject) <= 24 else c.subject[:23] + "…"
+    return f"#{c.n} {c.short} {subject} {' '.join(marks)}".strip()
 
 
 def rollback_menu(
