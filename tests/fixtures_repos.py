@@ -90,6 +90,8 @@ def origin_fixture(tmp_path: Path) -> Iterator[Callable[..., Origin]]:
     def make(name: str = "app", branch: str = "main") -> Origin:
         bare = remotes / f"{name}.git"
         sh_git("init", "-q", "--bare", "--shared=0644", f"--initial-branch={branch}", str(bare))
+        # --shared also refuses force-pushes; the tests force-push on purpose
+        sh_git("config", "receive.denyNonFastForwards", "false", cwd=bare)
         work = tmp_path / "work" / name
         sh_git("clone", "-q", str(bare), str(work))
         sh_git("checkout", "-q", "-b", branch, cwd=work)
