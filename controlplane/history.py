@@ -18,6 +18,7 @@ from controlplane.errors import NotFound, ValidationError
 INITIAL_NUMBERED = 20
 REF_RE = re.compile(r"#?(\d{1,7})|([0-9a-f]{4,40})")
 RELEASE_STATES = ("building", "ready", "failed", "pruned")
+SHOWN_LIMIT = 200  # characters of a commit subject or author kept
 
 
 def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
@@ -25,15 +26,27 @@ def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def clip(text: str, limit: int = SHOWN_LIMIT) -> str:
+    """Text from a repository cut to `limit` characters on one line, '…' marking a cut."""
+    line = " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class CommitRow:
-    """A numbered commit."""
+    """A numbered commit. Its subject and author come from the repository, so they are cut
+    to a sane length here, once, for every face (a 5,000-character subject would make a
+    chat message too long for Telegram)."""
 
     n: int
     sha: str
     date: float
     author: str
     subject: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "author", clip(self.author))
+        object.__setattr__(self, "subject", clip(self.subject))
 
     @property
     def short(self) -> str:

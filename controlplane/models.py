@@ -7,13 +7,13 @@ symlink resolution of a folder.
 
 from __future__ import annotations
 
-import ntpath
 import os
 import re
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,6 +54,10 @@ SYSTEM_DIRS = frozenset(
 TOP_LEVEL_PARENTS = frozenset(
     {"/", "/home", "/tmp", "/var", "/opt", "/srv", "/mnt", "/media"}  # noqa: S108 - refused, not used
 )
+MAX_NAME_BYTES = 255  # NAME_MAX
+MAX_LAST_NAME_BYTES = 200  # room for the link's temporary sibling '.NAME.switch-PID'
+MAX_PATH_BYTES = 4000  # PATH_MAX is 4096, with room for that sibling
+WINDOWS_RE = re.compile(r"[A-Za-z]:([\\/]|$)")
 INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])", re.ASCII)
 DIGITS_RE = re.compile(r"\d+", re.ASCII)  # "¹" and "٣" are digits to str.isdigit
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -83,49 +87,145 @@ def _no_control(field_name: str, raw: str, accepted: str) -> None:
         raise ValidationError(field_name, raw, accepted)
 
 
-def validate_folder(raw: str, *, data_dir: Path, allowed_inside: tuple[Path, ...] = ()) -> Path:
-    """An absolute folder for a project: not /, not a system folder, not the data dir.
+def validate_folder(
+    raw: str,
+    *,
+    data_dir: Path,
+    allowed_inside: tuple[Path, ...] = (),
+    others: Mapping[str, str] | None = None,
+) -> Path:
+    """An absolute folder for a project: not /, not a system folder, not the data dir, and
+    neither inside nor around the folder of another project (`others`: name → folder).
 
     Windows paths (C:\\bots\\app) are host paths: inside the container the folder is the
-    mounted one, so they are refused with that advice. Symlinks are resolved before the
-    checks, so a link to /etc is /etc.
+    mounted one, so they are refused with that advice. Leading and repeated slashes are
+    one slash (`//etc` is `/etc`). Symlinks are resolved before the checks, so a link to
+    /etc is /etc. Names longer than the file system takes are refused here, so no later
+    file operation on the folder fails on its length.
     """
-    accepted = (
-        "give an absolute folder such as /srv/bots/NAME (not /, a system folder or the data dir)"
-    )
+    accepted = "give an absolute folder such as /srv/bots/NAME"
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError("folder", raw, accepted)
     _no_control("folder", raw, accepted)
-    if ntpath.splitdrive(raw)[0] or raw.startswith("\\\\"):
+    if WINDOWS_RE.match(raw) or raw.startswith("\\\\"):
         raise ValidationError(
             "folder",
             raw,
             "that is a Windows path; give the folder as the container sees it, "
             "for example /data/apps/NAME or the target of a bind mount such as /projects/NAME",
         )
-    posix = PurePosixPath(raw)
-    if not posix.is_absolute():
+    if not raw.startswith("/"):
         raise ValidationError("folder", raw, accepted)
-    if any(part in ("..", ".") or part.startswith("-") for part in raw.split("/")):
+    parts = [part for part in raw.split("/") if part]
+    if any(part in ("..", ".") or part.startswith("-") for part in parts):
         raise ValidationError("folder", raw, accepted + "; no '..', '.' or parts starting with '-'")
-    normal = Path(os.path.normpath(raw))
-    resolved = Path(os.path.realpath(normal))
-    for candidate in (normal, resolved):
-        text = str(candidate)
-        if text in TOP_LEVEL_PARENTS or any(
-            text == d or text.startswith(d + "/") for d in SYSTEM_DIRS
-        ):
-            raise ValidationError("folder", raw, accepted)
-        data = Path(os.path.realpath(data_dir))
-        inside_allowed = any(
-            candidate.is_relative_to(Path(os.path.realpath(a))) and candidate != Path(a)
-            for a in allowed_inside
+    _check_lengths(raw, parts)
+    normal = Path("/" + "/".join(parts))
+    _check_not_nested(raw, normal, others or {})
+    try:
+        resolved = Path(os.path.realpath(normal))
+    except OSError as exc:
+        raise ValidationError("folder", raw, f"it cannot be read ({exc.strerror})") from None
+    for candidate, followed in ((normal, False), (resolved, resolved != normal)):
+        _check_place(
+            raw, candidate, resolved=followed, data_dir=data_dir, allowed_inside=allowed_inside
         )
-        if (
-            candidate == data or data.is_relative_to(candidate) or candidate.is_relative_to(data)
-        ) and not inside_allowed:
-            raise ValidationError("folder", raw, accepted)
     return normal
+
+
+def folder_places(folder: Path) -> set[Path]:
+    """Where a project folder is: as written, with its parent's links resolved, and with
+    its own link resolved too (a live folder is a link to its release)."""
+    places = {folder}
+    try:
+        places.add(Path(os.path.realpath(folder.parent)) / folder.name)
+        places.add(Path(os.path.realpath(folder)))
+    except OSError:
+        pass
+    return places
+
+
+def _check_not_nested(raw: str, folder: Path, others: Mapping[str, str]) -> None:
+    """A project folder inside another's would put its link inside the other's release
+    (and a rollback of one would pull the other's code away): refused either way round."""
+    mine = folder_places(folder)
+    for other, where in sorted(others.items()):
+        theirs = folder_places(Path(where))
+        if mine & theirs:
+            raise ValidationError(
+                "folder", raw, f"project {other} uses it already; give another folder"
+            )
+        if any(a.is_relative_to(b) for a in mine for b in theirs):
+            raise ValidationError(
+                "folder",
+                raw,
+                f"it is inside the folder of project {other} ({where}); "
+                "project folders cannot be nested",
+            )
+        if any(b.is_relative_to(a) for a in mine for b in theirs):
+            raise ValidationError(
+                "folder",
+                raw,
+                f"the folder of project {other} ({where}) is inside it; "
+                "project folders cannot be nested",
+            )
+
+
+def _check_lengths(raw: str, parts: list[str]) -> None:
+    """What the file system takes: a name of 255 bytes, a path of 4096; the last name
+    leaves room for the link's temporary sibling ('.NAME.switch-PID')."""
+    try:
+        sizes = [len(part.encode()) for part in parts]
+    except UnicodeEncodeError:
+        raise ValidationError("folder", raw, "use characters a file name can hold") from None
+    if (
+        any(size > MAX_NAME_BYTES for size in sizes)
+        or (sizes and sizes[-1] > MAX_LAST_NAME_BYTES)
+        or sum(sizes) + len(sizes) > MAX_PATH_BYTES
+    ):
+        raise ValidationError(
+            "folder",
+            raw,
+            f"a folder name is at most {MAX_NAME_BYTES} bytes (the last one "
+            f"{MAX_LAST_NAME_BYTES}) and the whole path at most {MAX_PATH_BYTES} bytes",
+        )
+
+
+def _check_place(
+    raw: str,
+    candidate: Path,
+    *,
+    resolved: bool,
+    data_dir: Path,
+    allowed_inside: tuple[Path, ...],
+) -> None:
+    """Not /, a top-level folder, a system folder, or the data dir (in either direction)."""
+    text = str(candidate)
+    via = f"it leads to {text}: " if resolved else ""
+    if text in TOP_LEVEL_PARENTS:
+        what = "the root folder" if text == "/" else "a top-level folder"
+        raise ValidationError(
+            "folder", raw, f"{via}{text} is {what}; give a folder below it, such as /srv/bots/NAME"
+        )
+    for system in SYSTEM_DIRS:
+        if text == system or text.startswith(system + "/"):
+            raise ValidationError(
+                "folder", raw, f"{via}{system} is a system folder; give one such as /srv/bots/NAME"
+            )
+    data = Path(os.path.realpath(data_dir))
+    if any(
+        candidate.is_relative_to(os.path.realpath(a)) and candidate != Path(os.path.realpath(a))
+        for a in allowed_inside
+    ):
+        return
+    if candidate.is_relative_to(data):
+        raise ValidationError(
+            "folder", raw, f"{via}it is inside the control plane's data dir {data}"
+        )
+    if data.is_relative_to(candidate):
+        raise ValidationError(
+            "folder", raw, f"{via}the control plane's data dir {data} is inside it"
+        )
 
 
 def split_credentials(url: str) -> tuple[str, str | None]:
@@ -375,6 +475,12 @@ def validate_entry(raw: str) -> str:
     _no_control("entry", raw, accepted)
     if any(p in ("", ".", "..") or p.startswith("-") for p in raw.split("/")) or "\\" in raw:
         raise ValidationError("entry", raw, accepted)
+    if len(raw.encode("utf-8", "surrogatepass")) > 1000 or any(
+        len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in raw.split("/")
+    ):
+        raise ValidationError(
+            "entry", raw, accepted + f" (names of at most {MAX_NAME_BYTES} bytes)"
+        )
     return raw
 
 
