@@ -31,6 +31,7 @@ import psutil
 from controlplane.files import write_atomic
 from controlplane.load_cgroup import PROC_SELF, CgroupReading, read_cgroup
 from controlplane.load_docker import docker_figures
+from controlplane.slotprocs import slot_usage
 
 if TYPE_CHECKING:
     from controlplane.outbox import Outbox
@@ -58,44 +59,16 @@ def cpu_percent(prev_ns: int, now_ns: int, seconds: float, cpus: float) -> float
 
 
 @dataclass(frozen=True)
-class TreeUsage:
-    """A process and all its descendants."""
-
-    pids: tuple[int, ...]
-    rss: int
-    cpu_seconds: float
-
-
-def tree_usage(pid: int) -> TreeUsage:
-    """Resident memory and CPU time (user + system) of a process tree; empty when gone."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return TreeUsage((), 0, 0.0)
-    pids: list[int] = []
-    rss, cpu = 0, 0.0
-    for proc in procs:
-        try:
-            with proc.oneshot():
-                rss += proc.memory_info().rss
-                times = proc.cpu_times()
-                cpu += times.user + times.system
-            pids.append(proc.pid)
-        except psutil.Error:
-            continue
-    return TreeUsage(tuple(pids), rss, cpu)
-
-
-@dataclass(frozen=True)
 class SlotUsage:
-    """One running slot's process tree."""
+    """One running slot's processes: its app's tree and whatever else is the slot's
+    (controlplane.slotprocs: its cgroup, its marker)."""
 
     program: str
     pid: int
     pids: int
-    rss: int
+    memory: int  # PSS summed over the processes; RSS where smaps cannot be read
     cpu_percent: float | None  # of one CPU; None on the first reading
+    memory_kind: str = "PSS"
 
 
 # -- disk ----------------------------------------------------------------------------------
@@ -249,7 +222,8 @@ class Probe:
         slots: list[SlotUsage] = []
         trees: dict[int, tuple[float, float]] = {}
         for info in infos:
-            tree = tree_usage(info.pid)
+            name, _, slot = info.name.rpartition("-")
+            tree = slot_usage(self.settings, name, slot, info.pid)
             trees[info.pid] = (now, tree.cpu_seconds)
             prev = self._prev_trees.get(info.pid)
             pct = (
@@ -257,7 +231,9 @@ class Probe:
                 if prev
                 else None
             )
-            slots.append(SlotUsage(info.name, info.pid, len(tree.pids), tree.rss, pct))
+            slots.append(
+                SlotUsage(info.name, info.pid, len(tree.pids), tree.memory, pct, tree.memory_kind)
+            )
         self._prev_trees = trees
         return tuple(sorted(slots, key=lambda s: s.program)), None
 
@@ -375,7 +351,7 @@ def compact(snap: Snapshot) -> dict[str, Any]:
         "mem_used": snap.memory_used,
         "disk_free": round(snap.disk_free_percent, 1),
         "load1": snap.load_avg[0],
-        "slots": {s.program: [s.rss, s.cpu_percent] for s in snap.slots},
+        "slots": {s.program: [s.memory, s.cpu_percent] for s in snap.slots},
     }
 
 
@@ -393,7 +369,8 @@ def read_samples(settings: Settings, since: float | None = None) -> list[dict[st
 
 
 def series(samples: Iterable[Mapping[str, Any]], key: str) -> list[float | None]:
-    """One figure of every sample ('cpu', 'mem', 'disk_free', 'load1', or a program's rss)."""
+    """One figure of every sample ('cpu', 'mem', 'disk_free', 'load1', or a program's
+    memory)."""
     out: list[float | None] = []
     for s in samples:
         if key in s:
@@ -491,11 +468,12 @@ def _slot_lines(snap: Snapshot, hour: Sequence[Mapping[str, Any]], width: int) -
         return [f"projects {snap.slots_note}"]
     if not snap.slots:
         return []
-    lines = ["projects"]
+    kinds = sorted({s.memory_kind for s in snap.slots})
+    lines = [f"projects (memory: {', '.join(kinds)})"]
     for s in snap.slots:
         cpu = "…" if s.cpu_percent is None else f"{s.cpu_percent:.1f}% CPU"
         values = series(hour, s.program)
-        line = f"  {s.program:<24} {human_bytes(s.rss):>10}  {cpu:<10} {s.pids} proc"
+        line = f"  {s.program:<24} {human_bytes(s.memory):>10}  {cpu:<10} {s.pids} proc"
         if len([v for v in values if v is not None]) > 1:
             line += "  " + sparkline(values, width // 2, 0.0, None)
         lines.append(line)

@@ -55,16 +55,24 @@ def folder_is_ours(folder: Path, settings: Settings, name: str) -> bool:
     return folder.is_dir() and not any(folder.iterdir())
 
 
+def other_folders(store: Store, name: str) -> dict[str, str]:
+    """The folders of every other project (name → folder): a new one may not nest in them."""
+    return {p.name: p.path for p in store.list_projects() if p.name != name}
+
+
 def check_folder_free(folder: Path, settings: Settings, store: Store, name: str) -> None:
-    """Refuse a folder that holds someone's files or that another project uses."""
-    for other in store.list_projects():
-        if Path(other.path) == folder and other.name != name:
-            raise ValidationError(
-                "folder", str(folder), f"project {other.name} uses it already; give another folder"
-            )
-    if folder.exists() and not folder.is_dir() and not folder.is_symlink():
+    """Refuse a folder that holds someone's files (other projects' folders are refused by
+    validate_folder); a folder that cannot be looked at is refused, never an error."""
+    try:
+        is_file = folder.exists() and not folder.is_dir() and not folder.is_symlink()
+        ours = folder_is_ours(folder, settings, name)
+    except OSError as exc:
+        raise ValidationError(
+            "folder", str(folder), f"it cannot be looked at ({exc.strerror}); give another folder"
+        ) from None
+    if is_file:
         raise ValidationError("folder", str(folder), "it is a file; give a folder path")
-    if not folder_is_ours(folder, settings, name):
+    if not ours:
         raise ValidationError(
             "folder",
             str(folder),
@@ -88,7 +96,12 @@ def add_project(
     """Validate every field and ask the remote for the branch, then add in one write."""
     name = validate_name(name)
     url = validate_repo_url(repo, allow_file=settings.allow_file_urls)
-    folder = validate_folder(path, data_dir=settings.data_dir, allowed_inside=(settings.apps_dir,))
+    folder = validate_folder(
+        path,
+        data_dir=settings.data_dir,
+        allowed_inside=(settings.apps_dir,),
+        others=other_folders(store, name),
+    )
     branch = validate_branch(branch)
     entry = validate_entry(entry)
     try:
@@ -296,6 +309,10 @@ def remove_project(settings: Settings, store: Store, name: str) -> Project:
             pass  # supervisord is down: the files are gone, so it will not start them
         finally:
             client.close()
+    from controlplane.slotprocs import end
+
+    for slot in SLOTS:  # also with supervisord down: what escaped its stop ends here
+        end(settings, name, slot)
     link = Path(project.path)
     if link.is_symlink():
         link.unlink()

@@ -17,6 +17,7 @@ from pathlib import Path
 from controlplane.errors import ControlPlaneError
 from controlplane.models import Project, validate_name, validate_slot
 from controlplane.settings import Settings
+from controlplane.slotcgroup import MARKER, join, slot_id
 
 
 class RunSlotError(ControlPlaneError):
@@ -60,8 +61,11 @@ def lookup_account(run_as: str | None) -> Account:
     return Account(name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid, home=pw.pw_dir)
 
 
-def base_env(account: Account, *, python: str, data_dir: Path, slot: str) -> dict[str, str]:
-    """The minimal environment every app gets before its own variables are laid over."""
+def base_env(
+    account: Account, *, python: str, data_dir: Path, slot: str, mark: str = ""
+) -> dict[str, str]:
+    """The minimal environment every app gets before its own variables are laid over;
+    `mark` is the slot's marker (slotcgroup.slot_id), how its escaped processes are found."""
     bin_dir = str(Path(python).parent)
     return {
         "HOME": account.home,
@@ -72,6 +76,7 @@ def base_env(account: Account, *, python: str, data_dir: Path, slot: str) -> dic
         "PYTHONUNBUFFERED": "1",
         "APP_DATA_DIR": str(data_dir),
         "CONTROLPLANE_SLOT": slot,
+        **({MARKER: mark} if mark else {}),
     }
 
 
@@ -132,8 +137,10 @@ def run_slot(settings: Settings, name: str, slot: str) -> None:
     account = lookup_account(settings.run_as)
     data = slot_data_dir(settings, name, slot)
     prepare_data_dir(settings, data, account)
-    env = app_env(base_env(account, python=python, data_dir=data, slot=slot), variables)
+    mark = slot_id(settings.data_dir, name, slot)
+    env = app_env(base_env(account, python=python, data_dir=data, slot=slot, mark=mark), variables)
     os.chdir(code)
+    join(settings.data_dir, name, slot)  # while still root: the app cannot leave it
     drop_privileges(account)
     if not Path(project.entry).is_file():
         raise RunSlotError(f"{name} {slot}: entry {project.entry} not found in {code}")

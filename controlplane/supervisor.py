@@ -156,8 +156,11 @@ def find_supervisord() -> str:
 
 def exec_supervisord(settings: Settings) -> NoReturn:
     """Replace this process with `supervisord -n -c $DATA/supervisord.conf`."""
+    from controlplane.slotcgroup import remove_empty
+
     binary = find_supervisord()
     conf = str(settings.supervisord_conf)
+    remove_empty(settings.data_dir)  # slot cgroups a previous run left behind, if empty
     os.execv(binary, [binary, "-n", "-c", conf])  # noqa: S606 - argv list, no shell
 
 
@@ -384,8 +387,19 @@ class Supervisor:
         return plan
 
     def _stop_and_remove(self, group: str) -> None:
-        self.call("stopProcessGroup", group, True)
+        try:
+            self.call("stopProcessGroup", group, True)
+        finally:
+            self.end_leftovers(group)
         self.call("removeProcessGroup", group)
+
+    def end_leftovers(self, program: str) -> int:
+        """End what a stopped slot's app left behind: processes that left its process
+        group (setsid, a double fork) and so outlived supervisord's stop."""
+        from controlplane.slotprocs import end
+
+        slot = parse_program(program)
+        return end(self.settings, *slot) if slot else 0
 
     @staticmethod
     def _guard(failures: list[str], group: str, action: Any, *args: Any) -> None:
@@ -405,13 +419,17 @@ class Supervisor:
             raise
 
     def stop(self, program: str, wait: bool = True) -> bool:
-        """Stop a program; False when it was not running."""
+        """Stop a program and, when `wait`, every process it left behind; False when it
+        was not running."""
         try:
-            return bool(self.call("stopProcess", program, wait))
+            stopped = bool(self.call("stopProcess", program, wait))
         except RPCFault as fault:
-            if fault.code == NOT_RUNNING:
-                return False
-            raise
+            if fault.code != NOT_RUNNING:
+                raise
+            stopped = False
+        if wait:
+            self.end_leftovers(program)
+        return stopped
 
     def restart(self, program: str) -> None:
         self.stop(program)

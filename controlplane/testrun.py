@@ -30,10 +30,11 @@ CARD_EVERY = 2.0
 
 
 def live_line(ev: Evidence, total: float) -> str:
-    """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35 MB · errors 0'."""
+    """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35 MB PSS · errors 0'
+    (the slot's peak memory, its processes' PSS)."""
     return (
         f"{ev.state} {ev.elapsed:.0f}/{total:.0f} s · restarts {ev.restarts} · "
-        f"{ev.peak_rss / 2**20:.0f} MB · errors {ev.errors}"
+        f"{ev.peak_memory / 2**20:.0f} MB {ev.memory_kind} · errors {ev.errors}"
     )
 
 

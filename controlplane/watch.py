@@ -1,8 +1,8 @@
 """Watching a running slot: what a test run or a health window observes, and the verdict.
 
 A Watcher samples one program: supervisord's state and pid, the state changes the event
-listener recorded (so no restart is missed between samples), the memory of the app's
-whole process tree, and the lines its logs gained (errors counted, the last kept). The
+listener recorded (so no restart is missed between samples), the memory of the
+slot's processes (PSS), and the lines its logs gained (errors counted, the last kept). The
 verdict is a plain function of that evidence.
 """
 
@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from controlplane.events import EventTail
+from controlplane.slotprocs import slot_usage
 from controlplane.supervisor import ProcessInfo, Supervisor
 
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
@@ -36,7 +35,8 @@ class Evidence:
     pid: int = 0
     restarts: int = 0
     exit_codes: list[int] = field(default_factory=list)
-    peak_rss: int = 0
+    peak_memory: int = 0  # the slot's PSS (memory_kind says when it is RSS)
+    memory_kind: str = "PSS"
     errors: int = 0
     last_lines: list[str] = field(default_factory=list)
 
@@ -44,20 +44,11 @@ class Evidence:
         return asdict(self)
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of a process and all its children, in bytes (0 when gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
+def slot_memory(client: Supervisor, program: str, pid: int) -> tuple[int, str]:
+    """The slot's memory (PSS of its processes, RSS where smaps is denied) and which."""
+    name, _, slot = program.rpartition("-")
+    used = slot_usage(client.settings, name, slot, pid)
+    return used.memory, used.memory_kind
 
 
 class LogScan:
@@ -115,7 +106,8 @@ class Watcher:
         self._count_exits(info)
         if info.pid:
             self._pids.add(info.pid)
-            ev.peak_rss = max(ev.peak_rss, tree_rss(info.pid))
+            memory, ev.memory_kind = slot_memory(self.client, self.program, info.pid)
+            ev.peak_memory = max(ev.peak_memory, memory)
         self.fresh = []
         for scan in self.scans:
             lines = scan.new_lines()

@@ -24,6 +24,7 @@ import pytest
 from controlplane.errors import SupervisorError
 from controlplane.models import Project
 from controlplane.settings import Settings
+from controlplane.slotcgroup import remove_empty
 from controlplane.store import Store
 from controlplane.supervisor import (
     BAD_NAME,
@@ -159,6 +160,7 @@ class Box:
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+            remove_empty(self.settings.data_dir)  # the slots' cgroups, once their apps ended
 
 
 def write_app(code: Path) -> None:

@@ -185,14 +185,17 @@ while True:
 """
 
 
-def _ps_rss(pids: list[int]) -> int:
-    out = subprocess.run(
-        ["ps", "-o", "rss=", "-p", ",".join(map(str, pids))], capture_output=True, text=True
-    ).stdout
-    return sum(int(x) for x in out.split()) * 1024
+def _smaps_pss(pids: list[int]) -> int:
+    """The kernel's own PSS figures (smaps_rollup), summed."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
-def test_app_tree_memory_matches_ps(box_factory: BoxFactory) -> None:  # noqa: F811
+def test_app_tree_memory_matches_smaps(box_factory: BoxFactory) -> None:  # noqa: F811
     box = box_factory()
     project = box.add_project("shop")
     (Path(project.path) / "main.py").write_text(TREE_APP)
@@ -211,13 +214,14 @@ def test_app_tree_memory_matches_ps(box_factory: BoxFactory) -> None:  # noqa: F
     snap = probe.take(docker=False)
     (slot,) = [s for s in snap.slots if s.program == "shop-prod"]
     tree = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
-    expected = _ps_rss(tree)
-    print(f"shop-prod: pid {pid}, {slot.pids} processes, rss {slot.rss} (ps: {expected})")
+    expected = _smaps_pss(tree)
+    print(f"shop-prod: pid {pid}, {slot.pids} processes, PSS {slot.memory} (smaps: {expected})")
     assert slot.pid == pid and slot.pids == len(tree) == 2
-    assert slot.rss > 40 << 20
-    assert abs(slot.rss - expected) <= 0.05 * expected
+    assert slot.memory_kind == "PSS" and slot.memory > 40 << 20
+    assert abs(slot.memory - expected) <= 0.05 * expected
     assert slot.cpu_percent is not None and slot.cpu_percent >= 0
-    assert "shop-prod" in format_load(snap)
+    text = format_load(snap)
+    assert "shop-prod" in text and "projects (memory: PSS)" in text
 
 
 # -- sparklines, warnings, the sampler -----------------------------------------------------

@@ -146,5 +146,5 @@ def test_status_and_logs_through_the_cli(plant: Plant) -> None:  # noqa: F811
 
     load = json.loads(plant.ok("load", "--json"))
     (slot,) = [s for s in load["slots"] if s["program"] == "shop-prod"]
-    assert slot["pid"] == pid and slot["rss"] > 1 << 20
+    assert slot["pid"] == pid and slot["memory"] > 1 << 20 and slot["memory_kind"] == "PSS"
     assert "shop-prod" in plant.ok("load")
