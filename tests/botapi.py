@@ -3,8 +3,9 @@
 It keeps chats, messages, callback queries and the update queue the way Telegram does, and
 answers with Telegram's envelopes and error texts where bots usually break: HTML that does not
 parse, texts that are too long or empty, callback data over 64 bytes, edits that change nothing,
-answering a callback twice, flood control (429 with `retry_after`), a wrong token (401), an
-unknown method (404) and outages (502 from the front proxy, as Telegram's nginx answers).
+answering a callback twice, flood control (429 with `retry_after`: on demand, or as Telegram
+limits a bot with `Flood`), a wrong token (401), an unknown method (404) and outages (502 from
+the front proxy, as Telegram's nginx answers).
 
 A test plays the person in the chat (`user_sends`, `user_presses`, ...) and looks at what the
 person would see (`chat`, `bot_messages`, `answer_of`), or at every call (`requests`).
@@ -17,6 +18,7 @@ import email.parser
 import email.policy
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -387,6 +389,35 @@ def parse_body(ctype: str, body: bytes, query: str) -> Json:
 # --- the server -------------------------------------------------------------------------------
 
 
+@dataclass
+class Flood:
+    """Telegram's flood control for one bot, as token buckets: about 30 messages a second in
+    all, about one a second in one chat with short bursts allowed (Telegram's guidance for
+    bots). A send or an edit over either gets 429 with `retry_after`; answers to button
+    presses, deletes and chat actions are not counted."""
+
+    total_rate: float = 30.0
+    total_burst: float = 30.0
+    chat_rate: float = 1.0
+    chat_burst: float = 10.0
+
+
+@dataclass
+class _Bucket:
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    at: float = 0.0
+
+    def wait(self, now: float) -> float:
+        """0 when a token is there (not taken yet), else the seconds until there is one."""
+        if self.tokens < 0:
+            self.tokens, self.at = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
 class _BurstServer(ThreadingHTTPServer):
     """A listen backlog for bursts of presses (the default 5 resets connections)."""
 
@@ -402,12 +433,15 @@ class FakeBotAPI:
         *,
         bot_username: str = "cp_test_bot",
         per_chat_limit: int | None = None,
+        flood: Flood | None = None,
         callback_timeout: float = 15.0,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
         self.bot_id = int(token.split(":")[0])
         self.per_chat_limit = per_chat_limit
+        self.flood = flood
+        self._buckets: dict[int | None, _Bucket] = {}  # None: the bot's total
         self.callback_timeout = callback_timeout
         self.url = ""
         self.requests: list[Call] = []
@@ -796,6 +830,8 @@ class FakeBotAPI:
                 f"Too Many Requests: retry after {limit[0]}",
                 {"retry_after": limit[0]},
             )
+        if self.flood is not None:
+            self._check_buckets(chat_id, self.flood)
         if self.per_chat_limit is None:
             return
         now = time.monotonic()
@@ -803,6 +839,17 @@ class FakeBotAPI:
         if len(recent) >= self.per_chat_limit:
             raise ApiError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         self._sends[chat_id] = [*recent, now]
+
+    def _check_buckets(self, chat_id: int, flood: Flood) -> None:
+        now = time.monotonic()
+        total = self._buckets.setdefault(None, _Bucket(flood.total_rate, flood.total_burst))
+        chat = self._buckets.setdefault(chat_id, _Bucket(flood.chat_rate, flood.chat_burst))
+        wait = max(total.wait(now), chat.wait(now))
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {retry}", {"retry_after": retry})
+        total.tokens -= 1
+        chat.tokens -= 1
 
     def _target(self, params: Json, *, sending: bool = True) -> _Chat:
         if params.get("chat_id") in (None, ""):

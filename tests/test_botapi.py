@@ -38,7 +38,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from tests.botapi import FakeBotAPI, parse_html
+from tests.botapi import FakeBotAPI, Flood, parse_html
 
 CHAT = 4242
 GROUP = -1001234567890
@@ -334,6 +334,26 @@ async def test_per_chat_burst_limit() -> None:
             with pytest.raises(RetryAfter):
                 await bot.send_message(CHAT, "m3")
             await bot.send_message(CHAT + 1, "other chat is fine")
+
+
+async def test_flood_control_like_telegram() -> None:
+    # a burst of 5 in one chat, then about one a second; other chats have their own budget,
+    # and all chats together have a budget (here 8, then one a second)
+    flood = Flood(chat_burst=5, chat_rate=1.0, total_burst=8, total_rate=1.0)
+    with FakeBotAPI(flood=flood) as api:
+        async with make_bot(api) as bot:
+            sent = [await bot.send_message(CHAT, f"m{i}") for i in range(5)]
+            with pytest.raises(RetryAfter):
+                await bot.send_message(CHAT, "m5")
+            with pytest.raises(RetryAfter):  # an edit counts as a message
+                await bot.edit_message_text("edited", CHAT, sent[0].message_id)
+            for i in range(3):
+                await bot.send_message(CHAT + 1 + i, "other chats are fine")
+            with pytest.raises(RetryAfter):  # but not over the bot's total
+                await bot.send_message(CHAT + 10, "one too many in all")
+            await asyncio.sleep(1.1)
+            await bot.send_message(CHAT, "a second later")
+    assert [c.status for c in api.calls("sendMessage")].count(429) == 2
 
 
 async def test_outage_is_a_network_error_and_recovers(api: FakeBotAPI, bot: Bot) -> None:
