@@ -42,6 +42,13 @@ def store(settings: Settings) -> Store:
     return Store.open(settings)
 
 
+@pytest.fixture
+def bot_api_options() -> dict[str, object]:
+    """Extra options of the local Bot API server behind `phone` (tests/test_bot.py); a test
+    module overrides this fixture, e.g. to run its chats under Telegram's flood limits."""
+    return {}
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment a CLI subprocess runs with in tests."""
     import os

@@ -69,8 +69,8 @@ class Chat:
 
 
 @pytest.fixture
-def phone(plant: Plant) -> Iterator[Chat]:  # noqa: F811
-    api = FakeBotAPI(token=TOKEN)
+def phone(plant: Plant, bot_api_options: dict[str, object]) -> Iterator[Chat]:  # noqa: F811
+    api = FakeBotAPI(token=TOKEN, **bot_api_options)  # type: ignore[arg-type]
     url = api.start()
     settings = dataclasses.replace(
         plant.settings,

@@ -31,11 +31,11 @@ from telegram.request import HTTPXRequest
 
 from controlplane.bot.context import Deps, chat_of, deps
 from controlplane.bot.redaction import RedactingRequest
+from controlplane.bot.strangers import StrangerReports, report
 from controlplane.bot.texts import pick_lang, t
 
 logger = logging.getLogger(__name__)
 
-STRANGER_EVERY = 3600.0
 ERROR_EVERY = 600.0
 COMMANDS = (
     "projects",
@@ -66,19 +66,30 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     logger.warning(
         "update from a stranger: chat %s user %s (%s) ignored", chat, user.id if user else None, who
     )
-    seen: dict[int, float] = context.application.bot_data.setdefault("strangers", {})
-    now = time.monotonic()
-    who_key = user.id if user is not None else chat  # one person, however many chats
-    if now - seen.get(who_key, -STRANGER_EVERY) >= STRANGER_EVERY:
-        seen[who_key] = now
-        for admin in d.settings.admin_chat_ids:
-            try:
-                await context.bot.send_message(
-                    admin, t(d.lang(admin), "stranger", chat=chat, who=who), parse_mode="HTML"
-                )
-            except TelegramError:
-                logger.exception("could not report the stranger to %s", admin)
+    report_stranger(context, d, user.id if user is not None else chat, who, chat)
     raise ApplicationHandlerStop
+
+
+def report_stranger(
+    context: ContextTypes.DEFAULT_TYPE, d: Deps, key: int, who: str, chat: int
+) -> None:
+    """Record the stranger; the reports go out from tasks, never awaited here, so a flood
+    of strangers neither waits on Telegram nor exceeds its limits (see strangers.py)."""
+    reports = context.application.bot_data.setdefault("stranger_reports", StrangerReports())
+    assert isinstance(reports, StrangerReports)
+    bot = context.bot
+
+    async def send(chat_id: int, text: str) -> object:
+        return await bot.send_message(chat_id, text, parse_mode="HTML")
+
+    admins = sorted(d.settings.admin_chat_ids)
+    first = reports.note(key, who, chat, time.monotonic())  # one person, however many chats
+    if first is not None:
+        context.application.create_task(
+            report(send, admins, d.lang, [first], summary=False), name="stranger-report"
+        )
+    elif reports.due() is not None:
+        reports.schedule(send, admins, d.lang)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,26 +1,27 @@
 """Commands and buttons: each handler answers at once; long work runs as a task.
 
 Callback data is short: a prefix and the project name (and a number or slot), always
-within Telegram's 64 bytes. Buttons are checked again on every press (the gate runs for
-every update), and a stale one (a removed project, a finished test) gets a clear toast.
+within Telegram's 64 bytes; a confirmation's Yes also carries a single-use token
+(confirm.py). Buttons are checked again on every press (the gate runs for every update),
+and a stale one (a removed project, a finished test, a used confirmation) gets a clear
+toast. 👁 Follow opens a live view run by a task per chat (follows.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from controlplane import ops
-from controlplane.bot import screens
+from controlplane.bot import confirm, follows, screens
 from controlplane.bot.context import Deps, blocking, chat_of, deps
-from controlplane.bot.progress import edit as progress_edit
+from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.progress import follow
 from controlplane.bot.render import fit, number, parts, pre
 from controlplane.bot.texts import t
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
 LOG_LINES = 30
 LOG_FILE_MAX = 20 * 2**20
-FOLLOW_EVERY = 2.0
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -68,6 +68,15 @@ def start_op(context: Ctx, update: Update, op: str, name: str, args: dict[str, A
         follow(context.bot, d, chat_of(update), operation), name=f"follow-{operation.id}"
     )
     return t(lang, "toast.started")
+
+
+async def ask(
+    update: Update, context: Ctx, text: str, yes: tuple[object, ...], no: tuple[object, ...]
+) -> None:
+    """A confirmation screen whose Yes acts once (a token in its data, see confirm.py)."""
+    lang = deps(context).lang(chat_of(update))
+    once = confirm.registry(context.application.bot_data).issue(chat_of(update), yes)
+    await show(update, *screens.confirm(lang, text, once, no))
 
 
 async def project_or_toast(query: CallbackQuery, d: Deps, lang: str, name: str) -> Any:
@@ -145,12 +154,7 @@ async def cmd_deploy(update: Update, context: Ctx) -> None:
     lang = deps(context).lang(chat_of(update))
 
     async def then(name: str, _rest: list[str]) -> None:
-        await show(
-            update,
-            *screens.confirm(
-                lang, t(lang, "confirm.deploy", name=name), ("dp!", name), ("p", name)
-            ),
-        )
+        await ask(update, context, t(lang, "confirm.deploy", name=name), ("dp!", name), ("p", name))
 
     await with_name(update, context, "/deploy NAME", then)
 
@@ -191,12 +195,8 @@ async def cmd_rollback(update: Update, context: Ctx) -> None:
             await show(update, t(lang, "usage", usage="/rollback NAME N"))
             return
         n = int(rest[0].lstrip("#"))
-        await show(
-            update,
-            *screens.confirm(
-                lang, t(lang, "confirm.rollback", name=name, n=n), ("rb!", name, n), ("p", name)
-            ),
-        )
+        text = t(lang, "confirm.rollback", name=name, n=n)
+        await ask(update, context, text, ("rb!", name, n), ("p", name))
 
     await with_name(update, context, "/rollback NAME N", then)
 
@@ -289,47 +289,6 @@ async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> Non
     await show(update, title + "\n" + pre(lines), markup)
 
 
-FOLLOW_SECONDS = 120
-
-
-async def follow_logs(update: Update, context: Ctx, name: str, slot: str, seconds: int) -> None:
-    """One message edited with the slot's new lines for `seconds` (watchfiles)."""
-    import threading
-    from collections import deque
-
-    from controlplane.logs import follow as watch
-    from controlplane.supervisor import slot_logs
-
-    d = deps(context)
-    lang = d.lang(chat_of(update))
-    chat = update.effective_chat
-    assert chat is not None
-    title = t(lang, "logs.follow", name=name, slot=slot, seconds=seconds)
-    message = await chat.send_message(title, parse_mode="HTML")
-    lines: deque[str] = deque(maxlen=LOG_LINES)
-    stop = threading.Event()
-    out_log, err_log = slot_logs(d.settings, name, slot)
-
-    def on_lines(path: Any, new: list[str]) -> None:
-        tag = "[err] " if path == err_log else ""
-        lines.extend(tag + line for line in new)
-
-    watcher = context.application.create_task(
-        blocking(watch, [out_log, err_log], stop, on_lines), name=f"follow-logs-{name}"
-    )
-    shown = ""
-    try:
-        for _ in range(max(1, int(seconds / FOLLOW_EVERY))):
-            await asyncio.sleep(FOLLOW_EVERY)
-            text = title + "\n" + pre([d.redactor()(x) for x in lines])
-            if text != shown:
-                await progress_edit(message, text, None)
-                shown = text
-    finally:
-        stop.set()
-        await watcher
-
-
 async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> None:
     """The full log (stdout and stderr) as a file, with every secret removed."""
     d = deps(context)
@@ -378,7 +337,7 @@ async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> Non
     keys = await blocking(variables_diff, d, name)
     diff = t(lang, "diff.some", keys=", ".join(keys)) if keys else t(lang, "diff.none")
     text = t(lang, "confirm.promote", name=name, n=state.test, diff="") + diff
-    await show(update, *screens.confirm(lang, text, ("pr!", name), ("p", name)))
+    await ask(update, context, text, ("pr!", name), ("p", name))
 
 
 def load_text(d: Deps) -> str:
@@ -411,6 +370,11 @@ async def on_button(update: Update, context: Ctx) -> None:
     if key not in PROJECT or not rest:
         await query.answer(t(lang, "stale.button"))
         return
+    if key in YES:
+        claimed = await claim_yes(update, context, lang)
+        if claimed is None:
+            return
+        rest = claimed
     name = rest[0]
     if await project_or_toast(query, d, lang, name) is None:
         return
@@ -427,8 +391,35 @@ async def on_button(update: Update, context: Ctx) -> None:
         toast = await PROJECT[key](update, context, name, rest[1:])
     except ControlPlaneError as exc:
         await query.answer(str(exc)[:200], show_alert=len(str(exc)) > 60)
-        return
-    await query.answer(toast[:200] if toast else None)
+        failed = True
+    else:
+        await query.answer(toast[:200] if toast else None)
+        failed = False
+    if key in YES and (failed or key not in YES_SHOWS):
+        await drop_buttons(query)
+
+
+async def claim_yes(update: Update, context: Ctx, lang: str) -> list[str] | None:
+    """The first press of a confirmation's Yes: its parts after the key, without the token.
+    Every other press is refused with a toast, and the buttons are taken off (once)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    # check and mark with no await in between: of concurrent presses only the first acts
+    claim = confirm.registry(context.application.bot_data).claim(chat_of(update), query.data)
+    if claim.ok:
+        return claim.parts[1:]
+    await query.answer(t(lang, f"confirm.{claim.reason}"))
+    if claim.clear:
+        await drop_buttons(query)
+    return None
+
+
+async def drop_buttons(query: CallbackQuery) -> None:
+    """Take a used confirmation's buttons off its message (best effort: the claim holds)."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except TelegramError as exc:
+        logger.info("could not take the buttons off a used confirmation: %s", exc)
 
 
 async def b_project(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -447,10 +438,14 @@ async def b_logs(update: Update, context: Ctx, name: str, rest: list[str]) -> st
 
 
 async def b_follow(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    """A live view of the slot's log (a task, see follows.py); a second press extends it."""
     seconds = (number(rest[1]) if len(rest) > 1 else None) or FOLLOW_SECONDS
     seconds = min(max(seconds, 2), 600)
-    context.application.create_task(follow_logs(update, context, name, slot_of(rest), seconds))
-    return None
+    d, chat, slot = deps(context), chat_of(update), slot_of(rest)
+    views = follows.registry(context.application.bot_data)
+    if views.start(context.application, d, chat, name, slot, seconds):
+        return None
+    return t(d.lang(chat), "logs.following", name=name, slot=slot, seconds=seconds)
 
 
 async def b_logfile(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -540,7 +535,7 @@ async def b_confirm(
     update: Update, context: Ctx, name: str, rest: list[str], *, key: str, yes: tuple[object, ...]
 ) -> str | None:
     lang = deps(context).lang(chat_of(update))
-    await show(update, *screens.confirm(lang, t(lang, key, name=name), yes, ("p", name)))
+    await ask(update, context, t(lang, key, name=name), yes, ("p", name))
     return None
 
 
@@ -584,12 +579,8 @@ async def b_rollback_confirm(
     n = rest[0] if rest and number(rest[0]) is not None else ""
     if not n:
         return t(lang, "stale.button")
-    await show(
-        update,
-        *screens.confirm(
-            lang, t(lang, "confirm.rollback", name=name, n=n), ("rb!", name, n), ("p", name)
-        ),
-    )
+    text = t(lang, "confirm.rollback", name=name, n=n)
+    await ask(update, context, text, ("rb!", name, n), ("p", name))
     return None
 
 
@@ -689,7 +680,10 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
 
 # Buttons that only show a screen (or start a task that sends its own message) and never
 # toast: on_button answers their query before running them.
-SCREENS = frozenset({"p", "st", "lg", "lf", "fl", "cf", "pi", "po", "td", "dp", "pr", "rb", "rm"})
+SCREENS = frozenset({"p", "st", "lg", "lf", "cf", "pi", "po", "td", "dp", "pr", "rb", "rm"})
+# The Yes of a confirmation: single-use (see on_yes); rm! replaces the message itself.
+YES = frozenset({"dp!", "pr!", "rb!", "sp!", "rm!"})
+YES_SHOWS = frozenset({"rm!"})
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -105,10 +105,17 @@ EN: dict[str, str] = {
     "stale.project": "That project no longer exists.",
     "stale.test": "That test has finished.",
     "stale.button": "That button is out of date; open the menu again.",
+    "confirm.used": "Already done: this confirmation was used. Open the menu again to repeat it.",
+    "confirm.expired": "This confirmation has expired; open it again.",
     "toast.started": "Started",
     "toast.busy": "{text}",
     "stranger": "⚠️ Someone who is not an admin wrote to the bot: chat {chat} ({who}). "
-    "Ignored. (At most one report per hour for each person.)",
+    "Ignored. (Each person is reported once an hour; others who write soon after are summed "
+    "up every 10 minutes.)",
+    "strangers.more": "⚠️ {count} more people who are not admins wrote to the bot "
+    "({updates} updates): {names}. Ignored.",
+    "strangers.one": "{who} in chat {chat} (×{count})",
+    "strangers.others": " and {count} more",
     "error": "⚠️ Internal error: {error}{count}",
     "error.count": " (×{count} in the last 10 minutes)",
     "event.repeat": " (×{count})",
@@ -122,6 +129,9 @@ EN: dict[str, str] = {
     "logs.title": "<b>{name}</b> {slot}: last {n} lines",
     "logs.empty": "<b>{name}</b> {slot} has printed nothing yet.",
     "logs.follow": "👁 <b>{name}</b> {slot}: new lines for {seconds} s",
+    "logs.follow_end": "👁 <b>{name}</b> {slot}: followed for {seconds} s, ended",
+    "logs.following": "Already following {name} {slot} in the message above: extended to "
+    "{seconds} s from now.",
     "status.title": "<b>{name}</b>",
     "cmd.projects": "your projects",
     "cmd.status": "state of a project",
@@ -230,10 +240,18 @@ RU: dict[str, str] = {
     "stale.project": "Этого проекта больше нет.",
     "stale.test": "Этот тест уже закончился.",
     "stale.button": "Кнопка устарела; откройте меню заново.",
+    "confirm.used": "Уже выполнено: это подтверждение использовано. Чтобы повторить, откройте "
+    "меню заново.",
+    "confirm.expired": "Это подтверждение устарело; откройте его заново.",
     "toast.started": "Запущено",
     "toast.busy": "{text}",
     "stranger": "⚠️ Боту написал не администратор: чат {chat} ({who}). Проигнорировано. "
-    "(Не чаще одного сообщения в час на человека.)",
+    "(О каждом человеке — не чаще раза в час; о тех, кто напишет следом, — сводка раз в 10 "
+    "минут.)",
+    "strangers.more": "⚠️ Боту написали ещё не администраторы: {count} (обновлений: {updates}): "
+    "{names}. Проигнорировано.",
+    "strangers.one": "{who} в чате {chat} (×{count})",
+    "strangers.others": " и ещё {count}",
     "error": "⚠️ Внутренняя ошибка: {error}{count}",
     "error.count": " (×{count} за последние 10 минут)",
     "event.repeat": " (×{count})",
@@ -247,6 +265,9 @@ RU: dict[str, str] = {
     "logs.title": "<b>{name}</b> {slot}: последние {n} строк",
     "logs.empty": "<b>{name}</b> {slot} пока ничего не вывел.",
     "logs.follow": "👁 <b>{name}</b> {slot}: новые строки в течение {seconds} с",
+    "logs.follow_end": "👁 <b>{name}</b> {slot}: слежение {seconds} с закончено",
+    "logs.following": "Уже слежу за {name} {slot} в сообщении выше: продлено на {seconds} с "
+    "от текущего момента.",
     "status.title": "<b>{name}</b>",
     "cmd.projects": "ваши проекты",
     "cmd.status": "состояние проекта",
