@@ -105,6 +105,25 @@ def test_commands_are_registered_in_two_languages(phone: Chat) -> None:
     assert {"", "ru"} <= {lang or "" for lang in langs}, commands
 
 
+def test_answers_sent_at_once_each_meet_the_state_the_one_before_left(phone: Chat) -> None:
+    """A fast typist (or a long paste Telegram splits into several messages): the second
+    answer is read as the second question's answer, never as the first's."""
+    phone.send("/start")
+    phone.press_text(phone.wait_text("choose what to do"), "Add project")
+    phone.wait_text("Send its name")
+    def said(needle: str) -> int:
+        return sum(needle in m.text for m in phone.api.bot_messages(ADMIN))
+
+    for round_ in range(1, 6):
+        phone.send("shop")
+        phone.send("--upload-pack=touch /tmp/x")  # no wait: it arrives while 'shop' is read
+        phone.api.wait_for(lambda n=round_: said("bad repository URL") + said("bad project") >= n)
+        phone.send("/cancel")
+        phone.send("/add")
+        phone.api.wait_for(lambda n=round_: said("Send its name") >= n + 1)
+    assert said("bad project name") == 0 and said("bad repository URL") == 5
+
+
 @pytest.mark.timeout(400)
 def test_from_the_chat(phone: Chat) -> None:
     api, plant = phone.api, phone.plant  # noqa: F811

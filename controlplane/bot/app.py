@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Awaitable
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -23,6 +24,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
+    BaseUpdateProcessor,
     ContextTypes,
     ExtBot,
     TypeHandler,
@@ -119,6 +121,39 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             logger.warning("could not tell %s about an error", admin)
 
 
+class ChatOrder(BaseUpdateProcessor):
+    """Updates run concurrently, except that one chat's messages run one after another in
+    the order they came: a conversation's next answer (a fast typist, a long paste that
+    Telegram splits into several messages) must meet the state the previous one left.
+    Button presses stay concurrent (a press never waits behind a slow screen)."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}  # chat → updates holding or waiting for its lock
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None or not isinstance(update, Update) or update.message is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        self._users[chat.id] = self._users.get(chat.id, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._users[chat.id] -= 1
+            if not self._users[chat.id]:  # nobody waits: the chat's lock goes
+                del self._users[chat.id], self._locks[chat.id]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+
 def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
     """The PTB application with our bot class, API root, proxy and handlers."""
     from controlplane.bot import handlers
@@ -135,7 +170,7 @@ def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
         get_updates_request=updates_request,
         rate_limiter=AIORateLimiter(max_retries=5),
     )
-    app = ApplicationBuilder().bot(bot).concurrent_updates(True).build()
+    app = ApplicationBuilder().bot(bot).concurrent_updates(ChatOrder()).build()
     app.bot_data["deps"] = d
     app.add_handler(TypeHandler(Update, gate), group=-1)
     handlers.register(app)

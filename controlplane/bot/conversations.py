@@ -275,12 +275,15 @@ async def launch_url(update: Update, context: Ctx) -> int:
 
 
 async def launch_mode(update: Update, context: Ctx) -> int:
-    await answer(update)
     query = update.callback_query
     assert query is not None and query.data is not None
     mode = ([*parts(query.data), ""])[1]
+    # taken and cleared before any await: a second fast press finds no draft, not half of one
     info = dict(draft(context))
     draft(context).clear()
+    await answer(update)
+    if "name" not in info or "url" not in info:
+        return ConversationHandler.END
     context.application.create_task(_launch(update, context, info, mode == "test"))
     return ConversationHandler.END
 
