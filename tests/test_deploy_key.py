@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from controlplane import sshkeys
 from tests.fixtures_release import Plant, plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
 from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401
 from tests.sshserver import SshServer, ssh_server
+from tests.test_bot import Chat, phone  # noqa: F401
 
 
 def files_holding(root: Path, needle: str) -> list[Path]:
@@ -106,3 +108,34 @@ def test_a_private_repository_over_ssh_with_a_deploy_key(
         assert plant.wait_report("prod", "2")["version"] == "2"
         again = key_info(plant)["pinned_hosts"]
         assert isinstance(again, list) and again[0]["fingerprint"] == sshd.host_fingerprint()
+
+
+def test_the_deploy_key_from_the_chat(phone: Chat) -> None:  # noqa: F811
+    """🔑 on a project's menu shows the key (made on first view; never its private half);
+    a new key replaces it after a confirmation; pinned hosts can be forgotten."""
+    plant = phone.plant  # noqa: F811
+    plant.commit("1")
+    plant.add()
+    phone.send("/projects")
+    listed = phone.wait_text("Projects")
+    phone.press_text(listed, "shop")
+    menu = phone.wait_text("policy")
+    phone.press_text(menu, "Deploy key")
+    shown = phone.wait_text("read-only deploy key")
+    first = plant.box.store.deploy_key("shop")
+    assert first is not None
+    public = sshkeys.public_of(first, "controlplane-shop")
+    assert public.split()[1] in shown.text and "PRIVATE" not in shown.text
+    assert "No host key pinned yet" in shown.text
+
+    phone.press_text(shown, "New key")
+    ask = phone.wait_text("Make a new deploy key")
+    yes = phone.buttons(ask)["✅ Yes, do it"]
+    phone.answered(phone.press(ask, yes))
+    phone.api.wait_for(lambda: plant.box.store.deploy_key("shop") not in (None, first))
+    second = plant.box.store.deploy_key("shop")
+    assert second is not None
+    phone.wait_text(sshkeys.public_of(second, "x").split()[1])
+    screen = phone.wait_text(sshkeys.public_of(second, "x").split()[1])
+    toast = phone.answered(phone.press_text(screen, "Forget pinned hosts"))
+    assert "forgotten" in str(toast.get("text"))

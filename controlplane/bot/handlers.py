@@ -610,6 +610,32 @@ async def b_output(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     return t(d.lang(chat_of(update)), "output.set", name=name, state=value)
 
 
+async def b_deploy_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    """The project's deploy key, made on first view, and its pinned host keys."""
+    d = deps(context)
+    key = await blocking(ops.deploy_key, d.settings, d.store, name)
+    await show(update, *screens.deploy_key(d.lang(chat_of(update)), name, key.public, key.hosts))
+    return None
+
+
+async def b_new_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    return await b_confirm(update, context, name, rest, key="confirm.new_key", yes=("dn!", name))
+
+
+async def b_new_key_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    d = deps(context)
+    key = await blocking(ops.deploy_key, d.settings, d.store, name, new=True)
+    await show(update, *screens.deploy_key(d.lang(chat_of(update)), name, key.public, key.hosts))
+    return None
+
+
+async def b_forget_hosts(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    d = deps(context)
+    await blocking(ops.forget_hosts, d.settings, name)
+    await b_deploy_key(update, context, name, rest)
+    return t(d.lang(chat_of(update)), "key.hosts_forgotten")
+
+
 async def b_remove(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     return await b_confirm(update, context, name, rest, key="confirm.remove", yes=("rm!", name))
 
@@ -676,14 +702,18 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     "oo": b_output,
     "rm": b_remove,
     "rm!": b_remove_yes,
+    "dk": b_deploy_key,
+    "dn": b_new_key,
+    "dn!": b_new_key_yes,
+    "dh": b_forget_hosts,
 }
 
 # Buttons that only show a screen (or start a task that sends its own message) and never
 # toast: on_button answers their query before running them.
 SCREENS = frozenset({"p", "st", "lg", "lf", "cf", "pi", "po", "td", "dp", "pr", "rb", "rm"})
 # The Yes of a confirmation: single-use (see on_yes); rm! replaces the message itself.
-YES = frozenset({"dp!", "pr!", "rb!", "sp!", "rm!"})
-YES_SHOWS = frozenset({"rm!"})
+YES = frozenset({"dp!", "pr!", "rb!", "sp!", "rm!", "dn!"})
+YES_SHOWS = frozenset({"rm!", "dn!"})
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -10,6 +10,7 @@ from controlplane.bot.render import cb
 from controlplane.bot.texts import t
 from controlplane.history import CommitRow, Release, SlotState
 from controlplane.models import Project, format_interval
+from controlplane.sshkeys import HostKey
 
 Screen = tuple[str, InlineKeyboardMarkup]
 POLL_CHOICES = (0, 60, 300, 900, 3600, 21600, 86400)
@@ -79,7 +80,11 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
             button(t(lang, "btn.stop"), "ss", n, "prod", "stop"),
             button(t(lang, "btn.restart"), "ss", n, "prod", "restart"),
         ],
-        [button(t(lang, "btn.poll"), "pi", n), button(t(lang, "btn.policy"), "po", n)],
+        [
+            button(t(lang, "btn.poll"), "pi", n),
+            button(t(lang, "btn.policy"), "po", n),
+            button(t(lang, "btn.deploy_key"), "dk", n),
+        ],
         [button(t(lang, "btn.logs_test"), "lg", n, "test"), button(t(lang, output), "oo", n)],
         [button(t(lang, "btn.remove"), "rm", n), button(t(lang, "back"), "pl")],
     ]
@@ -172,6 +177,27 @@ def rollback_menu(
         nav.append(button(t(lang, "btn.more"), "rb", name, page + 1))
     rows.append(nav)
     return t(lang, "rollback.title", name=name), InlineKeyboardMarkup(rows)
+
+
+def deploy_key(lang: str, name: str, public: str, hosts: list[HostKey]) -> Screen:
+    """The project's deploy key (public half) and the host keys pinned for it."""
+    text = t(lang, "key.title", name=name, public=html.escape(public))
+    if hosts:
+        text += "\n\n" + t(lang, "key.hosts") + "\n"
+        text += "\n".join(
+            f"<code>{html.escape(h.host)} {html.escape(h.kind)} {html.escape(h.fingerprint)}</code>"
+            for h in hosts
+        )
+    else:
+        text += "\n\n" + t(lang, "key.no_hosts")
+    rows = [
+        [
+            button(t(lang, "btn.new_key"), "dn", name),
+            button(t(lang, "btn.forget_hosts"), "dh", name),
+        ],
+        [button(t(lang, "back"), "p", name)],
+    ]
+    return text, InlineKeyboardMarkup(rows)
 
 
 def confirm(lang: str, text: str, yes: tuple[object, ...], no: tuple[object, ...]) -> Screen:

@@ -44,6 +44,17 @@ EN: dict[str, str] = {
     "btn.output_on": "🗒 Output to chat: on",
     "btn.output_off": "🗒 Output to chat: off",
     "btn.remove": "🗑 Remove project",
+    "btn.deploy_key": "🔑 Deploy key",
+    "btn.new_key": "🔄 New key",
+    "btn.forget_hosts": "🧹 Forget pinned hosts",
+    "key.title": "🔑 Deploy key of <b>{name}</b>, for an ssh repository (git@host:owner/repo). "
+    "Add it to the repository as a <b>read-only deploy key</b> "
+    "(GitHub: Settings → Deploy keys):\n<code>{public}</code>",
+    "key.hosts": "Pinned ssh host keys (compare them with the ones your git host publishes):",
+    "key.no_hosts": "No host key pinned yet: the first ssh fetch pins it and tells you.",
+    "key.hosts_forgotten": "Pinned host keys forgotten: the next fetch pins and reports them.",
+    "confirm.new_key": "Make a new deploy key for <b>{name}</b>? The current one stops working: "
+    "add the new one to the repository and remove the old one there.",
     "btn.promote": "✅ Promote #{n}",
     "btn.discard": "🗑 Discard",
     "btn.extend": "⏳ Extend +{seconds}s",
@@ -177,6 +188,17 @@ RU: dict[str, str] = {
     "btn.output_on": "🗒 Вывод в чат: вкл",
     "btn.output_off": "🗒 Вывод в чат: выкл",
     "btn.remove": "🗑 Удалить проект",
+    "btn.deploy_key": "🔑 Ключ доступа",
+    "btn.new_key": "🔄 Новый ключ",
+    "btn.forget_hosts": "🧹 Забыть ключи хостов",
+    "key.title": "🔑 Ключ доступа (deploy key) проекта <b>{name}</b> для ssh-репозитория "
+    "(git@host:owner/repo). Добавьте его в репозиторий как <b>deploy key только для чтения</b> "
+    "(GitHub: Settings → Deploy keys):\n<code>{public}</code>",
+    "key.hosts": "Закреплённые ключи ssh-хостов (сверьте с опубликованными вашим git-хостингом):",
+    "key.no_hosts": "Ключ хоста ещё не закреплён: первое обращение по ssh закрепит его и сообщит.",
+    "key.hosts_forgotten": "Ключи хостов забыты: следующее обращение закрепит их заново и сообщит.",
+    "confirm.new_key": "Создать новый ключ доступа для <b>{name}</b>? Текущий перестанет "
+    "работать: добавьте новый в репозиторий, а старый удалите там.",
     "btn.promote": "✅ В прод #{n}",
     "btn.discard": "🗑 Отменить тест",
     "btn.extend": "⏳ Продлить +{seconds}с",
