@@ -155,20 +155,15 @@ def _check_not_nested(raw: str, folder: Path, others: Mapping[str, str]) -> None
             raise ValidationError(
                 "folder", raw, f"project {other} uses it already; give another folder"
             )
-        if any(a.is_relative_to(b) for a in mine for b in theirs):
-            raise ValidationError(
-                "folder",
-                raw,
-                f"it is inside the folder of project {other} ({where}); "
-                "project folders cannot be nested",
+        inside = any(a.is_relative_to(b) for a in mine for b in theirs)
+        around = any(b.is_relative_to(a) for a in mine for b in theirs)
+        if inside or around:
+            where_ = (
+                f"it is inside the folder of project {other} ({where})"
+                if inside
+                else f"the folder of project {other} ({where}) is inside it"
             )
-        if any(b.is_relative_to(a) for a in mine for b in theirs):
-            raise ValidationError(
-                "folder",
-                raw,
-                f"the folder of project {other} ({where}) is inside it; "
-                "project folders cannot be nested",
-            )
+            raise ValidationError("folder", raw, f"{where_}; project folders cannot be nested")
 
 
 def _check_lengths(raw: str, parts: list[str]) -> None:

@@ -84,6 +84,14 @@ class Plant:
             str(self.box.base / "live" / name),
         )
 
+    def local_index(self) -> list[str]:
+        """Variables that make builds install from the local wheel folder (no network)."""
+        return [
+            f"UV_CONFIG_FILE={self.uv_config}",
+            f"PIP_FIND_LINKS={self.wheels}",
+            "PIP_NO_INDEX=1",
+        ]
+
     def commit(self, version: str, *, crash: bool = False, requirements: str = "tinylib\n") -> str:
         files = {"main.py": APP, "VERSION": version + "\n", "requirements.txt": requirements}
         if crash:

@@ -111,6 +111,7 @@ def test_answers_sent_at_once_each_meet_the_state_the_one_before_left(phone: Cha
     phone.send("/start")
     phone.press_text(phone.wait_text("choose what to do"), "Add project")
     phone.wait_text("Send its name")
+
     def said(needle: str) -> int:
         return sum(needle in m.text for m in phone.api.bot_messages(ADMIN))
 

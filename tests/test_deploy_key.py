@@ -80,15 +80,8 @@ def test_a_private_repository_over_ssh_with_a_deploy_key(
         assert isinstance(pinned, list) and len(pinned) == 1
         assert pinned[0]["fingerprint"] == sshd.host_fingerprint()
 
-        plant.ok(
-            "env",
-            "set",
-            "shop",
-            f"UV_CONFIG_FILE={plant.uv_config}",
-            f"PIP_FIND_LINKS={plant.wheels}",
-            "PIP_NO_INDEX=1",
-            "GIT_SSH_COMMAND=touch /tmp/cp-admin-command-ran",
-        )
+        admins_command = "GIT_SSH_COMMAND=touch /tmp/cp-admin-command-ran"
+        plant.ok("env", "set", "shop", *plant.local_index(), admins_command)
         plant.ok("project", "set", "shop", "health-window", "1")
         plant.ok("deploy", "shop")
         assert plant.wait_report("prod", "1")["version"] == "1"

@@ -153,12 +153,7 @@ def test_no_project_value_reaches_a_root_process(
     marks = hostile_dir / "marks"
     plant.commit("1")
     plant.add()
-    base = {
-        "UV_CONFIG_FILE": str(plant.uv_config),
-        "PIP_FIND_LINKS": str(plant.wheels),
-        "PIP_NO_INDEX": "1",
-    }
-    plant.ok("env", "set", "shop", *(f"{k}={v}" for k, v in base.items()))
+    plant.ok("env", "set", "shop", *plant.local_index())
     plant.ok("project", "set", "shop", "health-window", "1")
     plant.ok("poll", "shop", "1m")
     plant.ok("deploy", "shop")

@@ -16,15 +16,7 @@ from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401
 def add_shop(plant: Plant) -> None:  # noqa: F811
     out = plant.add()
     assert "added shop" in out
-    plant.ok(
-        "env",
-        "set",
-        "shop",
-        f"UV_CONFIG_FILE={plant.uv_config}",
-        f"PIP_FIND_LINKS={plant.wheels}",
-        "PIP_NO_INDEX=1",
-        "API_KEY=sk-prod-0123456789",
-    )
+    plant.ok("env", "set", "shop", *plant.local_index(), "API_KEY=sk-prod-0123456789")
     plant.ok("env", "set", "shop", "--test", "API_KEY=sk-test-0123456789")
     plant.ok("project", "set", "shop", "health-window", "2")
     plant.ok("project", "set", "shop", "keep", "2")
