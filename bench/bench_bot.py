@@ -22,10 +22,10 @@ from typing import Any
 
 from bench.bench_deploy import Sample
 from bench.common import RUNS, Figure, log, percentile, tempdir
-from controlplane import ops
 from controlplane.bot.app import BotRunner, quiet_http_logs
 from controlplane.bot.context import Deps
-from controlplane.serve import build_stack
+from controlplane.service import ops
+from controlplane.service.serve import build_stack
 from tests.botapi import FakeBotAPI
 from tests.fixtures_repos import make_wheel
 from tests.fixtures_supervisor import start_box

@@ -11,7 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controlplane import build, git
+from controlplane.adapters import git
+from controlplane.engine import build
 from tests.fixtures_repos import make_wheel, sh_git
 
 

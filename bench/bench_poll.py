@@ -8,9 +8,9 @@ import time
 
 from bench.common import RUNS, Figure, log, tempdir
 from bench.populate import open_store, populate
-from controlplane.engine import Engine
-from controlplane.outbox import Outbox
-from controlplane.poller import Poller
+from controlplane.engine.releases import Engine
+from controlplane.service.outbox import Outbox
+from controlplane.service.poller import Poller
 from tests.fixtures_repos import GIT_ENV, sh_git
 
 PROJECTS = 200

@@ -19,15 +19,15 @@ from pathlib import Path
 
 from bench.common import RUNS, Figure, log, tempdir, wait_until
 from bench.pm2 import PM2, pm2
-from controlplane.errors import SupervisorError
-from controlplane.settings import Settings
-from controlplane.store import Store
-from controlplane.supervisor import (
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import (
     Supervisor,
     find_supervisord,
     render_supervisord_conf,
     write_program,
 )
+from controlplane.errors import SupervisorError
+from controlplane.settings import Settings
 from tests.fixtures_supervisor import APP_PYTHON, Box, start_box, write_app
 
 CRASH_APP = "import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(3600)\n"
@@ -79,7 +79,7 @@ def supervisor_series(client: Supervisor, parent: int, program: str, runs: int) 
 
 
 def crash_project(store: Store, settings: Settings, base: Path) -> str:
-    from controlplane.models import Project
+    from controlplane.domain.models import Project
 
     code = base / "apps" / "crash"
     write_app(code)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 from bench.common import RUNS, Figure, log, median, tempdir
 from bench.populate import open_store, populate
-from controlplane import ops
-from controlplane.outbox import KEEP_EVENTS, Outbox
-from controlplane.store import Store
+from controlplane.adapters.store import Store
+from controlplane.service import ops
+from controlplane.service.outbox import KEEP_EVENTS, Outbox
 
 PROJECTS = 200
 COMMITS = 100

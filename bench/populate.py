@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from controlplane.history import CommitRow, Release
-from controlplane.models import Project
+from controlplane.adapters.store import Store
+from controlplane.domain.history import CommitRow, Release
+from controlplane.domain.models import Project
 from controlplane.settings import Settings
-from controlplane.store import Store
 
 
 def bench_env(data: Path) -> dict[str, str]:

@@ -14,10 +14,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.adapters.slotcgroup import MARKER, join, slot_id
+from controlplane.domain.models import Project, validate_name, validate_slot
 from controlplane.errors import ControlPlaneError
-from controlplane.models import Project, validate_name, validate_slot
 from controlplane.settings import Settings
-from controlplane.slotcgroup import MARKER, join, slot_id
 
 
 class RunSlotError(ControlPlaneError):
@@ -123,7 +123,7 @@ def drop_privileges(account: Account) -> None:
 
 def run_slot(settings: Settings, name: str, slot: str) -> None:
     """Everything up to the exec; returns only by raising."""
-    from controlplane.store import Store  # the one heavy import: cryptography
+    from controlplane.adapters.store import Store  # the one heavy import: cryptography
 
     validate_name(name)
     validate_slot(slot)

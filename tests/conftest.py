@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.adapters.store import Store
 from controlplane.settings import Settings
-from controlplane.store import Store
 
 MakeSettings = Callable[..., Settings]
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane import build
-from controlplane.outbox import Event, Outbox
+from controlplane.adapters.store import Store
+from controlplane.engine import build
+from controlplane.service.outbox import Event, Outbox
 from controlplane.settings import Settings
-from controlplane.store import Store
 from tests.fixtures_release import ROOT
 from tests.fixtures_supervisor import Box
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.build import BuildTimeouts
-from controlplane.serve import Stack, build_stack
+from controlplane.engine.build import BuildTimeouts
+from controlplane.service.serve import Stack, build_stack
 from tests.fixtures_repos import Origin, make_wheel
 from tests.fixtures_supervisor import Box, BoxFactory
 

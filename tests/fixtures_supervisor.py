@@ -21,12 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.errors import SupervisorError
-from controlplane.models import Project
-from controlplane.settings import Settings
-from controlplane.slotcgroup import remove_empty
-from controlplane.store import Store
-from controlplane.supervisor import (
+from controlplane.adapters.slotcgroup import remove_empty
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import (
     BAD_NAME,
     ProcessInfo,
     RPCFault,
@@ -35,6 +32,9 @@ from controlplane.supervisor import (
     program_name,
     write_supervisord_conf,
 )
+from controlplane.domain.models import Project
+from controlplane.errors import SupervisorError
+from controlplane.settings import Settings
 
 RUN_AS = "cptest"
 APP_PYTHON = "/usr/bin/python3"

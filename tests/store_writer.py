@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from controlplane.adapters.store import Store
 from controlplane.settings import Settings
-from controlplane.store import Store
 
 
 def main() -> None:

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controlplane import ops
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import render_program
+from controlplane.domain.models import Project, parse_assignments
 from controlplane.errors import ControlPlaneError
-from controlplane.models import Project, parse_assignments
+from controlplane.service import ops
 from controlplane.settings import Settings
-from controlplane.store import Store
-from controlplane.supervisor import render_program
 from tests.fixtures_release import plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
 from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401

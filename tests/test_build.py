@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from controlplane import build, git
+from controlplane.adapters import git
+from controlplane.engine import build
 from tests.fixtures_repos import (  # noqa: F401
     Origin,
     origin_fixture,

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from controlplane.control import (
+from controlplane.errors import ControlPlaneError
+from controlplane.service.control import (
     MAX_REQUEST,
     SERVE_DOWN,
     ControlServer,
@@ -32,8 +33,7 @@ from controlplane.control import (
     request,
     started_message,
 )
-from controlplane.errors import ControlPlaneError
-from controlplane.executor import Executor, Operation, Progress
+from controlplane.service.executor import Executor, Operation, Progress
 
 WAIT = 10.0
 

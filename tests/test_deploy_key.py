@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane import sshkeys
+from controlplane.adapters import sshkeys
 from tests.fixtures_release import Plant, plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
 from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.engine import Engine, Quiet
+from controlplane.adapters.store import Store
+from controlplane.domain.history import CommitRow, Release, find, number_new, parse_ref, to_prune
+from controlplane.domain.models import Project
+from controlplane.engine.releases import Engine, Quiet
+from controlplane.engine.slots import FolderTaken, switch_link
+from controlplane.engine.watch import Evidence, crash_looping, judge
 from controlplane.errors import NotFound, ValidationError
-from controlplane.history import CommitRow, Release, find, number_new, parse_ref, to_prune
-from controlplane.models import Project
-from controlplane.outbox import Outbox
+from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
-from controlplane.slots import FolderTaken, switch_link
-from controlplane.store import Store
-from controlplane.watch import Evidence, crash_looping, judge
 from tests.fixtures_repos import Origin, origin_fixture  # noqa: F401
 
 
@@ -100,7 +100,7 @@ def test_force_push_keeps_numbers_and_numbers_the_new_head(
     numbers = {c.n: c.sha for c in store.commits("app")}
     assert numbers == {1: shas[0], 2: shas[1], 3: shas[2], 4: rewritten}
     # the commits the force-push dropped are still exportable by number
-    from controlplane import git
+    from controlplane.adapters import git
 
     dest = tmp_path / "export"
     git.export(engine.mirror("app"), numbers[3], dest)

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from controlplane import runner
+from controlplane.adapters import runner
 from controlplane.errors import ControlPlaneError
-from controlplane.executor import (
+from controlplane.service.executor import (
     MAX_EVENTS,
     WAITING_FOR_SLOT,
     Busy,

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 
+from controlplane.adapters.supervisor.client import Supervisor, find_supervisord
 from controlplane.errors import SupervisorError
-from controlplane.supervisor import Supervisor, find_supervisord
 from tests import gitserver
 from tests.fixtures_faults import Served, app_files, wait_for
 from tests.fixtures_repos import Origin, origin_fixture  # noqa: F401

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from controlplane.supervisor import ProgramOptions, write_program
+from controlplane.adapters.supervisor.client import ProgramOptions, write_program
 from tests.fixtures_faults import run_cli, wait_for
 from tests.fixtures_supervisor import Box, box_factory, run_as_user  # noqa: F401
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.build import BuildTimeouts
-from controlplane.outbox import Outbox
-from controlplane.serve import Stack, build_stack
-from controlplane.store import Store
+from controlplane.adapters.store import Store
+from controlplane.engine.build import BuildTimeouts
+from controlplane.service.outbox import Outbox
+from controlplane.service.serve import Stack, build_stack
 from tests import gitserver
 from tests.fixtures_faults import app_files, run_cli, wait_for
 from tests.fixtures_repos import Origin, make_wheel, origin_fixture, sh_git  # noqa: F401

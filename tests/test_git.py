@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from controlplane import git, runner
+from controlplane.adapters import git, runner
 from tests.fixtures_repos import Origin, origin_fixture, sh_git  # noqa: F401
 from tests.fixtures_supervisor import run_as_user  # noqa: F401
 from tests.gitserver import serve

@@ -16,15 +16,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from controlplane import ops
+from controlplane.adapters.slotcgroup import MARKER, box_tag, slot_cgroups, slot_id
+from controlplane.adapters.slotprocs import end, usage
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import write_program
+from controlplane.domain.history import CommitRow
 from controlplane.errors import ValidationError
-from controlplane.history import CommitRow
-from controlplane.load import Probe, format_load, supervisor_source
+from controlplane.observe.load import Probe, format_load, supervisor_source
+from controlplane.service import ops
 from controlplane.settings import Settings
-from controlplane.slotcgroup import MARKER, box_tag, slot_cgroups, slot_id
-from controlplane.slotprocs import end, usage
-from controlplane.store import Store
-from controlplane.supervisor import write_program
 from tests.conftest import cli_env
 from tests.fixtures_faults import wait_for
 from tests.fixtures_release import ROOT, Plant, plant  # noqa: F401

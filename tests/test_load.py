@@ -12,7 +12,17 @@ from typing import Any
 import psutil
 import pytest
 
-from controlplane.load import (
+from controlplane.adapters.cgroupfs import (
+    PROC_SELF,
+    locate,
+    read_cgroup,
+    read_cgroup_v1,
+    read_cgroup_v1_root,
+    read_cgroup_v2,
+)
+from controlplane.adapters.dockerapi import docker_figures, docker_reason, parse_docker_stats
+from controlplane.adapters.supervisor.client import write_program
+from controlplane.observe.load import (
     Probe,
     Sampler,
     Snapshot,
@@ -24,17 +34,7 @@ from controlplane.load import (
     supervisor_source,
     transitions,
 )
-from controlplane.load_cgroup import (
-    PROC_SELF,
-    locate,
-    read_cgroup,
-    read_cgroup_v1,
-    read_cgroup_v1_root,
-    read_cgroup_v2,
-)
-from controlplane.load_docker import docker_figures, docker_reason, parse_docker_stats
 from controlplane.settings import Settings
-from controlplane.supervisor import write_program
 from tests.fixtures_supervisor import BoxFactory, box_factory  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup"

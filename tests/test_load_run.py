@@ -104,7 +104,7 @@ def _add_quick(rig, name: str) -> None:  # type: ignore[no-untyped-def]
     """The project as `project add` writes it, without asking the remote each time."""
     import dataclasses
 
-    from controlplane import ops
+    from controlplane.service import ops
 
     ops.add_project(
         dataclasses.replace(rig.settings, allow_file_urls=True),

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from controlplane.logs import FileCursor, follow, format_logs, slot_tail, tail_lines
+from controlplane.observe.logs import FileCursor, follow, format_logs, slot_tail, tail_lines
 from controlplane.settings import Settings
 
 

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.errors import ValidationError
-from controlplane.models import (
+from controlplane.domain.models import (
     Project,
     convert_setting,
     format_interval,
@@ -25,6 +24,7 @@ from controlplane.models import (
     validate_var_name,
     validate_var_value,
 )
+from controlplane.errors import ValidationError
 
 DATA = Path("/var/lib/cp-data-for-tests")
 NASTY = st.one_of(

@@ -22,9 +22,9 @@ STEP_TIMEOUT = 180
 RENDER = """
 import json, sys
 import controlplane
-from controlplane import supervisor
-from controlplane.models import Project
-from controlplane.resources import resource_path
+from controlplane.adapters.supervisor import client as supervisor
+from controlplane.domain.models import Project
+from controlplane.adapters.supervisor.render import resource_path
 from controlplane.settings import Settings
 
 settings = Settings.from_env({"CONTROLPLANE_DATA_DIR": sys.argv[1]})

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from controlplane import git
-from controlplane.models import Project
-from controlplane.outbox import Event, Outbox
-from controlplane.poller import (
+from controlplane.adapters import git
+from controlplane.adapters.store import Store
+from controlplane.domain.models import Project
+from controlplane.service.outbox import Event, Outbox
+from controlplane.service.poller import (
     Poller,
     PollResult,
     backoff,
@@ -25,7 +26,6 @@ from controlplane.poller import (
     next_due,
     one_line,
 )
-from controlplane.store import Store
 from tests.fixtures_repos import Origin, origin_fixture  # noqa: F401
 
 OriginFactory = Callable[..., Origin]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import psutil
 
-from controlplane.outbox import Outbox
+from controlplane.service.outbox import Outbox
 from tests.fixtures_release import APP, ROOT
 from tests.fixtures_repos import Origin, origin_fixture  # noqa: F401
 from tests.fixtures_supervisor import Box, box_factory, run_as_user  # noqa: F401

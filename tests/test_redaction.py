@@ -21,11 +21,11 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
+from controlplane.adapters.secrets import Redactor
+from controlplane.adapters.supervisor.client import slot_logs
 from controlplane.bot.redaction import RedactingRequest
+from controlplane.domain.models import has_credentials, mask_credentials, validate_repo_url
 from controlplane.errors import ValidationError
-from controlplane.models import has_credentials, mask_credentials, validate_repo_url
-from controlplane.secrets import Redactor
-from controlplane.supervisor import slot_logs
 from tests.botapi import Call, FakeBotAPI, running
 from tests.fixtures_release import Plant, plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401

@@ -7,7 +7,7 @@ import time
 
 import psutil
 
-from controlplane import build
+from controlplane.engine import build
 from tests.fixtures_release import Plant, plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
 from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401

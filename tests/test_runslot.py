@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.models import Project
+from controlplane.adapters.store import Store
+from controlplane.domain.models import Project
 from controlplane.runslot import (
     Account,
     RunSlotError,
@@ -21,7 +22,6 @@ from controlplane.runslot import (
     slot_python,
 )
 from controlplane.settings import Settings
-from controlplane.store import Store
 
 HEAVY = ("telegram", "docker", "git", "jinja2", "supervisor", "psutil", "httpx")
 

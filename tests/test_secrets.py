@@ -11,7 +11,7 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlplane.secrets import Redactor, mask
+from controlplane.adapters.secrets import Redactor, mask
 
 
 def test_mask_shows_little() -> None:

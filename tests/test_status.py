@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import time
 
-from controlplane.history import CommitRow, Release, SlotState
-from controlplane.models import Project
-from controlplane.status import (
+from controlplane.adapters.supervisor.client import ProcessInfo
+from controlplane.domain.history import CommitRow, Release, SlotState
+from controlplane.domain.models import Project
+from controlplane.observe.status import (
     build_status,
     format_overview,
     format_status,
     restarts_by_program,
 )
-from controlplane.supervisor import ProcessInfo
 from tests.fixtures_release import Plant, plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
 from tests.fixtures_supervisor import box_factory, run_as_user  # noqa: F401

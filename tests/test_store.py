@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controlplane.adapters.secrets import generate_key
+from controlplane.adapters.store import Store
+from controlplane.domain.models import Project
 from controlplane.errors import AlreadyExists, KeyringError, NotFound, StoreCorrupt
-from controlplane.models import Project
-from controlplane.secrets import generate_key
 from controlplane.settings import Settings
-from controlplane.store import Store
 from tests.conftest import MakeSettings
 
 WRITER = Path(__file__).with_name("store_writer.py")
@@ -203,8 +203,8 @@ def test_two_processes_writing_at_once_lose_no_update(store: Store, settings: Se
 def test_a_store_written_whole_by_an_older_version_is_split_on_open(
     store: Store, settings: Settings
 ) -> None:
-    from controlplane.history import CommitRow
-    from controlplane.outbox import Outbox
+    from controlplane.domain.history import CommitRow
+    from controlplane.service.outbox import Outbox
 
     store.add_project(project())
     old = json.loads(settings.store_path.read_bytes())

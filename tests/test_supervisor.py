@@ -10,11 +10,7 @@ from pathlib import Path
 import pytest
 from supervisor.options import ClientOptions, ServerOptions, UnhosedConfigParser
 
-from controlplane.errors import SupervisorError
-from controlplane.models import Project
-from controlplane.resources import env_value, percent_escape, resource_path, shell_word
-from controlplane.settings import Settings
-from controlplane.supervisor import (
+from controlplane.adapters.supervisor.client import (
     ProcessInfo,
     ProgramOptions,
     check_program,
@@ -28,6 +24,15 @@ from controlplane.supervisor import (
     write_program,
     write_supervisord_conf,
 )
+from controlplane.adapters.supervisor.render import (
+    env_value,
+    percent_escape,
+    resource_path,
+    shell_word,
+)
+from controlplane.domain.models import Project
+from controlplane.errors import SupervisorError
+from controlplane.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

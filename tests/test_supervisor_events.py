@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.adapters.supervisor.client import ProcessInfo
+from controlplane.adapters.supervisor.events import (
+    EventLog,
+    ProtocolReader,
+    parse_tokens,
+    state_record,
+    wake,
+)
 from controlplane.errors import SupervisorError
-from controlplane.events import EventLog, ProtocolReader, parse_tokens, state_record, wake
-from controlplane.supervisor import ProcessInfo
 
 HEADER = "ver:3.0 server:supervisor serial:21 pool:controlplane-events poolserial:10 "
 

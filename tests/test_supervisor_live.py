@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from controlplane.supervisor import write_program
+from controlplane.adapters.supervisor.client import write_program
 from tests.fixtures_supervisor import (  # noqa: F401 - fixtures
     Box,
     BoxFactory,

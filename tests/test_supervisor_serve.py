@@ -7,16 +7,16 @@ import threading
 import time
 from pathlib import Path
 
-from controlplane.errors import SupervisorError
-from controlplane.events import EventTail
-from controlplane.serve import FatalRetry, next_delay, reconcile_once, serve
-from controlplane.supervisor import (
+from controlplane.adapters.supervisor.client import (
     BAD_NAME,
     ProgramOptions,
     RPCFault,
     program_name,
     write_program,
 )
+from controlplane.adapters.supervisor.events import EventTail
+from controlplane.errors import SupervisorError
+from controlplane.service.serve import FatalRetry, next_delay, reconcile_once, serve
 from tests.fixtures_supervisor import BoxFactory, box_factory  # noqa: F401
 
 

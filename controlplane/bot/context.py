@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from controlplane.engine import Engine
-from controlplane.outbox import Outbox
-from controlplane.secrets import Redactor
-from controlplane.service import Service
+from controlplane.adapters.secrets import Redactor
+from controlplane.adapters.store import Store
+from controlplane.engine.releases import Engine
+from controlplane.engine.testrun import TestRuns
+from controlplane.service.facade import Service
+from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
-from controlplane.store import Store
-from controlplane.testrun import TestRuns
 
 T = TypeVar("T")
 

@@ -20,14 +20,12 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from controlplane import ops
 from controlplane.bot import screens
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.handlers import start_op
 from controlplane.bot.render import parts
 from controlplane.bot.texts import t
-from controlplane.errors import ControlPlaneError
-from controlplane.models import (
+from controlplane.domain.models import (
     has_credentials,
     parse_duration,
     validate_branch,
@@ -35,6 +33,8 @@ from controlplane.models import (
     validate_name,
     validate_repo_url,
 )
+from controlplane.errors import ControlPlaneError
+from controlplane.service import ops
 
 Ctx = ContextTypes.DEFAULT_TYPE
 NAME, REPO, PATH, BRANCH, VALUES, DURATION, URL, MODE = range(8)

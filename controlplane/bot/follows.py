@@ -25,7 +25,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from controlplane.bot.context import Deps
 from controlplane.bot.render import fit, pre
 from controlplane.bot.texts import t
-from controlplane.logs import FileCursor
+from controlplane.observe.logs import FileCursor
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Follows:
                 del self.views[view.key]
 
     async def _open(self, bot: Any, d: Deps, view: View) -> None:
-        from controlplane.supervisor import slot_logs
+        from controlplane.adapters.supervisor.client import slot_logs
 
         out_log, err_log = slot_logs(d.settings, view.name, view.slot)
         view.cursors = [(FileCursor(out_log), ""), (FileCursor(err_log), "[err] ")]

@@ -18,16 +18,16 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from controlplane import ops
 from controlplane.bot import confirm, follows, screens
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.progress import follow
 from controlplane.bot.render import fit, number, parts, pre
 from controlplane.bot.texts import t
+from controlplane.domain.models import format_interval
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.executor import Busy
-from controlplane.models import format_interval
+from controlplane.service import ops
+from controlplane.service.executor import Busy
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ async def cmd_status(update: Update, context: Ctx) -> None:
         d = deps(context)
 
         def overview() -> str:
-            from controlplane.status import format_overview, gather
+            from controlplane.observe.status import format_overview, gather
 
             return format_overview(gather(d.settings, d.store), d.lang(chat_of(update)))
 
@@ -210,7 +210,7 @@ async def cmd_load(update: Update, context: Ctx) -> None:
 
 
 def _prod_states(d: Deps) -> dict[str, str]:
-    from controlplane.supervisor import Supervisor, parse_program
+    from controlplane.adapters.supervisor.client import Supervisor, parse_program
 
     client = Supervisor(d.settings, timeout=5.0)
     try:
@@ -246,7 +246,7 @@ async def screen_project(update: Update, context: Ctx, name: str) -> None:
 
 def status_text(d: Deps, name: str, lang: str) -> str:
     """A project's state, plain text (escaped by the caller)."""
-    from controlplane.status import format_status, project_status
+    from controlplane.observe.status import format_status, project_status
 
     return str(format_status(project_status(d.settings, d.store, name), lang))
 
@@ -264,7 +264,7 @@ async def screen_status(update: Update, context: Ctx, name: str) -> None:
 
 def log_tail(d: Deps, name: str, slot: str, n: int = LOG_LINES) -> list[str]:
     """The slot's last lines, stdout and stderr told apart, secrets removed."""
-    from controlplane.logs import format_logs, slot_tail
+    from controlplane.observe.logs import format_logs, slot_tail
 
     logs = slot_tail(d.settings, name, slot, n)
     if not logs.stdout and not logs.stderr:
@@ -294,7 +294,7 @@ async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> No
     d = deps(context)
 
     def read() -> bytes:
-        from controlplane.logs import log_file
+        from controlplane.observe.logs import log_file
 
         chunks = []
         for stream in ("stdout", "stderr"):
@@ -341,7 +341,7 @@ async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> Non
 
 
 def load_text(d: Deps) -> str:
-    from controlplane.load import format_load, measure
+    from controlplane.observe.load import format_load, measure
 
     return str(format_load(measure(d.settings)))
 

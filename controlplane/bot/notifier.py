@@ -24,7 +24,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from controlplane.bot.context import Deps, blocking
 from controlplane.bot.render import cb, fit
 from controlplane.bot.texts import t
-from controlplane.outbox import Event
+from controlplane.service.outbox import Event
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from telegram.error import BadRequest, TelegramError
 from controlplane.bot.context import Deps, Throttle, blocking
 from controlplane.bot.render import cb, fit, pre
 from controlplane.bot.texts import t
-from controlplane.executor import Operation
+from controlplane.service.executor import Operation
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from controlplane.adapters.sshkeys import HostKey
 from controlplane.bot.render import cb
 from controlplane.bot.texts import t
-from controlplane.history import CommitRow, Release, SlotState
-from controlplane.models import Project, format_interval
-from controlplane.sshkeys import HostKey
+from controlplane.domain.history import CommitRow, Release, SlotState
+from controlplane.domain.models import Project, format_interval
 
 Screen = tuple[str, InlineKeyboardMarkup]
 POLL_CHOICES = (0, 60, 300, 900, 3600, 21600, 86400)

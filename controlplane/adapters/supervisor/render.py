@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # controlplane/ (this is adapters/supervisor/)
 SEARCH_DIRS = (PACKAGE_DIR / "_data", PACKAGE_DIR.parent)
 
 

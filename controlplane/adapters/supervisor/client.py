@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from controlplane.adapters.files import write_atomic
+from controlplane.adapters.supervisor.render import render
+from controlplane.domain.models import Project, validate_name, validate_slot
 from controlplane.errors import SupervisorError
-from controlplane.files import write_atomic
-from controlplane.models import Project, validate_name, validate_slot
-from controlplane.resources import render
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def find_supervisord() -> str:
 
 def exec_supervisord(settings: Settings) -> NoReturn:
     """Replace this process with `supervisord -n -c $DATA/supervisord.conf`."""
-    from controlplane.slotcgroup import remove_empty
+    from controlplane.adapters.slotcgroup import remove_empty
 
     binary = find_supervisord()
     conf = str(settings.supervisord_conf)
@@ -396,7 +396,7 @@ class Supervisor:
     def end_leftovers(self, program: str) -> int:
         """End what a stopped slot's app left behind: processes that left its process
         group (setsid, a double fork) and so outlived supervisord's stop."""
-        from controlplane.slotprocs import end
+        from controlplane.adapters.slotprocs import end
 
         slot = parse_program(program)
         return end(self.settings, *slot) if slot else 0

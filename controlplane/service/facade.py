@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.engine import Engine
+from controlplane.domain.models import Project, parse_duration, validate_name, validate_slot
+from controlplane.engine.releases import Engine
+from controlplane.engine.testrun import TestRuns
 from controlplane.errors import NotFound, ValidationError
-from controlplane.executor import Busy, Executor, Operation
-from controlplane.models import Project, parse_duration, validate_name, validate_slot
-from controlplane.testrun import TestRuns
+from controlplane.service.executor import Busy, Executor, Operation
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _commit_arg(args: dict[str, Any]) -> str | None:
     value = args.get("commit")
     if value in (None, ""):
         return None
-    from controlplane.history import parse_ref
+    from controlplane.domain.history import parse_ref
 
     parse_ref(str(value))
     return str(value)

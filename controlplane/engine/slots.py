@@ -13,13 +13,8 @@ import logging
 import os
 from pathlib import Path
 
-from controlplane.errors import ControlPlaneError
-from controlplane.files import fsync_dir
-from controlplane.history import SlotState
-from controlplane.models import Project
-from controlplane.runslot import slot_code_dir
-from controlplane.settings import Settings
-from controlplane.supervisor import (
+from controlplane.adapters.files import fsync_dir
+from controlplane.adapters.supervisor.client import (
     BAD_NAME,
     ProgramOptions,
     RPCFault,
@@ -27,6 +22,11 @@ from controlplane.supervisor import (
     program_name,
     write_program,
 )
+from controlplane.domain.history import SlotState
+from controlplane.domain.models import Project
+from controlplane.errors import ControlPlaneError
+from controlplane.runslot import slot_code_dir
+from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 

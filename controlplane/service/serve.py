@@ -19,20 +19,8 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
-from controlplane.control import ControlServer
-from controlplane.engine import Engine
-from controlplane.errors import ControlPlaneError, SupervisorError
-from controlplane.events import EventTail
-from controlplane.executor import Executor
-from controlplane.load import Probe, Sampler, supervisor_source
-from controlplane.models import SLOTS
-from controlplane.outbox import Outbox
-from controlplane.poller import Poller
-from controlplane.runslot import slot_code_dir
-from controlplane.service import Service
-from controlplane.settings import Settings
-from controlplane.store import Store
-from controlplane.supervisor import (
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import (
     BAD_NAME,
     ProgramOptions,
     RPCFault,
@@ -46,7 +34,19 @@ from controlplane.supervisor import (
     stale_programs,
     write_program,
 )
-from controlplane.testrun import TestRuns
+from controlplane.adapters.supervisor.events import EventTail
+from controlplane.domain.models import SLOTS
+from controlplane.engine.releases import Engine
+from controlplane.engine.testrun import TestRuns
+from controlplane.errors import ControlPlaneError, SupervisorError
+from controlplane.observe.load import Probe, Sampler, supervisor_source
+from controlplane.runslot import slot_code_dir
+from controlplane.service.control import ControlServer
+from controlplane.service.executor import Executor
+from controlplane.service.facade import Service
+from controlplane.service.outbox import Outbox
+from controlplane.service.poller import Poller
+from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 

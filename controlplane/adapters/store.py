@@ -31,11 +31,11 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from controlplane.adapters.files import fsync_dir
+from controlplane.adapters.secrets import KeyRing, generate_key, write_key_file
+from controlplane.domain.history import CommitRow, Release, SlotState, number_new
+from controlplane.domain.models import SLOTS, Project, validate_slot
 from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError
-from controlplane.files import fsync_dir
-from controlplane.history import CommitRow, Release, SlotState, number_new
-from controlplane.models import SLOTS, Project, validate_slot
-from controlplane.secrets import KeyRing, generate_key, write_key_file
 from controlplane.settings import Settings
 
 KEY_CHECK = "controlplane-key-check"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.errors import ControlPlaneError
-from controlplane.executor import OK, Operation, Progress
+from controlplane.service.executor import OK, Operation, Progress
 
 logger = logging.getLogger(__name__)
 

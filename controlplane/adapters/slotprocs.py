@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.adapters.slotcgroup import MARKER, PROC, read_text, slot_cgroups, slot_id
 from controlplane.settings import Settings
-from controlplane.slotcgroup import MARKER, PROC, read_text, slot_cgroups, slot_id
 
 logger = logging.getLogger(__name__)
 

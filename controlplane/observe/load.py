@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from controlplane.files import write_atomic
-from controlplane.load_cgroup import PROC_SELF, CgroupReading, read_cgroup
-from controlplane.load_docker import docker_figures
-from controlplane.slotprocs import slot_usage
+from controlplane.adapters.cgroupfs import PROC_SELF, CgroupReading, read_cgroup
+from controlplane.adapters.dockerapi import docker_figures
+from controlplane.adapters.files import write_atomic
+from controlplane.adapters.slotprocs import slot_usage
 
 if TYPE_CHECKING:
-    from controlplane.outbox import Outbox
+    from controlplane.adapters.supervisor.client import ProcessInfo
+    from controlplane.service.outbox import Outbox
     from controlplane.settings import Settings
-    from controlplane.supervisor import ProcessInfo
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def supervisor_source(settings: Settings) -> InfoSource:
     """Our slots' programs as supervisord reports them (raises SupervisorError when down)."""
 
     def infos() -> list[ProcessInfo]:
-        from controlplane.supervisor import Supervisor, is_ours
+        from controlplane.adapters.supervisor.client import Supervisor, is_ours
 
         client = Supervisor(settings, timeout=5.0)
         try:

@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from controlplane.history import CommitRow, Release, SlotState
-from controlplane.models import Project, format_interval
-from controlplane.poller import human_duration as duration
-from controlplane.supervisor import ProcessInfo, program_name
+from controlplane.adapters.supervisor.client import ProcessInfo, program_name
+from controlplane.domain.history import CommitRow, Release, SlotState
+from controlplane.domain.models import Project, format_interval
+from controlplane.service.poller import human_duration as duration
 
 if TYPE_CHECKING:
+    from controlplane.adapters.store import Store
     from controlplane.settings import Settings
-    from controlplane.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -215,8 +215,8 @@ def read_events(logs_dir: Path) -> list[dict[str, Any]]:
 
 def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], str | None]:
     """Every program supervisord knows, by name; an empty map and the reason when it is down."""
+    from controlplane.adapters.supervisor.client import Supervisor
     from controlplane.errors import SupervisorError
-    from controlplane.supervisor import Supervisor
 
     try:
         client = Supervisor(settings, timeout=5.0)

@@ -23,9 +23,9 @@ def _print_json(data: Any) -> None:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """status [NAME]: one project in full, or every project one line each."""
     from controlplane import __version__
-    from controlplane.models import validate_name
-    from controlplane.status import format_overview, format_status, gather
-    from controlplane.store import Store
+    from controlplane.adapters.store import Store
+    from controlplane.domain.models import validate_name
+    from controlplane.observe.status import format_overview, format_status, gather
 
     store = Store.open(settings)
     names = [validate_name(args.name)] if args.name else None
@@ -61,10 +61,10 @@ def _which(args: argparse.Namespace) -> str:
 
 def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     """logs NAME [--test] [-n 30] [--stderr|--stdout] [--follow [--for S]]."""
+    from controlplane.adapters.store import Store
+    from controlplane.domain.models import parse_duration, validate_name
     from controlplane.errors import ValidationError
-    from controlplane.logs import format_logs, slot_tail
-    from controlplane.models import parse_duration, validate_name
-    from controlplane.store import Store
+    from controlplane.observe.logs import format_logs, slot_tail
 
     name = validate_name(args.name)
     seconds = None if args.seconds is None else parse_duration(args.seconds, field_name="--for")
@@ -86,7 +86,7 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
 
 def _follow(out_path: str, err_path: str, which: str, seconds: float | None) -> None:
     """Print new lines as they come (stderr's marked 'err|' when both are shown)."""
-    from controlplane.logs import follow
+    from controlplane.observe.logs import follow
 
     paths = [
         Path(p) for p, s in ((out_path, "stdout"), (err_path, "stderr")) if which in (s, "both")
@@ -109,7 +109,7 @@ def _follow(out_path: str, err_path: str, which: str, seconds: float | None) -> 
 
 def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
     """load: CPU, memory, disk, per-project figures, and Docker's when its socket is there."""
-    from controlplane.load import format_load, measure, read_samples
+    from controlplane.observe.load import format_load, measure, read_samples
 
     snap = measure(settings)
     samples = read_samples(settings, since=snap.at - 3600)

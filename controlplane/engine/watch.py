@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controlplane.events import EventTail
-from controlplane.slotprocs import slot_usage
-from controlplane.supervisor import ProcessInfo, Supervisor
+from controlplane.adapters.slotprocs import slot_usage
+from controlplane.adapters.supervisor.client import ProcessInfo, Supervisor
+from controlplane.adapters.supervisor.events import EventTail
 
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
 LAST_LINES = 10

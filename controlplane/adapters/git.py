@@ -35,11 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from controlplane import runner, sshkeys
+from controlplane.adapters import runner, sshkeys
+from controlplane.adapters.files import account_ids, chown_tree
+from controlplane.adapters.secrets import MASK, Redactor
+from controlplane.domain.models import split_credentials
 from controlplane.errors import CommandFailed, ControlPlaneError
-from controlplane.files import account_ids, chown_tree
-from controlplane.models import split_credentials
-from controlplane.secrets import MASK, Redactor
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)

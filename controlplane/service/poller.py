@@ -26,12 +26,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane import git
+from controlplane.adapters import git
+from controlplane.adapters.store import Store
+from controlplane.domain.history import SlotState
+from controlplane.domain.models import Project
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.history import SlotState
-from controlplane.models import Project
-from controlplane.outbox import Outbox
-from controlplane.store import Store
+from controlplane.service.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from controlplane import git, runner
+from controlplane.adapters import git, runner
+from controlplane.adapters.files import chown_tree
 from controlplane.errors import CommandFailed, ControlPlaneError
-from controlplane.files import chown_tree
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ def follow(
     settings: Settings, op: str, project: str | None, args: dict[str, Any], *, detach: bool = False
 ) -> int:
     """Send a request to serve, print its progress, return the exit status."""
-    from controlplane.control import request
+    from controlplane.service.control import request
 
     def show(event: dict[str, Any]) -> None:
         text = str(event.get("text", ""))
@@ -76,8 +76,8 @@ def cmd_extend(settings: Settings, args: argparse.Namespace) -> int:
 
 def history_rows(settings: Settings, name: str) -> list[dict[str, Any]]:
     """Numbered commits, newest first, with what became of each."""
-    from controlplane.models import validate_name
-    from controlplane.store import Store
+    from controlplane.adapters.store import Store
+    from controlplane.domain.models import validate_name
 
     store = Store.open(settings)
     validate_name(name)

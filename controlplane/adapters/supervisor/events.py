@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from controlplane.adapters.supervisor.client import ProcessInfo, Supervisor, is_ours
 from controlplane.errors import SupervisorError
 from controlplane.settings import Settings
-from controlplane.supervisor import ProcessInfo, Supervisor, is_ours
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from controlplane.errors import ControlPlaneError, ValidationError
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
-    from controlplane.models import Project
-    from controlplane.store import Store
+    from controlplane.adapters.store import Store
+    from controlplane.domain.models import Project
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 EXIT_BAD_INPUT = 2
@@ -33,7 +33,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _open_store(settings: Settings) -> Store:
-    from controlplane.store import Store
+    from controlplane.adapters.store import Store
 
     return Store.open(settings)
 
@@ -48,7 +48,7 @@ def _project_json(project: Project) -> dict[str, Any]:
 
 
 def _describe(project: Project) -> str:
-    from controlplane.models import format_interval
+    from controlplane.domain.models import format_interval
 
     rows = [
         ("name", project.name),
@@ -71,7 +71,7 @@ def _describe(project: Project) -> str:
 
 def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
     """Add a project."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     added = ops.add_project(
         settings,
@@ -95,8 +95,8 @@ def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
     """Add a third-party repository as a project under $DATA/apps/NAME and deploy it."""
-    from controlplane import ops
-    from controlplane.cli_ops import follow
+    from controlplane.cli.ops import follow
+    from controlplane.service import ops
 
     name = args.name or ops.launch_name(args.url)
     path = args.path or str(settings.apps_dir / name)
@@ -121,7 +121,7 @@ def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
     """List projects."""
-    from controlplane.models import format_interval
+    from controlplane.domain.models import format_interval
 
     projects = _open_store(settings).list_projects()
     text = (
@@ -136,7 +136,7 @@ def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_show(settings: Settings, args: argparse.Namespace) -> int:
     """Show one project."""
-    from controlplane.models import validate_name
+    from controlplane.domain.models import validate_name
 
     project = _open_store(settings).get_project(validate_name(args.name))
     return _emit(args, _project_json(project), _describe(project))
@@ -144,7 +144,7 @@ def cmd_project_show(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_remove(settings: Settings, args: argparse.Namespace) -> int:
     """Remove a project."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     project = ops.remove_project(settings, _open_store(settings), args.name)
     print(f"removed {project.name}; files in {project.path} that were not ours are untouched")
@@ -153,7 +153,7 @@ def cmd_project_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_key(settings: Settings, args: argparse.Namespace) -> int:
     """Show, make or drop a project's ssh deploy key; show or forget its pinned hosts."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     store = _open_store(settings)
     if args.forget_hosts:
@@ -182,7 +182,7 @@ def cmd_project_key(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
     """Change one project setting."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     project = ops.set_setting(_open_store(settings), args.name, args.key, args.value)
     return _emit(args, _project_json(project), _describe(project))
@@ -197,7 +197,7 @@ def _slot(args: argparse.Namespace) -> str:
 
 def cmd_env_set(settings: Settings, args: argparse.Namespace) -> int:
     """Set variables."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     names = ops.env_set(_open_store(settings), args.name, _slot(args), args.assignments)
     print(f"set {', '.join(names)} for {args.name} {_slot(args)}")
@@ -206,7 +206,7 @@ def cmd_env_set(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_env_unset(settings: Settings, args: argparse.Namespace) -> int:
     """Remove variables."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     names = ops.env_unset(_open_store(settings), args.name, _slot(args), args.keys)
     print(f"removed {', '.join(names)} from {args.name} {_slot(args)}")
@@ -215,7 +215,7 @@ def cmd_env_unset(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_env_list(settings: Settings, args: argparse.Namespace) -> int:
     """List variables, masked."""
-    from controlplane import ops
+    from controlplane.service import ops
 
     rows = ops.env_list(_open_store(settings), args.name, _slot(args), reveal=args.reveal)
     text = "\n".join(f"{k}={v}" for k, v in rows) or f"no variables for {args.name} {_slot(args)}"
@@ -224,8 +224,8 @@ def cmd_env_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
     """Set the poll interval."""
-    from controlplane import ops
-    from controlplane.models import format_interval
+    from controlplane.domain.models import format_interval
+    from controlplane.service import ops
 
     project = ops.set_poll(_open_store(settings), args.name, args.interval)
     print(f"{project.name}: poll {format_interval(project.poll)}")
@@ -237,7 +237,7 @@ def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_key_generate(settings: Settings, args: argparse.Namespace) -> int:
     """Print a new key (for CONTROLPLANE_KEY)."""
-    from controlplane.secrets import generate_key
+    from controlplane.adapters.secrets import generate_key
 
     print(generate_key())
     return 0
@@ -259,8 +259,8 @@ def cmd_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
     """Put the last good copy of the store back."""
-    from controlplane.secrets import KeyRing
-    from controlplane.store import Store
+    from controlplane.adapters.secrets import KeyRing
+    from controlplane.adapters.store import Store
 
     backup = Store(settings, KeyRing.load(settings)).restore_backup()
     print(f"restored {settings.store_path} from {backup}")
@@ -272,7 +272,7 @@ def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """Render supervisord.conf and exec supervisord."""
-    from controlplane import supervisor
+    from controlplane.adapters.supervisor import client as supervisor
 
     supervisor.write_supervisord_conf(settings)
     supervisor.exec_supervisord(settings)
@@ -280,7 +280,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """The long-running control plane."""
-    from controlplane import serve
+    from controlplane.service import serve
 
     return serve.main(settings)
 
@@ -294,7 +294,7 @@ def cmd_run_slot(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     """supervisord event listener (supervisord runs this)."""
-    from controlplane import events
+    from controlplane.adapters.supervisor import events
 
     return events.main(settings)
 
@@ -380,7 +380,7 @@ def build_parser() -> Parser:
     _add(sub, "events", cmd_events, "supervisord event listener (supervisord runs it)")
     _project_commands(sub)
     _env_commands(sub)
-    from controlplane.cli_ops import add_op_commands
+    from controlplane.cli.ops import add_op_commands
 
     add_op_commands(sub, _add)
     launch = _add(sub, "launch", cmd_launch, "run a third-party repository (test or prod)")
@@ -394,7 +394,7 @@ def build_parser() -> Parser:
     poll = _add(sub, "poll", cmd_poll, "set how often to poll: off, 1m, 5m, 15m, 1h, 6h, 24h")
     poll.add_argument("name")
     poll.add_argument("interval")
-    from controlplane.cli_observe import add_observe_commands
+    from controlplane.cli.observe import add_observe_commands
 
     add_observe_commands(sub, _add)
     key = sub.add_parser("key", help="the master key: generate, rotate")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from controlplane.store import OUTBOX, Store
+from controlplane.adapters.store import OUTBOX, Store
 
 logger = logging.getLogger(__name__)
 

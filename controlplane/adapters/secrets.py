@@ -18,8 +18,8 @@ from urllib.parse import quote, quote_plus
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from controlplane.adapters.files import write_atomic
 from controlplane.errors import KeyringError
-from controlplane.files import write_atomic
 from controlplane.settings import Settings
 
 MIN_REDACT_LEN = 4

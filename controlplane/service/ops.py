@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controlplane import sshkeys
-from controlplane.errors import AlreadyExists, NotFound, ValidationError
-from controlplane.history import CommitRow
-from controlplane.models import (
+from controlplane.adapters import sshkeys
+from controlplane.adapters.secrets import mask
+from controlplane.adapters.store import Store
+from controlplane.domain.history import CommitRow
+from controlplane.domain.models import (
     SLOTS,
     Project,
     convert_setting,
@@ -29,12 +30,11 @@ from controlplane.models import (
     validate_slot,
     validate_var_name,
 )
-from controlplane.secrets import mask
+from controlplane.errors import AlreadyExists, NotFound, ValidationError
 from controlplane.settings import Settings
-from controlplane.store import Store
 
 if TYPE_CHECKING:
-    from controlplane import git
+    from controlplane.adapters import git
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def add_project(
         raise AlreadyExists(f"project {name} exists already; `controlplane project show {name}`")
     check_folder_free(folder, settings, store, name)
     if check_remote:
-        from controlplane import git
+        from controlplane.adapters import git
 
         # reachable, the credentials or deploy key accepted, the branch there
         git.ls_remote(
@@ -128,8 +128,8 @@ def add_project(
 def number_commits(settings: Settings, store: Store, name: str) -> CommitRow:
     """Fetch a newly added project and number its last 20 commits; on failure the project
     is removed again (nothing half-added) and git's reason is raised."""
-    from controlplane.engine import Engine, Quiet
-    from controlplane.outbox import Outbox
+    from controlplane.engine.releases import Engine, Quiet
+    from controlplane.service.outbox import Outbox
 
     engine = Engine(settings, store, Outbox(store))
     project = store.get_project(name)
@@ -145,7 +145,7 @@ def number_commits(settings: Settings, store: Store, name: str) -> CommitRow:
 def git_access(settings: Settings, store: Store, name: str) -> git.Access:
     """git as its user, with the name's pinned hosts and deploy key (one may be made before
     the project is added)."""
-    from controlplane import git
+    from controlplane.adapters import git
 
     return git.Access(
         user=git.git_user(settings),
@@ -187,7 +187,7 @@ def forget_hosts(settings: Settings, name: str) -> None:
 
 def default_branch(settings: Settings, repo: str) -> str:
     """A third-party repository's branch: main, else master, else the only one."""
-    from controlplane import git
+    from controlplane.adapters import git
 
     url = validate_repo_url(repo, allow_file=settings.allow_file_urls)
     heads = git.ls_remote_heads(
@@ -242,10 +242,10 @@ def apply_variables(settings: Settings, store: Store, name: str) -> list[str]:
     """Rewrite the project's program files so that the slots whose variables changed
     restart now (their files carry the variables' revision, never the values); nothing
     happens while supervisord is down: serve applies them when it starts."""
+    from controlplane.adapters.supervisor.client import Supervisor, write_program
     from controlplane.errors import SupervisorError
     from controlplane.runslot import slot_code_dir
-    from controlplane.serve import slot_options
-    from controlplane.supervisor import Supervisor, write_program
+    from controlplane.service.serve import slot_options
 
     project = store.get_project(name)
     if not settings.supervisor_sock.exists():
@@ -291,8 +291,8 @@ def env_list(store: Store, name: str, slot: str, *, reveal: bool = False) -> lis
 def remove_project(settings: Settings, store: Store, name: str) -> Project:
     """Remove a project: its programs stop and go, its prod link, releases, mirror, data
     folders and history go; files we did not put in its folder stay."""
+    from controlplane.adapters.supervisor.client import Supervisor, remove_program
     from controlplane.errors import SupervisorError
-    from controlplane.supervisor import Supervisor, remove_program
 
     project = store.get_project(validate_name(name))
     busy = (store.state(name).op or {}).get("op")
@@ -309,7 +309,7 @@ def remove_project(settings: Settings, store: Store, name: str) -> Project:
             pass  # supervisord is down: the files are gone, so it will not start them
         finally:
             client.close()
-    from controlplane.slotprocs import end
+    from controlplane.adapters.slotprocs import end
 
     for slot in SLOTS:  # also with supervisord down: what escaped its stop ends here
         end(settings, name, slot)

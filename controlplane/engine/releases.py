@@ -19,17 +19,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from controlplane import build, git, sshkeys
+from controlplane.adapters import git, sshkeys
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import Supervisor, program_name, slot_logs
+from controlplane.domain.history import (
+    INITIAL_NUMBERED,
+    CommitRow,
+    Release,
+    SlotState,
+    find,
+    to_prune,
+)
+from controlplane.domain.models import Project
+from controlplane.engine import build
+from controlplane.engine.slots import apply_slot, link_target, start_slot, switch_link
+from controlplane.engine.watch import Evidence, Watcher, crash_looping
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.history import INITIAL_NUMBERED, CommitRow, Release, SlotState, find, to_prune
-from controlplane.models import Project
-from controlplane.outbox import Outbox
 from controlplane.runslot import slot_code_dir
+from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
-from controlplane.slots import apply_slot, link_target, start_slot, switch_link
-from controlplane.store import Store
-from controlplane.supervisor import Supervisor, program_name, slot_logs
-from controlplane.watch import Evidence, Watcher, crash_looping
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlplane.adapters.supervisor.client import program_name, slot_logs
 from controlplane.settings import Settings
-from controlplane.supervisor import program_name, slot_logs
 
 logger = logging.getLogger(__name__)
 

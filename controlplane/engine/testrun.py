@@ -14,16 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controlplane import build, runner
-from controlplane.engine import Engine, Reporter
+from controlplane.adapters import runner
+from controlplane.adapters.secrets import Redactor
+from controlplane.adapters.supervisor.client import program_name, remove_program, slot_logs
+from controlplane.domain.history import CommitRow, find
+from controlplane.domain.models import Project
+from controlplane.engine import build
+from controlplane.engine.releases import Engine, Reporter
+from controlplane.engine.slots import apply_slot, remove_link, start_slot, switch_link
+from controlplane.engine.watch import Evidence, Watcher, judge
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
-from controlplane.history import CommitRow, find
-from controlplane.models import Project
 from controlplane.runslot import app_env, base_env, lookup_account, slot_data_dir
-from controlplane.secrets import Redactor
-from controlplane.slots import apply_slot, remove_link, start_slot, switch_link
-from controlplane.supervisor import program_name, remove_program, slot_logs
-from controlplane.watch import Evidence, Watcher, judge
 
 CHECK_TIMEOUT = 600.0
 CARD_EVERY = 2.0

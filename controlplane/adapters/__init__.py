@@ -1,0 +1,3 @@
+"""One side effect each: subprocesses, files, git, secrets, the store, supervisord,
+processes and cgroups.
+"""

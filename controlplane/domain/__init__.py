@@ -1,0 +1,1 @@
+"""Plain data and pure decisions: no file, process, network or clock of its own."""

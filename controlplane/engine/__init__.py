@@ -1,0 +1,1 @@
+"""Release work: builds, releases, test runs, slots and the watch of a running slot."""

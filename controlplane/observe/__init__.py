@@ -1,0 +1,1 @@
+"""Status, logs and load: what the admin reads about projects and the box."""
