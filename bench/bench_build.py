@@ -13,6 +13,7 @@ from pathlib import Path
 
 from controlplane.adapters import git
 from controlplane.engine import build
+from controlplane.layout import release_in
 from tests.fixtures_repos import make_wheel, sh_git
 
 
@@ -47,7 +48,7 @@ def main(rounds: int = 3) -> None:
             for _ in range(rounds):
                 n += 1
                 result = build.build_release(
-                    dest=build.release_dir(root / "releases", n, sha),
+                    dest=release_in(root / "releases", n, sha),
                     mirror=mirror,
                     sha=sha,
                     python="/usr/bin/python3",

@@ -1,4 +1,7 @@
-"""Environment → one frozen Settings object; platform detection; the data directory layout."""
+"""Environment → one frozen Settings object; platform detection.
+
+The data directory's paths are named in controlplane.layout (`settings.layout`).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from controlplane.errors import SettingsError
+from controlplane.layout import Layout
 
 DEFAULT_API_URL = "https://api.telegram.org"
 LANGS = ("en", "ru")
@@ -174,57 +179,58 @@ class Settings:
             ]
         return []
 
-    # The data directory layout (design §3); one place names every path.
+    @cached_property
+    def layout(self) -> Layout:
+        """Every path under the data directory (controlplane.layout)."""
+        return Layout(self.data_dir)
+
+    # Thin delegates to the layout, for the paths most call sites use.
     @property
     def store_path(self) -> Path:
-        return self.data_dir / "store.json"
+        return self.layout.store
 
     @property
     def key_path(self) -> Path:
-        return self.data_dir / "secret.key"
+        return self.layout.key
 
     @property
     def supervisord_conf(self) -> Path:
-        return self.data_dir / "supervisord.conf"
+        return self.layout.supervisord_conf
 
     @property
     def supervisor_dir(self) -> Path:
-        return self.data_dir / "supervisor"
+        return self.layout.supervisor_dir
 
     @property
     def confd(self) -> Path:
-        return self.supervisor_dir / "conf.d"
+        return self.layout.confd
 
     @property
     def supervisor_sock(self) -> Path:
-        return self.supervisor_dir / "supervisor.sock"
+        return self.layout.supervisor_sock
 
     @property
     def supervisor_auth(self) -> Path:
-        return self.supervisor_dir / "auth"
+        return self.layout.supervisor_auth
 
     @property
     def control_sock(self) -> Path:
-        return self.data_dir / "controlplane.sock"
+        return self.layout.control_sock
 
     @property
     def logs_dir(self) -> Path:
-        return self.data_dir / "logs"
+        return self.layout.logs_dir
 
     @property
     def projects_dir(self) -> Path:
-        return self.data_dir / "projects"
+        return self.layout.projects_dir
 
     @property
     def apps_dir(self) -> Path:
-        return self.data_dir / "apps"
+        return self.layout.apps_dir
 
     def project_dir(self, name: str) -> Path:
-        return self.projects_dir / name
+        return self.layout.project_dir(name)
 
     def known_hosts(self, name: str) -> Path:
-        """The project's pinned ssh host keys (in a folder git's user owns)."""
-        return self.project_dir(name) / "ssh" / "known_hosts"
-
-    def slot_log(self, name: str, slot: str) -> Path:
-        return self.logs_dir / f"{name}-{slot}.log"
+        return self.layout.known_hosts(name)

@@ -135,9 +135,7 @@ class Served:
         assert state.prod is not None
         release = store.release("shop", state.prod)
         assert release is not None and release.state == "ready", release
-        dest = build.release_dir(
-            self.settings.project_dir("shop") / "releases", release.n, release.sha
-        )
+        dest = self.settings.layout.release_dir("shop", release.n, release.sha)
         assert build.is_ready(dest), f"prod's release {dest} is not whole on disk"
         assert Path(os.path.realpath(self.live)) == dest.resolve(), (
             f"prod link {os.path.realpath(self.live)} is not the store's #{release.n}"

@@ -17,6 +17,7 @@ import pytest
 
 from controlplane.adapters import git
 from controlplane.engine import build
+from controlplane.layout import ready_marker, release_in
 from tests.fixtures_repos import (  # noqa: F401
     Origin,
     origin_fixture,
@@ -63,7 +64,7 @@ class Project:
 
     def build(self, sha: str, env: dict[str, str], **kwargs: object) -> build.BuildResult:
         return build.build_release(
-            dest=build.release_dir(self.releases, 1, sha),
+            dest=release_in(self.releases, 1, sha),
             mirror=self.mirror,
             sha=sha,
             python="/usr/bin/python3",
@@ -192,7 +193,7 @@ def test_cancel_kills_the_running_step(
         while time.monotonic() < deadline and not seen:
             procs = [
                 p
-                for p in processes_in(build.release_dir(project.releases, 1, sha))
+                for p in processes_in(release_in(project.releases, 1, sha))
                 if STEP_COMMAND[installer] in p
             ]
             if procs:
@@ -218,7 +219,7 @@ def test_preflight_refuses_a_missing_interpreter_and_a_missing_commit(
 ) -> None:
     sha = project.commit({"main.py": ""})
     result = build.build_release(
-        dest=build.release_dir(project.releases, 1, sha),
+        dest=release_in(project.releases, 1, sha),
         mirror=project.mirror,
         sha=sha,
         python=str(tmp_path / "no-python"),
@@ -250,7 +251,7 @@ def test_a_ready_release_is_never_rebuilt_and_leftovers_are_cleaned(
     assert removed == [half, orphan]
     assert build.is_ready(result.dest)
     build.remove_release(result.dest)
-    assert not result.dest.exists() and not build.marker(result.dest).exists()
+    assert not result.dest.exists() and not ready_marker(result.dest).exists()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="running as another user needs root")
@@ -271,7 +272,7 @@ def test_run_as_user_can_use_the_release_and_unreachable_folders_are_refused(
         for path in public.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)
         result = build.build_release(
-            dest=build.release_dir(public / "releases", 1, sha),
+            dest=release_in(public / "releases", 1, sha),
             mirror=project.mirror,
             sha=sha,
             python="/usr/bin/python3",

@@ -16,10 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from controlplane.adapters.slotcgroup import MARKER, box_tag, slot_cgroups, slot_id
+from controlplane.adapters.slotcgroup import box_tag, slot_cgroups, slot_id
 from controlplane.adapters.slotprocs import end, usage
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import write_program
+from controlplane.domain.appenv import MARKER
 from controlplane.domain.history import CommitRow
 from controlplane.errors import ValidationError
 from controlplane.observe.load import Probe, format_load, supervisor_source

@@ -10,17 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.adapters.account import UnknownUser, lookup_account
 from controlplane.adapters.store import Store
+from controlplane.domain.appenv import Account, app_env, base_env
 from controlplane.domain.models import Project
-from controlplane.runslot import (
-    Account,
-    RunSlotError,
-    app_env,
-    base_env,
-    lookup_account,
-    slot_code_dir,
-    slot_python,
-)
+from controlplane.runslot import slot_python
 from controlplane.settings import Settings
 
 HEAVY = ("telegram", "docker", "git", "jinja2", "supervisor", "psutil", "httpx")
@@ -46,8 +40,8 @@ def test_base_env_is_minimal_and_wins_over_variables(tmp_path: Path) -> None:
 def test_slot_folders_and_python(tmp_path: Path) -> None:
     settings = settings_at(tmp_path / "data")
     project = Project(name="shop", repo="https://example.com/x.git", path="/srv/shop")
-    assert slot_code_dir(settings, project, "prod") == Path("/srv/shop")
-    assert slot_code_dir(settings, project, "test") == tmp_path / "data/projects/shop/test"
+    assert settings.layout.slot_code(project, "prod") == Path("/srv/shop")
+    assert settings.layout.slot_code(project, "test") == tmp_path / "data/projects/shop/test"
     assert slot_python(settings, tmp_path) == "/usr/bin/python3"
     venv = tmp_path / ".venv" / "bin"
     venv.mkdir(parents=True)
@@ -56,7 +50,7 @@ def test_slot_folders_and_python(tmp_path: Path) -> None:
 
 
 def test_unknown_run_as_user_is_refused() -> None:
-    with pytest.raises(RunSlotError, match="does not exist"):
+    with pytest.raises(UnknownUser, match="does not exist"):
         lookup_account("no-such-user-here")
 
 
@@ -65,8 +59,8 @@ def run_cli(data: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], f
     env.update(CONTROLPLANE_DATA_DIR=str(data), CONTROLPLANE_PYTHON="/usr/bin/python3")
     code = (
         "import sys\n"
-        "from controlplane import cli\n"
-        "status = cli.main(sys.argv[1:])\n"
+        "from controlplane.cli.main import main\n"
+        "status = main(sys.argv[1:])\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
         "print('HEAVY', heavy)\n"
         "sys.exit(status)\n"

@@ -7,9 +7,10 @@ A reader (or a restart after a kill) sees either the old content or the new, nev
 from __future__ import annotations
 
 import os
-import pwd
 import tempfile
 from pathlib import Path
+
+from controlplane.adapters.account import account_ids
 
 
 def fsync_dir(path: Path) -> None:
@@ -37,14 +38,6 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> Path:
         raise
     fsync_dir(path.parent)
     return path
-
-
-def account_ids(user: str | None) -> tuple[int, int]:
-    """(uid, gid) of `user`, or of this process for None."""
-    if user is None:
-        return os.getuid(), os.getgid()
-    pw = pwd.getpwnam(user)
-    return pw.pw_uid, pw.pw_gid
 
 
 def chown_tree(root: Path, user: str | None) -> None:

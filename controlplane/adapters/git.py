@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import IO
 
 from controlplane.adapters import runner, sshkeys
-from controlplane.adapters.files import account_ids, chown_tree
+from controlplane.adapters.account import account_ids
+from controlplane.adapters.files import chown_tree
 from controlplane.adapters.secrets import MASK, Redactor
 from controlplane.domain.models import split_credentials
 from controlplane.errors import CommandFailed, ControlPlaneError

@@ -1,8 +1,8 @@
 """A slot's marks that survive setsid(): its cgroup and the marker in its environment.
 
-run-slot calls `join()` (still root) and puts `MARKER=slot_id(...)` into the app's
-environment; controlplane.slotprocs finds, measures and ends the processes so marked.
-This module is on the restart path: it imports only what run-slot has loaded already.
+run-slot calls `join()` (still root) and puts `slot_id(...)` into the app's environment
+(as domain.appenv.MARKER); adapters.slotprocs finds, measures and ends the processes so
+marked. This module is on the restart path: it imports only what run-slot has loaded already.
 
 The slot's cgroup is `controlplane-TAG/NAME-SLOT` below supervisord's cgroup (run-slot
 is its child, so its own cgroup is the same); TAG is a hash of the data dir, so two boxes
@@ -19,7 +19,6 @@ import re
 import zlib
 from pathlib import Path
 
-MARKER = "CONTROLPLANE_SLOT_ID"
 PROC = Path("/proc")
 TAG_PREFIX = "controlplane-"
 TAG_RE = re.compile(TAG_PREFIX + "[0-9a-f]{16}")

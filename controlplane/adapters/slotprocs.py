@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.adapters.slotcgroup import MARKER, PROC, read_text, slot_cgroups, slot_id
+from controlplane.adapters.slotcgroup import PROC, read_text, slot_cgroups, slot_id
+from controlplane.domain.appenv import MARKER
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class Slot:
             name=name,
             slot=slot,
             uid=run_as_uid(settings.run_as),
-            supervisord=_supervisord_pid(settings.supervisor_dir / "supervisord.pid"),
+            supervisord=_supervisord_pid(settings.layout.supervisord_pid),
         )
 
     def cgroups(self) -> list[Path]:

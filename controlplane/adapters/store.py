@@ -137,9 +137,9 @@ class Store:
         self.keyring = keyring
         self.path = settings.store_path
         self._storage = AtomicJSONStorage(str(self.path))
-        self._shards_dir = settings.data_dir / "store.d"
+        self._shards_dir = settings.layout.store_shards
         self._shards: dict[str, AtomicJSONStorage] = {}
-        self._lock_path = settings.data_dir / "store.lock"
+        self._lock_path = settings.layout.store_lock
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._lock_fd: int | None = None
@@ -166,9 +166,9 @@ class Store:
         if storage is None:
             kind, _, name = shard.partition(":")
             if kind == OUTBOX and not name:
-                path = self._shards_dir / "outbox.json"
+                path = self.settings.layout.outbox_store
             elif kind == "project" and name and "/" not in name and not name.startswith("."):
-                path = self._shards_dir / "projects" / f"{name}.json"
+                path = self.settings.layout.project_store(name)
             else:
                 raise StoreError(f"no store file for {shard!r}")
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -99,7 +99,7 @@ def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
     from controlplane.service import ops
 
     name = args.name or ops.launch_name(args.url)
-    path = args.path or str(settings.apps_dir / name)
+    path = args.path or str(settings.layout.app_folder(name))
     branch = args.branch or ops.default_branch(settings, args.url)
     store = _open_store(settings)
     added = ops.add_project(

@@ -32,11 +32,11 @@ from typing import IO, Literal
 from controlplane.adapters import git, runner
 from controlplane.adapters.files import chown_tree
 from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.layout import READY_SUFFIX, ready_marker, venv_python
 
 logger = logging.getLogger(__name__)
 
 CHAT_LINES = 30
-READY_SUFFIX = ".ready"
 SECRET_MIN_LEN = 6
 Installer = Literal["auto", "uv", "pip"]
 # Checks, as the run-as user, that the interpreter runs and the releases folder is reachable.
@@ -112,27 +112,14 @@ def tail(text: str, lines: int = CHAT_LINES) -> tuple[list[str], int]:
     return rows[-lines:], len(rows) - lines
 
 
-def release_dir(releases: Path, number: int, sha: str) -> Path:
-    """releases/<n>-<sha7>: where commit #n's release lives."""
-    return releases / f"{number}-{sha[:7]}"
-
-
-def venv_python(dest: Path) -> Path:
-    return dest / ".venv" / "bin" / "python"
-
-
-def marker(dest: Path) -> Path:
-    return dest.with_name(dest.name + READY_SUFFIX)
-
-
 def is_ready(dest: Path) -> bool:
     """A release is usable only when its folder and its marker both exist."""
-    return dest.is_dir() and marker(dest).is_file()
+    return dest.is_dir() and ready_marker(dest).is_file()
 
 
 def remove_release(dest: Path) -> None:
     """Delete a release: the marker first, so a half-deleted folder never looks ready."""
-    marker(dest).unlink(missing_ok=True)
+    ready_marker(dest).unlink(missing_ok=True)
     shutil.rmtree(dest, ignore_errors=True)
 
 
@@ -145,7 +132,7 @@ def clean_leftovers(releases: Path) -> list[Path]:
     if not releases.is_dir():
         return removed
     for entry in sorted(releases.iterdir()):
-        if entry.is_dir() and not entry.is_symlink() and not marker(entry).is_file():
+        if entry.is_dir() and not entry.is_symlink() and not ready_marker(entry).is_file():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
         elif entry.name.endswith(READY_SUFFIX) and not entry.with_suffix("").is_dir():
@@ -406,9 +393,9 @@ def _finish(b: _Build, installer: str) -> None:
         chown_tree(b.dest, None)  # the app (the run-as user) must not change its release
     make_readable(b.dest)
     info = {"sha": b.sha, "installer": installer, "built": time.time()}
-    tmp = marker(b.dest).with_suffix(".tmp")
+    tmp = ready_marker(b.dest).with_suffix(".tmp")
     tmp.write_text(json.dumps(info) + "\n")
-    os.replace(tmp, marker(b.dest))
+    os.replace(tmp, ready_marker(b.dest))
 
 
 def _prepare(dest: Path, log_path: Path, installer: Installer) -> str | None:
@@ -418,7 +405,7 @@ def _prepare(dest: Path, log_path: Path, installer: Installer) -> str | None:
         raise BuildError("uv was asked for but is not installed")
     if is_ready(dest):
         raise BuildError(f"release {dest.name} is built already; remove it to build it again")
-    if dest.exists() or marker(dest).exists():
+    if dest.exists() or ready_marker(dest).exists():
         remove_release(dest)  # a leftover of a build that never finished
     dest.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)

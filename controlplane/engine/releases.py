@@ -35,7 +35,6 @@ from controlplane.engine import build
 from controlplane.engine.slots import apply_slot, link_target, start_slot, switch_link
 from controlplane.engine.watch import Evidence, Watcher, crash_looping
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.runslot import slot_code_dir
 from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
 
@@ -143,13 +142,13 @@ class Engine:
     # -- paths --------------------------------------------------------------------------
 
     def releases_dir(self, name: str) -> Path:
-        return self.settings.project_dir(name) / "releases"
+        return self.settings.layout.releases_dir(name)
 
     def mirror(self, name: str) -> Path:
-        return self.settings.project_dir(name) / "mirror.git"
+        return self.settings.layout.mirror(name)
 
     def release_path(self, name: str, n: int, sha: str) -> Path:
-        return build.release_dir(self.releases_dir(name), n, sha)
+        return self.settings.layout.release_dir(name, n, sha)
 
     def remote(self, project: Project) -> git.Remote:
         return git.Remote(project.repo, self.store.repo_auth(project.name))
@@ -252,7 +251,7 @@ class Engine:
                 python=self.settings.python,
                 env=env,
                 log_path=self._build_log(project.name, commit.n),
-                cache_dir=self.settings.data_dir / "cache",
+                cache_dir=self.settings.layout.cache_dir,
                 cancel=op.cancel,
                 timeouts=self.timeouts,
                 run_as=self.settings.run_as,
@@ -261,7 +260,7 @@ class Engine:
         return self._record_build(project, release, result, op)
 
     def _build_log(self, name: str, n: int) -> Path:
-        return self.settings.logs_dir / "builds" / f"{name}-{n}.log"
+        return self.settings.layout.build_log(name, n)
 
     @contextmanager
     def _build_slot(self, op: Reporter) -> Iterator[None]:
@@ -374,7 +373,7 @@ class Engine:
                 client,
                 program_name(project.name, slot),
                 slot_logs(self.settings, project.name, slot),
-                self.settings.logs_dir / "events.jsonl",
+                self.settings.layout.events_log,
             )
             deadline = time.monotonic() + seconds
             while True:
@@ -438,7 +437,7 @@ class Engine:
         project = self.store.get_project(name)
         if (
             self.store.state(name).release(slot) is None
-            and not slot_code_dir(self.settings, project, slot).is_dir()
+            and not self.settings.layout.slot_code(project, slot).is_dir()
         ):
             raise NotFound(f"{name} has no {slot} release yet; deploy one first")
 
@@ -541,7 +540,7 @@ class Engine:
         """Prod and test links point where the store says (releases still on disk)."""
         for slot, link in (
             ("prod", Path(project.path)),
-            ("test", self.settings.project_dir(project.name) / "test"),
+            ("test", self.settings.layout.test_link(project.name)),
         ):
             n = state.release(slot)
             release = self.store.release(project.name, n) if n is not None else None

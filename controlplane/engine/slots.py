@@ -25,7 +25,6 @@ from controlplane.adapters.supervisor.client import (
 from controlplane.domain.history import SlotState
 from controlplane.domain.models import Project
 from controlplane.errors import ControlPlaneError
-from controlplane.runslot import slot_code_dir
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def apply_slot(
     """Make supervisord's program for a slot match the store: file, autostart, applied.
     True when supervisord (re)made the slot's group, which starts it when autostart is on."""
     changed = False
-    if slot_code_dir(settings, project, slot).exists() or state.release(slot) is not None:
+    if settings.layout.slot_code(project, slot).exists() or state.release(slot) is not None:
         options = ProgramOptions(autostart=state.running(slot))
         changed = write_program(settings, project, slot, options=options)
     if not changed and known(client, program_name(project.name, slot)):

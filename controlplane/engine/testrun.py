@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.adapters import runner
+from controlplane.adapters.account import lookup_account
 from controlplane.adapters.secrets import Redactor
 from controlplane.adapters.supervisor.client import program_name, remove_program, slot_logs
+from controlplane.domain.appenv import app_env, base_env
 from controlplane.domain.history import CommitRow, find
 from controlplane.domain.models import Project
 from controlplane.engine import build
@@ -24,7 +26,7 @@ from controlplane.engine.releases import Engine, Reporter
 from controlplane.engine.slots import apply_slot, remove_link, start_slot, switch_link
 from controlplane.engine.watch import Evidence, Watcher, judge
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
-from controlplane.runslot import app_env, base_env, lookup_account, slot_data_dir
+from controlplane.layout import venv_python
 
 CHECK_TIMEOUT = 600.0
 CARD_EVERY = 2.0
@@ -67,7 +69,7 @@ class TestRuns:
 
     def _start(self, project: Project, commit: CommitRow, dest: Path, duration: float) -> None:
         name = project.name
-        switch_link(self.settings.project_dir(name) / "test", dest)
+        switch_link(self.settings.layout.test_link(name), dest)
         run = {"n": commit.n, "started": time.time(), "duration": duration}
         state = self.store.update_state(name, test=commit.n, test_running=True, test_run=run)
         client = self.engine.supervisor()
@@ -86,7 +88,7 @@ class TestRuns:
             client,
             program_name(name, "test"),
             slot_logs(self.settings, name, "test"),
-            self.settings.logs_dir / "events.jsonl",
+            self.settings.layout.events_log,
         )
         last_card = 0.0
         redact = Redactor(self.store.slot_env(name, "test").values())
@@ -158,13 +160,13 @@ class TestRuns:
         assert project.check is not None
         op.step(f"check: {project.check}")
         account = lookup_account(self.settings.run_as)
-        python = str(build.venv_python(dest))
+        python = str(venv_python(dest))
         variables = self.store.slot_env(project.name, "test")
         env = app_env(
             base_env(
                 account,
                 python=python,
-                data_dir=slot_data_dir(self.settings, project.name, "test"),
+                data_dir=self.settings.layout.slot_data(project.name, "test"),
                 slot="test",
             ),
             variables,
@@ -239,7 +241,7 @@ class TestRuns:
             client.apply()
         finally:
             client.close()
-        remove_link(self.settings.project_dir(name) / "test")
+        remove_link(self.settings.layout.test_link(name))
         self.store.update_state(name, test=None, test_running=False, test_run=None)
         op.step("test slot stopped and cleared")
         self.engine.outbox.publish(

@@ -92,11 +92,14 @@ def tree_bytes(folder: Path, seen: set[tuple[int, int]]) -> int:
 def disk_parts(settings: Settings) -> dict[str, int]:
     """What releases, logs and caches take (releases first: venvs hard-link the cache)."""
     seen: set[tuple[int, int]] = set()
-    releases = sum(tree_bytes(p / "releases", seen) for p in _subdirs(settings.projects_dir))
+    layout = settings.layout
+    releases = sum(
+        tree_bytes(layout.releases_dir(p.name), seen) for p in _subdirs(layout.projects_dir)
+    )
     return {
         "releases": releases,
-        "logs": tree_bytes(settings.logs_dir, seen),
-        "cache": tree_bytes(settings.data_dir / "cache", seen),
+        "logs": tree_bytes(layout.logs_dir, seen),
+        "cache": tree_bytes(layout.cache_dir, seen),
     }
 
 
@@ -356,7 +359,7 @@ def compact(snap: Snapshot) -> dict[str, Any]:
 
 
 def samples_path(settings: Settings) -> Path:
-    return settings.logs_dir / "load.json"
+    return settings.layout.load_samples
 
 
 def read_samples(settings: Settings, since: float | None = None) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from controlplane.adapters.supervisor.client import ProcessInfo, program_name
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
+from controlplane.layout import rotated
 from controlplane.service.poller import human_duration as duration
 
 if TYPE_CHECKING:
@@ -197,10 +198,10 @@ def build_status(
 # -- gathering (side effects) --------------------------------------------------------------
 
 
-def read_events(logs_dir: Path) -> list[dict[str, Any]]:
-    """The event listener's records (events.jsonl.1, then events.jsonl)."""
+def read_events(events_log: Path) -> list[dict[str, Any]]:
+    """The event listener's records (the rotated generation, then the current one)."""
     records: list[dict[str, Any]] = []
-    for path in (logs_dir / "events.jsonl.1", logs_dir / "events.jsonl"):
+    for path in (rotated(events_log), events_log):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except (FileNotFoundError, PermissionError):
@@ -243,7 +244,7 @@ def gather(
     note = None
     if infos is None:
         infos, note = supervisor_infos(settings) if projects else ({}, None)
-    restarts = restarts_by_program(read_events(settings.logs_dir), now - HOUR)
+    restarts = restarts_by_program(read_events(settings.layout.events_log), now - HOUR)
     out = []
     for p in projects:
         next_poll = poller.next_poll(p.name) if poller is not None else None

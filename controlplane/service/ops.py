@@ -244,7 +244,6 @@ def apply_variables(settings: Settings, store: Store, name: str) -> list[str]:
     happens while supervisord is down: serve applies them when it starts."""
     from controlplane.adapters.supervisor.client import Supervisor, write_program
     from controlplane.errors import SupervisorError
-    from controlplane.runslot import slot_code_dir
     from controlplane.service.serve import slot_options
 
     project = store.get_project(name)
@@ -253,7 +252,7 @@ def apply_variables(settings: Settings, store: Store, name: str) -> list[str]:
     changed = [
         slot
         for slot in SLOTS
-        if slot_code_dir(settings, project, slot).exists()
+        if settings.layout.slot_code(project, slot).exists()
         and write_program(settings, project, slot, options=slot_options(store, name, slot))
     ]
     if changed:

@@ -40,7 +40,6 @@ from controlplane.engine.releases import Engine
 from controlplane.engine.testrun import TestRuns
 from controlplane.errors import ControlPlaneError, SupervisorError
 from controlplane.observe.load import Probe, Sampler, supervisor_source
-from controlplane.runslot import slot_code_dir
 from controlplane.service.control import ControlServer
 from controlplane.service.executor import Executor
 from controlplane.service.facade import Service
@@ -76,7 +75,7 @@ def reconcile_once(
     wanted: list[str] = []
     for project in store.list_projects():
         for slot in SLOTS:
-            if slot_code_dir(settings, project, slot).exists():
+            if settings.layout.slot_code(project, slot).exists():
                 opts = slot_options(store, project.name, slot, options)
                 write_program(settings, project, slot, options=opts)
                 wanted.append(program_name(project.name, slot))
@@ -313,7 +312,7 @@ def serve(
         store=store,
         client=Supervisor(settings),
         retry=retry or FatalRetry(),
-        tail=EventTail(settings.logs_dir / "events.jsonl"),
+        tail=EventTail(settings.layout.events_log),
         options=options,
         outbox=stack.outbox,
     )

@@ -73,8 +73,7 @@ def is_ours(group: str) -> bool:
 
 def slot_logs(settings: Settings, name: str, slot: str) -> tuple[Path, Path]:
     """The slot's stdout and stderr log files."""
-    base = settings.logs_dir / program_name(name, slot)
-    return base.with_name(base.name + ".out.log"), base.with_name(base.name + ".err.log")
+    return settings.layout.program_logs(program_name(name, slot))
 
 
 def cli_argv() -> list[str]:
@@ -122,7 +121,10 @@ def render_supervisord_conf(
         username=username,
         password=password,
         logs_dir=settings.logs_dir,
-        supervisor_dir=settings.supervisor_dir,
+        supervisord_log=settings.layout.supervisord_log,
+        pidfile=settings.layout.supervisord_pid,
+        serve_log=settings.layout.serve_log,
+        events_err_log=settings.layout.events_err_log,
         data_dir=settings.data_dir,
         confd=settings.confd,
         cli=list(cli) if cli is not None else cli_argv(),
@@ -216,7 +218,7 @@ def check_program(text: str, program: str, here: Path) -> None:
 
 
 def program_path(settings: Settings, name: str, slot: str) -> Path:
-    return settings.confd / f"{program_name(name, slot)}.conf"
+    return settings.layout.program_conf(program_name(name, slot))
 
 
 def write_program(

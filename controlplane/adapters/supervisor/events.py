@@ -162,7 +162,7 @@ class Listener:
         self.client = client
         self.stdin = stdin
         self.stdout = stdout
-        self.log = EventLog(settings.logs_dir / "events.jsonl")
+        self.log = EventLog(settings.layout.events_log)
         self.selector = selectors.DefaultSelector()
         self.watch = Watch(self.selector)
         self.reader = ProtocolReader()
