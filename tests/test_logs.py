@@ -1,4 +1,4 @@
-"""Logs: the last lines from the end of a file, topped up across rotation, and following."""
+"""Logs: a slot's streams told apart, and following them (the reading itself: test_tail.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,13 @@ import threading
 import time
 from pathlib import Path
 
-from controlplane.observe.logs import FileCursor, follow, format_logs, slot_tail, tail_lines
+from controlplane.observe.logs import follow, format_logs, slot_tail
 from controlplane.settings import Settings
 
 
 def write(path: Path, lines: list[str], mode: str = "w") -> None:
     with path.open(mode) as handle:
         handle.write("".join(line + "\n" for line in lines))
-
-
-def test_tail_reads_from_the_end(tmp_path: Path) -> None:
-    log = tmp_path / "a.log"
-    lines = [f"line {i} " + "x" * 100 for i in range(5000)]  # ~0.5 MB: several blocks
-    write(log, lines)
-    assert tail_lines(log, 30) == lines[-30:]
-    assert tail_lines(log, 0) == []
-    assert tail_lines(tmp_path / "missing.log", 30) == []
-
-
-def test_tail_tops_up_from_the_rotated_file(tmp_path: Path) -> None:
-    log = tmp_path / "a.log"
-    write(tmp_path / "a.log.1", [f"old {i}" for i in range(50)])
-    write(log, ["new 0", "new 1"])
-    assert tail_lines(log, 5) == ["old 47", "old 48", "old 49", "new 0", "new 1"]
 
 
 def test_slot_tail_tells_the_streams_apart(settings: Settings) -> None:
@@ -43,25 +27,6 @@ def test_slot_tail_tells_the_streams_apart(settings: Settings) -> None:
     only = slot_tail(settings, "shop", "prod", 30, "stderr")
     assert only.stdout == [] and "stdout" not in format_logs(only, "stderr")
     assert "(empty)" in format_logs(slot_tail(settings, "shop", "test", 30))
-
-
-def test_cursor_reads_across_rotation_and_truncation(tmp_path: Path) -> None:
-    log = tmp_path / "a.log"
-    write(log, ["before"])
-    cursor = FileCursor(log)
-    write(log, ["one", "half"], "a")
-    with log.open("a") as handle:
-        handle.write("partial")
-    assert cursor.read_new() == ["one", "half"]
-    with log.open("a") as handle:
-        handle.write(" line\n")
-    write(log, ["last of the old file"], "a")
-    os.replace(log, tmp_path / "a.log.1")  # supervisord's rotation: rename, then a new file
-    write(log, ["first of the new file"])
-    assert cursor.read_new() == ["partial line", "last of the old file", "first of the new file"]
-    log.write_text("")  # truncated in place
-    write(log, ["after truncation"], "a")
-    assert cursor.read_new() == ["after truncation"]
 
 
 def test_follow_sees_new_lines_and_rotation(tmp_path: Path) -> None:

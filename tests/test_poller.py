@@ -16,12 +16,12 @@ import pytest
 
 from controlplane.adapters import git
 from controlplane.adapters.store import Store
+from controlplane.domain.backoff import poll_wait
 from controlplane.domain.models import Project
 from controlplane.service.outbox import Event, Outbox
 from controlplane.service.poller import (
     Poller,
     PollResult,
-    backoff,
     human_duration,
     next_due,
     one_line,
@@ -90,10 +90,10 @@ def test_next_due_jitter_stays_within_fraction_of_interval() -> None:
 
 
 def test_backoff_doubles_and_caps_at_an_hour_or_the_interval() -> None:
-    assert [backoff(300, f) for f in range(6)] == [300, 600, 1200, 2400, 3600, 3600]
-    assert backoff(60, 10_000) == 3600
+    assert [poll_wait(300, f) for f in range(6)] == [300, 600, 1200, 2400, 3600, 3600]
+    assert poll_wait(60, 10_000) == 3600
     # a daily poll is never made more frequent, nor pushed further out
-    assert [backoff(86400, f) for f in range(3)] == [86400, 86400, 86400]
+    assert [poll_wait(86400, f) for f in range(3)] == [86400, 86400, 86400]
     assert next_due(T0, 300, 3, 0.0, 0.3) == T0 + 2400
 
 

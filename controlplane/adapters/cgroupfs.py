@@ -8,9 +8,10 @@ unified mount), because that is where the limits are.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from controlplane.adapters.cgroupmounts import cgroup_mounts, folder_in
 
 SYS_CGROUP = Path("/sys/fs/cgroup")
 PROC_SELF = Path("/proc/self")
@@ -115,7 +116,7 @@ def locate(cgroup_text: str, mountinfo_text: str) -> tuple[int, dict[str, Path]]
     root. v1 wins when its memory controller is mounted (the hybrid layout)."""
     v1: dict[str, Path] = {}
     v2: Path | None = None
-    mounts = _cgroup_mounts(mountinfo_text)
+    mounts = cgroup_mounts(mountinfo_text)
     for line in cgroup_text.splitlines():
         _id, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
@@ -123,9 +124,7 @@ def locate(cgroup_text: str, mountinfo_text: str) -> tuple[int, dict[str, Path]]
             mount = mounts.get(key)
             if mount is None:
                 continue
-            root, point = mount
-            below = os.path.relpath(path, root) if path.startswith(root) else "."
-            folder = Path(os.path.normpath(Path(point) / below))
+            folder = folder_in(mount, path)
             if key:
                 v1[key] = folder
             else:
@@ -133,22 +132,6 @@ def locate(cgroup_text: str, mountinfo_text: str) -> tuple[int, dict[str, Path]]
     if "memory" in v1:
         return 1, v1
     return (2, {"": v2}) if v2 is not None else None
-
-
-def _cgroup_mounts(mountinfo_text: str) -> dict[str, tuple[str, str]]:
-    """controller ('' for cgroup2) → (root inside the hierarchy, mount point)."""
-    mounts: dict[str, tuple[str, str]] = {}
-    for line in mountinfo_text.splitlines():
-        head, _, tail = line.partition(" - ")
-        fields, after = head.split(), tail.split()
-        if len(fields) < 5 or len(after) < 3:
-            continue
-        if after[0] == "cgroup2":
-            mounts.setdefault("", (fields[3], fields[4]))
-        elif after[0] == "cgroup":
-            for opt in after[2].split(","):
-                mounts.setdefault(opt.removeprefix("name="), (fields[3], fields[4]))
-    return mounts
 
 
 def _existing(folder: Path, mount_point: Path) -> Path:

@@ -2,7 +2,8 @@
 
 run-slot calls `join()` (still root) and puts `slot_id(...)` into the app's environment
 (as domain.appenv.MARKER); adapters.slotprocs finds, measures and ends the processes so
-marked. This module is on the restart path: it imports only what run-slot has loaded already.
+marked. This module is on the restart path: it imports only the standard library and the
+mount parsing it shares with the load figures (adapters.cgroupmounts).
 
 The slot's cgroup is `controlplane-TAG/NAME-SLOT` below supervisord's cgroup (run-slot
 is its child, so its own cgroup is the same); TAG is a hash of the data dir, so two boxes
@@ -18,6 +19,8 @@ import os
 import re
 import zlib
 from pathlib import Path
+
+from controlplane.adapters.cgroupmounts import cgroup_mounts, folder_in
 
 PROC = Path("/proc")
 TAG_PREFIX = "controlplane-"
@@ -46,16 +49,7 @@ def read_text(path: Path) -> str:
 def hierarchies(mountinfo: str) -> list[tuple[str, str, str]]:
     """(key, root inside the hierarchy, mount point) of the v2 ('') and the v1 pids
     hierarchy, v2 first; from /proc/PID/mountinfo."""
-    found: dict[str, tuple[str, str]] = {}
-    for line in mountinfo.splitlines():
-        head, _, tail = line.partition(" - ")
-        fields, after = head.split(), tail.split()
-        if len(fields) < 5 or len(after) < 3:
-            continue
-        if after[0] == "cgroup2":
-            found.setdefault("", (fields[3], fields[4]))
-        elif after[0] == "cgroup" and "pids" in after[2].split(","):
-            found.setdefault("pids", (fields[3], fields[4]))
+    found = cgroup_mounts(mountinfo)
     return [(key, *found[key]) for key in ("", "pids") if key in found]
 
 
@@ -84,8 +78,7 @@ def box_cgroups(
         path = paths.get(key)
         if path is None or key not in keys:
             continue
-        below = os.path.relpath(path, root) if path.startswith(root) else "."
-        base = Path(os.path.normpath(Path(point) / below))
+        base = folder_in((root, point), path)
         if TAG_RE.fullmatch(base.parent.name):  # `pid` is in a slot's cgroup already
             base = base.parent.parent
         folders.append(base / box_tag(data_dir))

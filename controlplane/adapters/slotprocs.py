@@ -11,7 +11,8 @@ the members of its cgroup and the run-as user's processes carrying its marker ex
 slot, and never this process, its ancestors or supervisord. `usage()` measures memory as
 PSS: a page shared by N processes counts 1/N to each, so forked children that share their
 parent's memory add up to what the slot really uses (RSS would count it once per child);
-RSS where smaps cannot be read, and the figure says which.
+RSS where smaps cannot be read, and the figure says which. `descendants()` is the one walk
+down the process tree (psutil) that the watch, the load figures and recovery use.
 """
 
 from __future__ import annotations
@@ -140,12 +141,9 @@ def run_as_uid(run_as: str | None) -> int:
 
 def protected(supervisord: int | None) -> set[int]:
     """This process, its ancestors and supervisord: never signalled by a sweep."""
-    spare = {os.getpid(), 0, 1}
-    pid = os.getpid()
-    while pid > 1:
-        fields = read_text(PROC / str(pid) / "stat").rpartition(")")[2].split()
-        pid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
-        spare.add(pid)
+    import psutil
+
+    spare = {os.getpid(), 0, 1, *(p.pid for p in psutil.Process().parents())}
     if supervisord is not None:
         spare.add(supervisord)
     return spare
@@ -206,15 +204,18 @@ class Usage:
     cpu_seconds: float
 
 
-def tree(pid: int) -> set[int]:
-    """A process and its descendants (empty when it is gone)."""
+def descendants(*pids: int) -> set[int]:
+    """The processes that are alive among `pids`, and all their descendants (psutil)."""
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        return {root.pid, *(p.pid for p in root.children(recursive=True))}
-    except psutil.Error:
-        return set()
+    found: set[int] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            found |= {root.pid, *(p.pid for p in root.children(recursive=True))}
+        except psutil.Error:
+            continue
+    return found
 
 
 def usage(pids: Iterable[int]) -> Usage:
@@ -250,4 +251,4 @@ def usage(pids: Iterable[int]) -> Usage:
 def slot_usage(settings: Settings, name: str, slot: str, pid: int) -> Usage:
     """What a slot uses: the tree of supervisord's process and whatever else is the slot's."""
     where = Slot.of(settings, name, slot)
-    return usage(tree(pid) | where.members()) if pid else usage(where.members())
+    return usage(descendants(pid) | where.members()) if pid else usage(where.members())

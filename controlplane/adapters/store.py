@@ -31,7 +31,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
-from controlplane.adapters.files import fsync_dir
+from controlplane.adapters.files import fsync_dir, write_atomic
 from controlplane.adapters.secrets import KeyRing, generate_key, write_key_file
 from controlplane.domain.history import CommitRow, Release, SlotState, number_new
 from controlplane.domain.models import SLOTS, Project, validate_slot
@@ -93,26 +93,11 @@ class AtomicJSONStorage(Storage):
     def write(self, data: dict[str, Any]) -> None:
         self._cache = None
         raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if self.path.exists():
-                bak_tmp = self.backup.with_name(self.backup.name + ".tmp")
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(bak_tmp)
-                os.link(self.path, bak_tmp)
-                os.replace(bak_tmp, self.backup)
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
+            write_atomic(self.path, raw, 0o600, backup=self.backup)
             st = os.stat(self.path)
             self._cache = ((st.st_ino, st.st_mtime_ns, st.st_size), data)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
     def invalidate(self) -> None:

@@ -35,6 +35,7 @@ from controlplane.bot.context import Deps, chat_of, deps
 from controlplane.bot.redaction import RedactingRequest
 from controlplane.bot.strangers import StrangerReports, report
 from controlplane.bot.texts import pick_lang, t
+from controlplane.domain.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class BotRunner:
 
     async def _start_polling(self) -> None:
         """Start polling; while Telegram is unreachable keep trying with a growing delay."""
-        delay = 1.0
+        waits = Backoff(base=1.0, cap=60.0)
         while True:
             try:
                 await set_commands(self.app)
@@ -253,6 +254,7 @@ class BotRunner:
                 )
                 return
             except TelegramError as exc:
+                delay = waits.failed()
                 logger.warning(
                     "Telegram unreachable (%s); trying again in %.0f s",
                     html.escape(str(exc)),
@@ -261,4 +263,3 @@ class BotRunner:
                 if self.app.running:
                     await self.app.stop()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)

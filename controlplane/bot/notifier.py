@@ -24,6 +24,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from controlplane.bot.context import Deps, blocking
 from controlplane.bot.render import cb, fit
 from controlplane.bot.texts import t
+from controlplane.domain.backoff import Backoff
 from controlplane.service.outbox import Event
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class Notifier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._subscriber: Callable[[Event], None] | None = None
-        self._backoff = 0.0
+        self._backoff = Backoff(base=2.0, cap=60.0)  # while Telegram is unreachable
         self._unavailable = False
 
     def start(self) -> None:
@@ -131,10 +132,10 @@ class Notifier:
                 await self.deliver_once()
             except Exception:
                 logger.exception("notifier pass failed")
-            if self._backoff:
+            if self._backoff.wait:
                 # Telegram is down: new events must not bring the next try forward, or each
                 # one doubles the delay and delivery lags far behind the outage's end.
-                await asyncio.sleep(self._backoff)
+                await asyncio.sleep(self._backoff.wait)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.every)
@@ -146,7 +147,7 @@ class Notifier:
         for chat in sorted(self.deps.settings.admin_chat_ids):
             sent += await self._deliver_to(chat)
         if not self._unavailable:
-            self._backoff = 0.0  # no send failed (also when there was nothing to send)
+            self._backoff.succeeded()  # no send failed (also when there was nothing to send)
         return sent
 
     async def _deliver_to(self, chat: int) -> int:
@@ -170,14 +171,14 @@ class Notifier:
                     logger.error("event %s cannot be sent to %s: %s", batch.first.seq, chat, exc)
                     await self._ack(consumer, batch)
                     continue
-                self._backoff = min(self._backoff * 2 or 2.0, 60.0)
+                self._backoff.failed()
                 self._unavailable = True
                 logger.warning("Telegram unavailable (%s); events wait", exc)
                 return sent
             except (Forbidden, TelegramError) as exc:
                 logger.error("event %s cannot be sent to %s: %s", batch.first.seq, chat, exc)
             await self._ack(consumer, batch)
-            self._backoff = 0.0
+            self._backoff.succeeded()
             sent += 1
         return sent
 

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from controlplane.domain.units import megabytes
 from controlplane.settings import Settings
 
 
@@ -114,7 +115,7 @@ def describe_row(row: dict[str, Any]) -> str:
     if row["verdict"]:
         marks.append(f"test {row['verdict']}")
     if row["size"]:
-        marks.append(f"{row['size'] / 2**20:.0f} MB")
+        marks.append(megabytes(row["size"]))
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["date"]))
     return (
         f"#{row['n']:<4} {row['sha'][:7]} {when} {row['author'][:16]:<16} "

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from controlplane.adapters import git, runner
-from controlplane.adapters.files import chown_tree
+from controlplane.adapters.files import chown_tree, write_atomic
 from controlplane.errors import CommandFailed, ControlPlaneError
 from controlplane.layout import READY_SUFFIX, ready_marker, venv_python
 
@@ -393,9 +393,7 @@ def _finish(b: _Build, installer: str) -> None:
         chown_tree(b.dest, None)  # the app (the run-as user) must not change its release
     make_readable(b.dest)
     info = {"sha": b.sha, "installer": installer, "built": time.time()}
-    tmp = ready_marker(b.dest).with_suffix(".tmp")
-    tmp.write_text(json.dumps(info) + "\n")
-    os.replace(tmp, ready_marker(b.dest))
+    write_atomic(ready_marker(b.dest), json.dumps(info) + "\n", 0o644)
 
 
 def _prepare(dest: Path, log_path: Path, installer: Installer) -> str | None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from controlplane.adapters import git, sshkeys
+from controlplane.adapters.files import folder_size
+from controlplane.adapters.slotprocs import descendants
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import Supervisor, program_name, slot_logs
 from controlplane.domain.history import (
@@ -71,18 +73,6 @@ class BuildFailed(ControlPlaneError):
     """A release could not be built; prod is untouched."""
 
 
-def folder_size(path: Path) -> int:
-    """Bytes under a folder (links not followed)."""
-    total = 0
-    for item in path.rglob("*"):
-        try:
-            if item.is_file() and not item.is_symlink():
-                total += item.stat().st_size
-        except OSError:
-            continue
-    return total
-
-
 def kill_strays(root: Path, spare: set[int]) -> int:
     """Kill build processes a crashed serve left under `root` (their process groups outlive
     it): any whose command line names a folder inside `root`, except the `spare` pids
@@ -101,20 +91,6 @@ def kill_strays(root: Path, spare: set[int]) -> int:
         except psutil.Error:
             continue
     return killed
-
-
-def family(pids: list[int]) -> set[int]:
-    """The pids and all their descendants."""
-    import psutil
-
-    found: set[int] = set()
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            found |= {root.pid, *(p.pid for p in root.children(recursive=True))}
-        except psutil.Error:
-            continue
-    return found
 
 
 class Engine:
@@ -487,7 +463,7 @@ class Engine:
         notes: list[str] = []
         sup = self._supervisord_pid()
         # without supervisord's pid the running apps cannot be told apart: kill nothing
-        spare = family([os.getpid(), sup]) if sup is not None else None
+        spare = descendants(os.getpid(), sup) if sup is not None else None
         for project in self.store.list_projects():
             try:
                 notes += self._recover_project(project, spare)

@@ -21,6 +21,7 @@ from controlplane.adapters.supervisor.client import program_name, remove_program
 from controlplane.domain.appenv import app_env, base_env
 from controlplane.domain.history import CommitRow, find
 from controlplane.domain.models import Project
+from controlplane.domain.units import megabytes
 from controlplane.engine import build
 from controlplane.engine.releases import Engine, Reporter
 from controlplane.engine.slots import apply_slot, remove_link, start_slot, switch_link
@@ -37,7 +38,7 @@ def live_line(ev: Evidence, total: float) -> str:
     (the slot's peak memory, its processes' PSS)."""
     return (
         f"{ev.state} {ev.elapsed:.0f}/{total:.0f} s · restarts {ev.restarts} · "
-        f"{ev.peak_memory / 2**20:.0f} MB {ev.memory_kind} · errors {ev.errors}"
+        f"{megabytes(ev.peak_memory)} {ev.memory_kind} · errors {ev.errors}"
     )
 
 

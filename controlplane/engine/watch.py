@@ -18,6 +18,7 @@ from typing import Any
 from controlplane.adapters.slotprocs import slot_usage
 from controlplane.adapters.supervisor.client import ProcessInfo, Supervisor
 from controlplane.adapters.supervisor.events import EventTail
+from controlplane.adapters.tail import FileCursor
 
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
 LAST_LINES = 10
@@ -51,31 +52,6 @@ def slot_memory(client: Supervisor, program: str, pid: int) -> tuple[int, str]:
     return used.memory, used.memory_kind
 
 
-class LogScan:
-    """Reads what a log file gained since the scan began."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self.offset = path.stat().st_size
-        except FileNotFoundError:
-            self.offset = 0
-
-    def new_lines(self) -> list[str]:
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return []
-        if size < self.offset:  # rotated
-            self.offset = 0
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        return complete.decode("utf-8", "replace").splitlines()
-
-
 class Watcher:
     """Samples one program until told to stop; `sample()` is one observation."""
 
@@ -92,7 +68,7 @@ class Watcher:
         self.program = program
         self.clock = clock
         self.started = clock()
-        self.scans = [LogScan(p) for p in logs]
+        self.logs = [FileCursor(p) for p in logs]
         self.events = EventTail(events)
         self.evidence = Evidence(program=program)
         self.fresh: list[str] = []  # the lines the logs gained in the last sample
@@ -109,8 +85,8 @@ class Watcher:
             memory, ev.memory_kind = slot_memory(self.client, self.program, info.pid)
             ev.peak_memory = max(ev.peak_memory, memory)
         self.fresh = []
-        for scan in self.scans:
-            lines = scan.new_lines()
+        for log in self.logs:
+            lines = log.read_new()
             ev.errors += sum(1 for line in lines if ERROR_RE.search(line))
             ev.last_lines = (ev.last_lines + lines)[-LAST_LINES:]
             self.fresh += lines

@@ -30,8 +30,9 @@ import psutil
 
 from controlplane.adapters.cgroupfs import PROC_SELF, CgroupReading, read_cgroup
 from controlplane.adapters.dockerapi import docker_figures
-from controlplane.adapters.files import write_atomic
+from controlplane.adapters.files import folder_size, write_atomic
 from controlplane.adapters.slotprocs import slot_usage
+from controlplane.domain.units import human_bytes
 
 if TYPE_CHECKING:
     from controlplane.adapters.supervisor.client import ProcessInfo
@@ -74,33 +75,16 @@ class SlotUsage:
 # -- disk ----------------------------------------------------------------------------------
 
 
-def tree_bytes(folder: Path, seen: set[tuple[int, int]]) -> int:
-    """Bytes on disk under `folder`; a hard-linked file counts once across calls (`seen`)."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
-
-
 def disk_parts(settings: Settings) -> dict[str, int]:
     """What releases, logs and caches take (releases first: venvs hard-link the cache)."""
     seen: set[tuple[int, int]] = set()
     layout = settings.layout
-    releases = sum(
-        tree_bytes(layout.releases_dir(p.name), seen) for p in _subdirs(layout.projects_dir)
-    )
-    return {
-        "releases": releases,
-        "logs": tree_bytes(layout.logs_dir, seen),
-        "cache": tree_bytes(layout.cache_dir, seen),
-    }
+
+    def du(folder: Path) -> int:
+        return folder_size(folder, seen, on_disk=True)
+
+    releases = sum(du(layout.releases_dir(p.name)) for p in _subdirs(layout.projects_dir))
+    return {"releases": releases, "logs": du(layout.logs_dir), "cache": du(layout.cache_dir)}
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -292,15 +276,6 @@ def transitions(active: Mapping[str, str], now: Mapping[str, str]) -> list[tuple
         ("load_ok", k, f"{k} back to normal (was: {v})") for k, v in active.items() if k not in now
     ]
     return out
-
-
-def human_bytes(n: float) -> str:
-    """1536 → '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 # -- sparklines ----------------------------------------------------------------------------

@@ -18,45 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.adapters.supervisor.client import program_name, slot_logs
+from controlplane.adapters.tail import FileCursor as FileCursor
+from controlplane.adapters.tail import last_lines
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LINES = 30
-BLOCK = 8192
 STREAMS = ("stdout", "stderr")
 
 OnLines = Callable[[Path, list[str]], None]
-
-
-def tail_lines(path: Path, n: int = DEFAULT_LINES, *, rotated: bool = True) -> list[str]:
-    """The last `n` lines of a file, read from its end; topped up from `path.1` when the
-    file holds fewer (it was just rotated). A missing file has no lines."""
-    if n <= 0:
-        return []
-    lines = _tail(path, n)
-    backup = path.with_name(path.name + ".1")
-    if rotated and len(lines) < n and backup.exists():
-        lines = _tail(backup, n - len(lines)) + lines
-    return lines
-
-
-def _tail(path: Path, n: int) -> list[str]:
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return []
-    with handle:
-        end = handle.seek(0, os.SEEK_END)
-        data = b""
-        pos = end
-        while pos > 0 and data.count(b"\n") <= n:
-            step = min(BLOCK, pos)
-            pos -= step
-            handle.seek(pos)
-            data = handle.read(step) + data
-    lines = data.decode("utf-8", "replace").splitlines()
-    return lines[-n:]
 
 
 @dataclass(frozen=True)
@@ -86,8 +57,8 @@ def slot_tail(
         program=program_name(name, slot),
         stdout_path=str(out_log),
         stderr_path=str(err_log),
-        stdout=tail_lines(out_log, n) if which in ("stdout", "both") else [],
-        stderr=tail_lines(err_log, n) if which in ("stderr", "both") else [],
+        stdout=last_lines(out_log, n) if which in ("stdout", "both") else [],
+        stderr=last_lines(err_log, n) if which in ("stderr", "both") else [],
     )
 
 
@@ -110,59 +81,6 @@ def format_logs(logs: SlotLogs, which: str = "both") -> str:
 
 
 # -- following -----------------------------------------------------------------------------
-
-
-class FileCursor:
-    """Where reading a log file got to; survives rotation (rename) and truncation."""
-
-    def __init__(self, path: Path, *, from_end: bool = True) -> None:
-        self.path = path
-        self.inode = 0
-        self.offset = 0
-        self.partial = b""
-        if from_end:
-            try:
-                st = path.stat()
-                self.inode, self.offset = st.st_ino, st.st_size
-            except FileNotFoundError:
-                pass
-
-    def read_new(self) -> list[str]:
-        """Complete lines added since the last call, the rotated file's rest first."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return []
-        data = b""
-        if st.st_ino != self.inode:
-            backup = self.path.with_name(self.path.name + ".1")
-            if self.inode and _inode(backup) == self.inode:
-                data = _read_from(backup, self.offset)
-            self.inode, self.offset = st.st_ino, 0
-        elif st.st_size < self.offset:  # truncated in place
-            self.offset = 0
-        fresh = _read_from(self.path, self.offset)
-        self.offset += len(fresh)
-        data = self.partial + data + fresh
-        cut = data.rfind(b"\n") + 1
-        self.partial = data[cut:]
-        return data[:cut].decode("utf-8", "replace").splitlines()
-
-
-def _inode(path: Path) -> int:
-    try:
-        return path.stat().st_ino
-    except FileNotFoundError:
-        return -1
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read()
-    except FileNotFoundError:
-        return b""
 
 
 def follow(

@@ -4,7 +4,8 @@
 events.jsonl and an optional Poller into plain `ProjectStatus` records; `build_status` is
 the pure part that builds one. The texts
 (`format_status`, `format_overview`, `format_load`) are pure functions of those records,
-in English or Russian, plain text: the bot escapes them for Telegram.
+in English or Russian from the one catalog (controlplane.domain.texts), plain text:
+the bot escapes them for Telegram.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from controlplane.adapters.supervisor.client import ProcessInfo, program_name
+from controlplane.domain.backoff import poll_wait
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
+from controlplane.domain.texts import t
+from controlplane.domain.units import human_bytes
 from controlplane.layout import rotated
 from controlplane.service.poller import human_duration as duration
 
@@ -32,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 HOUR = 3600.0
 RESTART_STATES = ("EXITED", "BACKOFF")  # an exit or a failed start, as watch.py counts them
-MAX_BACKOFF = 3600
 
 
 class NextPoll(Protocol):
@@ -122,9 +125,7 @@ def estimate_next_poll(project: Project, state: SlotState) -> float | None:
     last = (state.last_poll or {}).get("at")
     if last is None:
         return -math.inf
-    wait: float
-    wait = min(project.poll * 2 ** min(state.poll_failures, 32), max(project.poll, MAX_BACKOFF))
-    return float(last) + wait
+    return float(last) + poll_wait(project.poll, state.poll_failures)
 
 
 def slot_status(
@@ -256,72 +257,6 @@ def gather(
 
 # -- texts (pure) --------------------------------------------------------------------------
 
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "up": "up {}",
-        "restarts": "{} restarts in the last hour",
-        "restarts_short": "{}× restarted",
-        "no_release": "nothing deployed",
-        "committed": "committed {} ago",
-        "last_poll": "last poll",
-        "next_poll": "next poll",
-        "waiting": "newer commit",
-        "op": "in progress",
-        "releases": "releases",
-        "on_disk": "{} on disk, {}",
-        "never": "never",
-        "off": "off",
-        "due": "due now",
-        "in": "in {}",
-        "about": "about in {}",
-        "ago": "{} ago",
-        "ok": "ok",
-        "failed": "failed: {}",
-        "since": "{} for {}",
-        "exit": "exit status {}",
-        "note": "note",
-        "no_projects": "no projects yet: add one with `controlplane project add`",
-    },
-    "ru": {
-        "up": "работает {}",
-        "restarts": "перезапусков за час: {}",
-        "restarts_short": "перезапусков: {}",
-        "no_release": "ничего не развёрнуто",
-        "committed": "коммит {} назад",
-        "last_poll": "проверка",
-        "next_poll": "следующая",
-        "waiting": "новый коммит",
-        "op": "выполняется",
-        "releases": "релизы",
-        "on_disk": "{} на диске, {}",
-        "never": "не было",
-        "off": "выкл.",
-        "due": "сейчас",
-        "in": "через {}",
-        "about": "примерно через {}",
-        "ago": "{} назад",
-        "ok": "ок",
-        "failed": "ошибка: {}",
-        "since": "{} уже {}",
-        "exit": "код выхода {}",
-        "note": "примечание",
-        "no_projects": "проектов пока нет: добавьте командой `controlplane project add`",
-    },
-}
-
-
-def _t(lang: str, key: str, *args: object) -> str:
-    return TEXTS.get(lang, TEXTS["en"])[key].format(*args)
-
-
-def size(n: float) -> str:
-    """Bytes for a person: '512 B', '1.5 KiB', '3.2 GiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
 
 def commit_text(c: CommitInfo) -> str:
     number = f"#{c.n} " if c.n is not None else ""
@@ -334,11 +269,11 @@ def slot_line(s: SlotStatus, lang: str = "en") -> str:
     if s.pid:
         parts.append(f"pid {s.pid}")
     if s.uptime:
-        parts.append(_t(lang, "up", duration(s.uptime)))
+        parts.append(t(lang, "status.up", duration=duration(s.uptime)))
     if s.exitstatus is not None:
-        parts.append(_t(lang, "exit", s.exitstatus))
+        parts.append(t(lang, "status.exit", status=s.exitstatus))
     if s.restarts:
-        parts.append(_t(lang, "restarts", s.restarts))
+        parts.append(t(lang, "status.restarts", count=s.restarts))
     return "  ".join(parts)
 
 
@@ -346,18 +281,24 @@ def poll_text(ps: ProjectStatus, lang: str = "en") -> tuple[str, str]:
     """(last poll, next poll) as words."""
     last = ps.last_poll
     if not last:
-        last_text = _t(lang, "never")
+        last_text = t(lang, "status.never")
     else:
-        ago = _t(lang, "ago", duration(ps.now - float(last.get("at", ps.now))))
-        result = _t(lang, "ok") if last.get("ok") else _t(lang, "failed", last.get("error"))
+        ago = t(lang, "status.ago", age=duration(ps.now - float(last.get("at", ps.now))))
+        result = (
+            t(lang, "status.ok")
+            if last.get("ok")
+            else t(lang, "status.failed", error=last.get("error"))
+        )
         last_text = f"{ago}, {result}"
     nxt = ps.next_poll
     if nxt is None or nxt == math.inf or ps.poll_interval <= 0:
-        next_text = _t(lang, "off")
+        next_text = t(lang, "status.off")
     elif nxt <= ps.now:
-        next_text = _t(lang, "due")
+        next_text = t(lang, "status.due")
     else:
-        next_text = _t(lang, "in" if ps.next_poll_exact else "about", duration(nxt - ps.now))
+        next_text = t(
+            lang, "status.in" if ps.next_poll_exact else "status.about", wait=duration(nxt - ps.now)
+        )
     interval = format_interval(ps.poll_interval)
     return last_text, f"{next_text} (every {interval})" if ps.poll_interval > 0 else next_text
 
@@ -369,21 +310,25 @@ def format_status(ps: ProjectStatus, lang: str = "en") -> str:
         lines.append(slot_line(s, lang))
         if s.release is not None:
             date = s.release.date
-            age = f" ({_t(lang, 'committed', duration(ps.now - date))})" if date else ""
+            age = f" ({t(lang, 'status.committed', age=duration(ps.now - date))})" if date else ""
             lines.append("      " + commit_text(s.release) + age)
         elif s.slot == "prod":
-            lines.append("      " + _t(lang, "no_release"))
+            lines.append("      " + t(lang, "status.no_release"))
     last, nxt = poll_text(ps, lang)
-    rows = [(_t(lang, "last_poll"), last), (_t(lang, "next_poll"), nxt)]
+    rows = [(t(lang, "status.last_poll"), last), (t(lang, "status.next_poll"), nxt)]
     if ps.waiting is not None:
-        rows.append((_t(lang, "waiting"), commit_text(ps.waiting)))
+        rows.append((t(lang, "status.waiting"), commit_text(ps.waiting)))
     if ps.op:
         since = duration(ps.now - float(ps.op.get("since", ps.now)))
-        rows.append((_t(lang, "op"), _t(lang, "since", ps.op.get("op"), since)))
-    on_disk = _t(lang, "on_disk", ps.releases_on_disk, size(ps.releases_bytes))
-    rows.append((_t(lang, "releases"), on_disk))
+        rows.append(
+            (t(lang, "status.op"), t(lang, "status.since", op=ps.op.get("op"), duration=since))
+        )
+    on_disk = t(
+        lang, "status.on_disk", count=ps.releases_on_disk, size=human_bytes(ps.releases_bytes)
+    )
+    rows.append((t(lang, "status.releases"), on_disk))
     if ps.note:
-        rows.append((_t(lang, "note"), ps.note))
+        rows.append((t(lang, "status.note"), ps.note))
     width = max(len(k) for k, _ in rows)
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
@@ -396,15 +341,15 @@ def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
         if s.state == "ABSENT" and s.release is None:
             continue
         number = f" #{s.release.n}" if s.release and s.release.n is not None else ""
-        up = f" {_t(lang, 'up', duration(s.uptime))}" if s.uptime else ""
-        again = f" {_t(lang, 'restarts_short', s.restarts)}" if s.restarts else ""
+        up = f" {t(lang, 'status.up', duration=duration(s.uptime))}" if s.uptime else ""
+        again = f" {t(lang, 'status.restarts_short', count=s.restarts)}" if s.restarts else ""
         parts.append(f"{s.slot} {s.state}{number}{up}{again}")
     if len(parts) == 1:
-        parts.append(_t(lang, "no_release"))
+        parts.append(t(lang, "status.no_release"))
     if ps.waiting is not None:
-        parts.append(f"{_t(lang, 'waiting')} {commit_text(ps.waiting).split(' ')[0]}")
+        parts.append(f"{t(lang, 'status.waiting')} {commit_text(ps.waiting).split(' ')[0]}")
     if ps.last_poll and not ps.last_poll.get("ok"):
-        parts.append(_t(lang, "failed", "poll"))
+        parts.append(t(lang, "status.failed", error="poll"))
     if ps.op:
         parts.append(f"{ps.op.get('op')} {duration(ps.now - float(ps.op.get('since', ps.now)))}")
     return "  ".join(parts)
@@ -413,7 +358,7 @@ def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
 def format_overview(statuses: Sequence[ProjectStatus], lang: str = "en") -> str:
     """All projects, one line each."""
     if not statuses:
-        return _t(lang, "no_projects")
+        return t(lang, "status.no_projects")
     return "\n".join(overview_line(ps, lang) for ps in statuses)
 
 

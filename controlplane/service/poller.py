@@ -28,6 +28,7 @@ from typing import Any
 
 from controlplane.adapters import git
 from controlplane.adapters.store import Store
+from controlplane.domain.backoff import delay, poll_wait
 from controlplane.domain.history import SlotState
 from controlplane.domain.models import Project
 from controlplane.errors import ControlPlaneError, NotFound
@@ -35,8 +36,6 @@ from controlplane.service.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF = 3600
-MAX_EXPONENT = 32
 REASON_LIMIT = 300
 MAX_ERROR_WAIT = 60.0
 
@@ -56,13 +55,6 @@ class PollResult:
     at: float
 
 
-def backoff(interval: int, failures: int) -> int:
-    """Seconds until the next check: the interval, doubled per failure, capped at
-    max(interval, 1h) so a long interval is never shortened and a short one waits ≤ 1h."""
-    grown: int = interval * 2 ** min(max(failures, 0), MAX_EXPONENT)
-    return min(grown, max(interval, MAX_BACKOFF))
-
-
 def next_due(
     last: float | None, interval: int, failures: int, jitter_fraction: float, rnd: float
 ) -> float:
@@ -72,8 +64,7 @@ def next_due(
         return math.inf
     if last is None:
         return -math.inf
-    spread = jitter_fraction * interval * (2.0 * rnd - 1.0)
-    return last + max(backoff(interval, failures) + spread, 0.0)
+    return last + poll_wait(interval, failures, jitter=jitter_fraction, rnd=rnd)
 
 
 def human_duration(seconds: float) -> str:
@@ -202,7 +193,7 @@ class Poller:
             except Exception:
                 errors += 1
                 logger.exception("poll round failed (%d in a row); continuing", errors)
-            wait = tick if errors == 0 else min(tick * 2 ** min(errors, 10), MAX_ERROR_WAIT)
+            wait = tick if errors == 0 else delay(min(errors, 10), base=tick, cap=MAX_ERROR_WAIT)
             stop.wait(wait)
         self.close()
         logger.info("poller stopped")

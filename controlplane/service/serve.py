@@ -35,6 +35,7 @@ from controlplane.adapters.supervisor.client import (
     write_program,
 )
 from controlplane.adapters.supervisor.events import EventTail
+from controlplane.domain.backoff import delay
 from controlplane.domain.models import SLOTS
 from controlplane.engine.releases import Engine
 from controlplane.engine.testrun import TestRuns
@@ -87,7 +88,7 @@ def reconcile_once(
 
 def next_delay(attempt: int, base: float = RETRY_BASE, cap: float = RETRY_CAP) -> float:
     """The wait before retry number `attempt` (0-based): base, 2·base, 4·base … at most cap."""
-    return float(min(cap, base * 2.0 ** min(attempt, 30)))
+    return delay(attempt, base=base, cap=cap)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from controlplane.adapters.supervisor.client import ProcessInfo, Supervisor, is_ours
+from controlplane.adapters.tail import FileCursor
 from controlplane.errors import SupervisorError
 from controlplane.settings import Settings
 
@@ -233,37 +234,13 @@ class Listener:
 
 
 class EventTail:
-    """Reads the lines the listener appended since the last call; follows its rotation."""
+    """Reads the records the listener appended since the last call; follows its rotation."""
 
     def __init__(self, path: Path, *, from_end: bool = True) -> None:
-        self.path = path
-        self.inode = 0
-        self.offset = 0
-        if from_end and path.exists():
-            st = path.stat()
-            self.inode, self.offset = st.st_ino, st.st_size
-
-    def _read(self, path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
-        return records, offset + len(complete)
+        self.cursor = FileCursor(path, from_end=from_end)
 
     def read_new(self) -> list[dict[str, Any]]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return []
-        records: list[dict[str, Any]] = []
-        if st.st_ino != self.inode:
-            rotated = self.path.with_name(self.path.name + ".1")
-            if self.inode and rotated.exists() and rotated.stat().st_ino == self.inode:
-                records, _ = self._read(rotated, self.offset)
-            self.inode, self.offset = st.st_ino, 0
-        new, self.offset = self._read(self.path, self.offset)
-        return records + new
+        return [json.loads(line) for line in self.cursor.read_new() if line.strip()]
 
 
 def main(settings: Settings) -> int:
