@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.adapters.store import Store
+from controlplane.domain.events import Event
 from controlplane.engine import build
-from controlplane.service.outbox import Event, Outbox
+from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
 from tests.fixtures_release import ROOT
 from tests.fixtures_supervisor import Box

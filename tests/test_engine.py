@@ -12,7 +12,6 @@ from controlplane.domain.history import CommitRow, Release, find, number_new, pa
 from controlplane.domain.models import Project
 from controlplane.engine.releases import Engine, Quiet
 from controlplane.engine.slots import FolderTaken, switch_link
-from controlplane.engine.watch import Evidence, crash_looping, judge
 from controlplane.errors import NotFound, ValidationError
 from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
@@ -52,17 +51,6 @@ def test_prune_keeps_newest_live_and_last_good() -> None:
     releases.append(Release(n=8, sha="8" * 40, state="failed", size=10))
     gone = to_prune(releases, keep=2, protected=(2, None, 4))
     assert gone == [1, 3, 5, 8]
-
-
-def test_verdicts() -> None:
-    ok = Evidence(program="p", state="RUNNING")
-    assert judge(ok, None) == (True, "stayed up without restarts")
-    assert judge(ok, {"ok": False, "error": "pytest exited 1"})[0] is False
-    crashed = Evidence(program="p", state="RUNNING", restarts=2, exit_codes=[3, 3])
-    assert judge(crashed, None) == (False, "restarted 2 times (exit codes 3, 3)")
-    assert judge(Evidence(program="p", state="FATAL"), None)[1] == "not running at the end (FATAL)"
-    assert crash_looping(Evidence(program="p", state="BACKOFF"))
-    assert not crash_looping(Evidence(program="p", state="RUNNING", restarts=1))
 
 
 def test_link_switch_never_takes_someone_s_folder(tmp_path: Path) -> None:

@@ -17,12 +17,13 @@ import pytest
 from controlplane.adapters import git
 from controlplane.adapters.store import Store
 from controlplane.domain.backoff import poll_wait
+from controlplane.domain.events import Event
 from controlplane.domain.models import Project
-from controlplane.service.outbox import Event, Outbox
+from controlplane.domain.units import human_duration
+from controlplane.service.outbox import Outbox
 from controlplane.service.poller import (
     Poller,
     PollResult,
-    human_duration,
     next_due,
     one_line,
 )

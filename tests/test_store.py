@@ -227,3 +227,22 @@ def test_a_store_written_whole_by_an_older_version_is_split_on_open(
     again.forget("p")
     assert again.commits("p") == [] and again.state("p").prod is None
     assert not (settings.data_dir / "store.d" / "projects" / "p.json").exists()
+
+
+def test_a_state_with_fields_an_older_version_wrote_still_loads(
+    store: Store, settings: Settings
+) -> None:
+    store.add_project(project())
+    store.update_state("p", prod=1, prod_running=True)
+    shard = settings.layout.project_store("p")
+    doc = json.loads(shard.read_bytes())
+    (row,) = doc["state"].values()
+    row["fatal_retries"] = {"p-prod": {"attempt": 2}}  # a field that is gone
+    row["test_run"] = {"n": 1, "verdict": {"passed": True, "reason": "ok", "at": 1.0}}
+    shard.write_text(json.dumps(doc))
+
+    again = Store.open(settings)
+    state = again.state("p")
+    assert (state.prod, state.prod_running) == (1, True)
+    assert state.test_verdict is not None and state.test_verdict.passed
+    assert again.update_state("p", prod=2).prod == 2

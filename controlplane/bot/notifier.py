@@ -25,28 +25,29 @@ from controlplane.bot.context import Deps, blocking
 from controlplane.bot.render import cb, fit
 from controlplane.bot.texts import t
 from controlplane.domain.backoff import Backoff
-from controlplane.service.outbox import Event
+from controlplane.domain.events import Event
+from controlplane.domain.kinds import EventKind
 
 logger = logging.getLogger(__name__)
 
 MAX_AGE = 86400.0
-ICONS = {
-    "new_commit": "🆕",
-    "verdict": "🧪",
-    "promoted": "✅",
-    "deployed": "🚢",
-    "rolled_back": "⏪",
-    "reverted": "↩️",
-    "crash_loop": "💥",
-    "poll_outage": "📡",
-    "poll_recovered": "📡",
-    "interrupted": "⚠️",
-    "started": "🔁",
-    "build_failed": "❌",
-    "discarded": "🗑",
-    "error": "⚠️",
-    "load_warning": "📊",
-    "load_ok": "📊",
+ICONS: dict[str, str] = {  # by kind (a stored event's kind is a plain string)
+    EventKind.NEW_COMMIT: "🆕",
+    EventKind.VERDICT: "🧪",
+    EventKind.PROMOTED: "✅",
+    EventKind.DEPLOYED: "🚢",
+    EventKind.ROLLED_BACK: "⏪",
+    EventKind.REVERTED: "↩️",
+    EventKind.CRASH_LOOP: "💥",
+    EventKind.POLL_OUTAGE: "📡",
+    EventKind.POLL_RECOVERED: "📡",
+    EventKind.INTERRUPTED: "⚠️",
+    EventKind.STARTED: "🔁",
+    EventKind.BUILD_FAILED: "❌",
+    EventKind.DISCARDED: "🗑",
+    EventKind.ERROR: "⚠️",
+    EventKind.LOAD_WARNING: "📊",
+    EventKind.LOAD_OK: "📊",
 }
 
 
@@ -81,7 +82,7 @@ def event_text(batch: Batch, lang: str) -> str:
 
 def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
     """A verdict comes with what to do next."""
-    if event.kind != "verdict" or not event.project or "n" not in event.data:
+    if event.kind != EventKind.VERDICT or not event.project or "n" not in event.data:
         return None
     row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb("ds", event.project))]
     if event.data.get("passed"):

@@ -20,6 +20,7 @@ from telegram.error import BadRequest, TelegramError
 from controlplane.bot.context import Deps, Throttle, blocking
 from controlplane.bot.render import cb, fit, pre
 from controlplane.bot.texts import t
+from controlplane.domain.kinds import OpKind, ProgressKind
 from controlplane.service.executor import Operation
 
 logger = logging.getLogger(__name__)
@@ -43,11 +44,11 @@ class Card:
     def take(self, events: list[Any]) -> None:
         for event in events:
             self.seq = event.seq
-            if event.kind == "log":
+            if event.kind == ProgressKind.LOG:
                 if len(self.lines) == LINES_SHOWN:
                     self.omitted += 1
                 self.lines.append(event.text)
-            elif event.kind == "step":
+            elif event.kind == ProgressKind.STEP:
                 self.steps.append(event.text)
 
     def body(self, lang: str, verdict: dict[str, Any] | None = None, n: int | None = None) -> str:
@@ -74,7 +75,7 @@ class Card:
 
 def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
     """Extend and cancel while a test runs; Promote and Discard once it has a verdict."""
-    if op.op not in ("test", "new commit"):
+    if op.op not in (OpKind.TEST, OpKind.NEW_COMMIT):
         return None
     if op.state == "running":
         return InlineKeyboardMarkup(
@@ -130,7 +131,7 @@ async def follow(bot: Any, d: Deps, chat_id: int, op: Operation) -> None:
     card.take(op.events_after(card.seq))
     markup = await blocking(buttons, d, op, lang)
     verdict, n = None, None
-    if op.op == "test":
+    if op.op == OpKind.TEST:
         state = await blocking(d.store.state, op.project)
         verdict, n = (state.test_run or {}).get("verdict"), state.test
     await edit(message, card.body(lang, verdict, n), markup)

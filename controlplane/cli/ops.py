@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from controlplane.domain.kinds import ProgressKind
 from controlplane.domain.units import megabytes
 from controlplane.settings import Settings
 
@@ -25,7 +26,7 @@ def follow(
 
     def show(event: dict[str, Any]) -> None:
         text = str(event.get("text", ""))
-        print(f"  {text}" if event.get("kind") == "log" else f"• {text}", flush=True)
+        print(f"  {text}" if event.get("kind") == ProgressKind.LOG else f"• {text}", flush=True)
 
     payload = {"op": op, "project": project, "args": args, "follow": not detach}
     result = request(settings.control_sock, payload, on_event=show)

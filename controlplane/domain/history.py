@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from controlplane.domain.verdict import Verdict
 from controlplane.errors import NotFound, ValidationError
 
 INITIAL_NUMBERED = 20
@@ -110,7 +111,6 @@ class SlotState:
     last_poll: dict[str, Any] | None = None
     poll_failures: int = 0
     outage_since: float | None = None
-    fatal_retries: dict[str, Any] = field(default_factory=dict)
     op: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +125,12 @@ class SlotState:
 
     def running(self, slot: str) -> bool:
         return self.test_running if slot == "test" else self.prod_running
+
+    @property
+    def test_verdict(self) -> Verdict | None:
+        """The verdict of the last test run, once it has one."""
+        raw = (self.test_run or {}).get("verdict")
+        return Verdict.from_dict(raw) if isinstance(raw, dict) else None
 
     def release(self, slot: str) -> int | None:
         return self.test if slot == "test" else self.prod

@@ -272,16 +272,6 @@ def _unusable_password(raw: str, url: RepoURL) -> bool:
     return scp is not None and "@" in scp["path"].split("/")[0]
 
 
-def join_credentials(url: str, auth: str | None) -> str:
-    """Put credentials back into an http(s) URL for git's own use (never shown)."""
-    if not auth:
-        return url
-    parts = urlsplit(url)
-    return urlunsplit(
-        (parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment)
-    )
-
-
 @dataclass(frozen=True)
 class RepoURL:
     """A validated repository URL, its credentials split off, and a warning if any."""
@@ -584,16 +574,3 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
         raise ValidationError("setting", key, "use one of " + ", ".join(sorted(converters)))
     name, convert = converters[key]
     return name, convert(raw)
-
-
-SETTABLE = (
-    "branch",
-    "entry",
-    "policy",
-    "output",
-    "keep",
-    "check",
-    "health-window",
-    "poll",
-    "test-duration",
-)

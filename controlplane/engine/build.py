@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
@@ -190,7 +190,6 @@ class _Build:
     run_as: str | None
     min_free_mb: int
     git_access: git.Access
-    outputs: list[str] = field(default_factory=list)
     # who runs the venv and install steps: the run-as user when we are root, so that a
     # package's build scripts never run with root's rights (the store, the key)
     builder: str | None = None

@@ -24,6 +24,7 @@ from controlplane.adapters.files import folder_size
 from controlplane.adapters.slotprocs import descendants
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import Supervisor, program_name, slot_logs
+from controlplane.domain.events import EventSink
 from controlplane.domain.history import (
     INITIAL_NUMBERED,
     CommitRow,
@@ -32,17 +33,24 @@ from controlplane.domain.history import (
     find,
     to_prune,
 )
+from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
+from controlplane.domain.verdict import Evidence, Verdict, crash_looping
 from controlplane.engine import build
 from controlplane.engine.slots import apply_slot, link_target, start_slot, switch_link
-from controlplane.engine.watch import Evidence, Watcher, crash_looping
+from controlplane.engine.watch import Watcher
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_EVERY = 0.5
+# how the event of a prod switch reads: "shop: rolled back to #3 …"
+LIVE_WORDS = {
+    EventKind.DEPLOYED: "deployed",
+    EventKind.ROLLED_BACK: "rolled back",
+    EventKind.PROMOTED: "promoted",
+}
 
 
 class Reporter(Protocol):
@@ -100,7 +108,7 @@ class Engine:
         self,
         settings: Settings,
         store: Store,
-        outbox: Outbox,
+        outbox: EventSink,
         *,
         supervisor: Callable[[], Supervisor] | None = None,
         timeouts: build.BuildTimeouts | None = None,
@@ -175,7 +183,7 @@ class Engine:
                     f"{key.kind} {key.fingerprint}"
                 )
                 op.log(text)
-                self.outbox.publish("host_pinned", name, text, host=key.host)
+                self.outbox.publish(EventKind.HOST_PINNED, name, text, host=key.host)
 
     def head(self, project: Project) -> str:
         """The branch head on the remote (one ls-remote; the poller's check)."""
@@ -282,7 +290,7 @@ class Engine:
         self.store.put_release(project.name, done)
         if not ok:
             self.outbox.publish(
-                "build_failed",
+                EventKind.BUILD_FAILED,
                 project.name,
                 f"{project.name}: build of #{release.n} failed: {result.error}",
                 n=release.n,
@@ -297,18 +305,18 @@ class Engine:
         project = self.store.get_project(name)
         commit = self.commit(project, ref, op)
         self.ensure_release(project, commit, op)
-        return self.go_live(project, commit, op, why="deployed")
+        return self.go_live(project, commit, op, kind=EventKind.DEPLOYED)
 
     def rollback(self, name: str, ref: str, op: Reporter) -> str:
         """Prod back to commit N: a link flip and a restart when it is built."""
         project = self.store.get_project(name)
         commit = find(self.store.commits(name), ref)
         self.ensure_release(project, commit, op)
-        return self.go_live(project, commit, op, why="rolled back")
+        return self.go_live(project, commit, op, kind=EventKind.ROLLED_BACK)
 
-    def go_live(self, project: Project, commit: CommitRow, op: Reporter, *, why: str) -> str:
+    def go_live(self, project: Project, commit: CommitRow, op: Reporter, *, kind: EventKind) -> str:
         """Switch prod to a built release, restart, watch the health window; revert on a
-        crash loop."""
+        crash loop. `kind` (deployed, rolled back, promoted) is the event told at the end."""
         name = project.name
         dest = self.release_path(name, commit.n, commit.sha)
         before = self.store.state(name)
@@ -319,8 +327,8 @@ class Engine:
         if evidence is not None and crash_looping(evidence):
             return self._revert(project, commit, previous, evidence, op)
         self.store.update_state(name, last_good=commit.n)
-        text = f"{name}: {why} to #{commit.n} {commit.short} {commit.subject}"
-        self.outbox.publish(why.replace(" ", "_"), name, text, n=commit.n)
+        text = f"{name}: {LIVE_WORDS[kind]} to #{commit.n} {commit.short} {commit.subject}"
+        self.outbox.publish(kind, name, text, n=commit.n)
         self.prune(name, op)
         return text
 
@@ -386,7 +394,7 @@ class Engine:
                 self.store.state(name).prod_previous,
             )
             text = f"{name}: {failed}; reverted to #{prev.n} {prev.short}"
-        self.outbox.publish("reverted", name, text, n=commit.n, evidence=evidence.to_dict())
+        self.outbox.publish(EventKind.REVERTED, name, text, n=commit.n, evidence=evidence.to_dict())
         raise ControlPlaneError(text)
 
     # -- start, stop ------------------------------------------------------------------------
@@ -466,13 +474,13 @@ class Engine:
         spare = descendants(os.getpid(), sup) if sup is not None else None
         for project in self.store.list_projects():
             try:
-                notes += self._recover_project(project, spare)
+                found = self._recover_project(project, spare)
             except (ControlPlaneError, OSError) as exc:
                 logger.exception("recovery of %s failed", project.name)
-                notes.append(f"{project.name}: recovery failed: {exc}")
-        for note in notes:
-            name = note.split(":", 1)[0]
-            self.outbox.publish("interrupted", name, note)
+                found = [f"{project.name}: recovery failed: {exc}"]
+            for note in found:
+                self.outbox.publish(EventKind.INTERRUPTED, project.name, note)
+            notes += found
         return notes
 
     def _recover_project(self, project: Project, spare: set[int] | None) -> list[str]:
@@ -494,8 +502,8 @@ class Engine:
             notes.append(f"{name}: {state.op.get('op')} was cut short by a restart")
             state = self.store.update_state(name, op=None)
         run = state.test_run or {}
-        if state.test_running and "verdict" not in run:
-            verdict = {"passed": False, "reason": "interrupted by a restart", "at": time.time()}
+        if state.test_running and state.test_verdict is None:
+            verdict = Verdict.interrupted(time.time()).to_dict()
             state = self.store.update_state(
                 name, test_running=False, test_run={**run, "verdict": verdict}
             )

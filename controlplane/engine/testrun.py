@@ -12,7 +12,6 @@ import shlex
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from controlplane.adapters import runner
 from controlplane.adapters.account import lookup_account
@@ -20,12 +19,14 @@ from controlplane.adapters.secrets import Redactor
 from controlplane.adapters.supervisor.client import program_name, remove_program, slot_logs
 from controlplane.domain.appenv import app_env, base_env
 from controlplane.domain.history import CommitRow, find
+from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
 from controlplane.domain.units import megabytes
+from controlplane.domain.verdict import CheckResult, Evidence, Verdict, judge
 from controlplane.engine import build
 from controlplane.engine.releases import Engine, Reporter
 from controlplane.engine.slots import apply_slot, remove_link, start_slot, switch_link
-from controlplane.engine.watch import Evidence, Watcher, judge
+from controlplane.engine.watch import Watcher
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
 from controlplane.layout import venv_python
 
@@ -62,7 +63,7 @@ class TestRuns:
         check = self.run_check(project, dest, op) if project.check else None
         evidence = Evidence(program=program_name(name, "test"))
         early = False
-        if check is None or check["ok"]:
+        if check is None or check.ok:
             self._start(project, commit, dest, duration)
             evidence, early = self._observe(project, duration, op)
             self._stop(project)
@@ -128,35 +129,36 @@ class TestRuns:
         project: Project,
         commit: CommitRow,
         ev: Evidence,
-        check: dict[str, Any] | None,
+        check: CheckResult | None,
         early: bool,
         duration: float,
     ) -> str:
         passed, reason = judge(ev, check)
         if early:
             reason = f"stopped early after {ev.elapsed:.0f} s; {reason}"
-        verdict = {
-            "passed": passed,
-            "reason": reason,
-            "at": time.time(),
-            "early": early,
-            "duration": duration,
-            "check": check,
-            "evidence": ev.to_dict(),
-        }
+        verdict = Verdict(
+            passed=passed,
+            reason=reason,
+            at=time.time(),
+            early=early,
+            duration=duration,
+            check=check,
+            evidence=ev,
+        )
+        stored = verdict.to_dict()
         release = self.store.release(project.name, commit.n)
         if release is not None:
-            self.store.put_release(project.name, release.with_(verdict=verdict))
+            self.store.put_release(project.name, release.with_(verdict=stored))
         run = dict(self.store.state(project.name).test_run or {})
-        self.store.update_state(project.name, test_run={**run, "verdict": verdict})
+        self.store.update_state(project.name, test_run={**run, "verdict": stored})
         word = "passed" if passed else "failed"
         text = f"{project.name}: test of #{commit.n} {commit.short} {word}: {reason}"
-        self.engine.outbox.publish("verdict", project.name, text, n=commit.n, passed=passed)
+        self.engine.outbox.publish(EventKind.VERDICT, project.name, text, n=commit.n, passed=passed)
         if not passed:
             raise ControlPlaneError(text)
         return text
 
-    def run_check(self, project: Project, dest: Path, op: Reporter) -> dict[str, Any]:
+    def run_check(self, project: Project, dest: Path, op: Reporter) -> CheckResult:
         """The project's check command inside the release, as the app's user, test variables."""
         assert project.check is not None
         op.step(f"check: {project.check}")
@@ -192,13 +194,13 @@ class TestRuns:
         if project.output or not ok:
             for line in lines:
                 op.log(line)
-        return {
-            "ok": ok,
-            "seconds": round(time.monotonic() - started, 2),
-            "tail": lines,
-            "omitted": omitted,
-            "error": error,
-        }
+        return CheckResult(
+            ok=ok,
+            seconds=round(time.monotonic() - started, 2),
+            tail=lines,
+            omitted=omitted,
+            error=error,
+        )
 
     # -- while and after ------------------------------------------------------------------
 
@@ -217,17 +219,17 @@ class TestRuns:
         state = self.store.state(name)
         if state.test is None:
             raise NotFound(f"{name} has no test release to promote; run a test deploy first")
-        verdict = (state.test_run or {}).get("verdict")
+        verdict = state.test_verdict
         if verdict is None:
             raise ControlPlaneError(f"the test of #{state.test} has no verdict yet")
-        if not verdict["passed"] and not force:
+        if not verdict.passed and not force:
             raise ControlPlaneError(
-                f"the test of #{state.test} failed ({verdict['reason']}); "
+                f"the test of #{state.test} failed ({verdict.reason}); "
                 "promote it anyway with --force"
             )
         commit = find(self.store.commits(name), str(state.test))
         self.engine.ensure_release(project, commit, op)
-        return self.engine.go_live(project, commit, op, why="promoted")
+        return self.engine.go_live(project, commit, op, kind=EventKind.PROMOTED)
 
     def discard(self, name: str, op: Reporter) -> str:
         """Stop the test slot and put it back: no program, no link."""
@@ -246,7 +248,7 @@ class TestRuns:
         self.store.update_state(name, test=None, test_running=False, test_run=None)
         op.step("test slot stopped and cleared")
         self.engine.outbox.publish(
-            "discarded", name, f"{name}: test of #{state.test} discarded", n=state.test
+            EventKind.DISCARDED, name, f"{name}: test of #{state.test} discarded", n=state.test
         )
         self.engine.prune(name, op)
         return f"{name}: test of #{state.test} discarded"

@@ -1,9 +1,9 @@
-"""Watching a running slot: what a test run or a health window observes, and the verdict.
+"""Watching a running slot: what a test run or a health window observes.
 
 A Watcher samples one program: supervisord's state and pid, the state changes the event
 listener recorded (so no restart is missed between samples), the memory of the
 slot's processes (PSS), and the lines its logs gained (errors counted, the last kept). The
-verdict is a plain function of that evidence.
+evidence and the verdict on it are plain data and functions in controlplane.domain.verdict.
 """
 
 from __future__ import annotations
@@ -11,38 +11,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from controlplane.adapters.slotprocs import slot_usage
 from controlplane.adapters.supervisor.client import ProcessInfo, Supervisor
 from controlplane.adapters.supervisor.events import EventTail
 from controlplane.adapters.tail import FileCursor
+from controlplane.domain.verdict import Evidence
 
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
 LAST_LINES = 10
 DOWN_STATES = ("BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN")
-
-
-@dataclass
-class Evidence:
-    """What a watch saw so far."""
-
-    program: str
-    elapsed: float = 0.0
-    duration: float = 0.0
-    state: str = "UNKNOWN"
-    pid: int = 0
-    restarts: int = 0
-    exit_codes: list[int] = field(default_factory=list)
-    peak_memory: int = 0  # the slot's PSS (memory_kind says when it is RSS)
-    memory_kind: str = "PSS"
-    errors: int = 0
-    last_lines: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def slot_memory(client: Supervisor, program: str, pid: int) -> tuple[int, str]:
@@ -105,20 +84,3 @@ class Watcher:
             info.state in DOWN_STATES and info.start and not ev.exit_codes
         ):
             ev.exit_codes.append(info.exitstatus)
-
-
-def judge(ev: Evidence, check: dict[str, Any] | None) -> tuple[bool, str]:
-    """Passed when the check passed and the app stayed up without restarts."""
-    if check is not None and not check.get("ok", False):
-        return False, f"check failed: {check.get('error') or 'non-zero exit'}"
-    if ev.restarts:
-        codes = ", ".join(str(c) for c in ev.exit_codes[-5:]) or "unknown"
-        return False, f"restarted {ev.restarts} times (exit codes {codes})"
-    if ev.state != "RUNNING":
-        return False, f"not running at the end ({ev.state})"
-    return True, "stayed up without restarts"
-
-
-def crash_looping(ev: Evidence) -> bool:
-    """During a health window: the app is down for good or restarts again and again."""
-    return ev.state in ("FATAL", "BACKOFF") or ev.restarts >= 2

@@ -32,11 +32,12 @@ from controlplane.adapters.cgroupfs import PROC_SELF, CgroupReading, read_cgroup
 from controlplane.adapters.dockerapi import docker_figures
 from controlplane.adapters.files import folder_size, write_atomic
 from controlplane.adapters.slotprocs import slot_usage
+from controlplane.domain.events import EventSink
+from controlplane.domain.kinds import EventKind
 from controlplane.domain.units import human_bytes
 
 if TYPE_CHECKING:
     from controlplane.adapters.supervisor.client import ProcessInfo
-    from controlplane.service.outbox import Outbox
     from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -269,11 +270,15 @@ def conditions(snap: Snapshot) -> dict[str, str]:
     return found
 
 
-def transitions(active: Mapping[str, str], now: Mapping[str, str]) -> list[tuple[str, str, str]]:
+def transitions(
+    active: Mapping[str, str], now: Mapping[str, str]
+) -> list[tuple[EventKind, str, str]]:
     """(event kind, what, text) for conditions that began or ended since `active`."""
-    out = [("load_warning", k, v) for k, v in now.items() if k not in active]
+    out = [(EventKind.LOAD_WARNING, k, v) for k, v in now.items() if k not in active]
     out += [
-        ("load_ok", k, f"{k} back to normal (was: {v})") for k, v in active.items() if k not in now
+        (EventKind.LOAD_OK, k, f"{k} back to normal (was: {v})")
+        for k, v in active.items()
+        if k not in now
     ]
     return out
 
@@ -363,7 +368,7 @@ class Sampler:
     """Every `interval` seconds: a snapshot, kept for an hour, warnings published."""
 
     probe: Probe
-    outbox: Outbox | None = None
+    outbox: EventSink | None = None
     interval: float = INTERVAL
     keep: int = KEEP
     samples: deque[dict[str, Any]] = field(default_factory=deque)

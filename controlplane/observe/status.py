@@ -25,8 +25,8 @@ from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
 from controlplane.domain.texts import t
 from controlplane.domain.units import human_bytes
+from controlplane.domain.units import human_duration as duration
 from controlplane.layout import rotated
-from controlplane.service.poller import human_duration as duration
 
 if TYPE_CHECKING:
     from controlplane.adapters.store import Store

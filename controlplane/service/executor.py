@@ -16,6 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from controlplane.domain.kinds import ProgressKind
 from controlplane.errors import ControlPlaneError
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ MAX_EVENTS = 500
 KEEP_FINISHED = 100
 WAITING_FOR_SLOT = "waiting for a build slot"
 
-STEP, LOG, DONE, FAILED = "step", "log", "done", "failed"
+STEP, LOG = ProgressKind.STEP, ProgressKind.LOG
+DONE, FAILED = ProgressKind.DONE, ProgressKind.FAILED
 RUNNING, OK, FAILED_STATE, CANCELLED = "running", "ok", "failed", "cancelled"
 
 
@@ -64,7 +66,7 @@ class Progress:
     seq: int
     at: float
     text: str
-    kind: str  # "step" | "log" | "done" | "failed"
+    kind: ProgressKind
 
 
 def outcome(exc: BaseException, cancel_requested: bool) -> tuple[str, str]:
@@ -124,7 +126,7 @@ class Operation:
         if self.cancel.is_set():
             raise OperationCancelled()
 
-    def _publish(self, text: str, kind: str) -> None:
+    def _publish(self, text: str, kind: ProgressKind) -> None:
         with self._cond:
             self._seq += 1
             self.events.append(Progress(self._seq, time.time(), text, kind))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.domain.kinds import EventKind, OpKind
 from controlplane.domain.models import Project, parse_duration, validate_name, validate_slot
 from controlplane.engine.releases import Engine
 from controlplane.engine.testrun import TestRuns
@@ -59,16 +60,16 @@ def _seconds_arg(args: dict[str, Any], key: str, default: int) -> int:
 
 
 OPS = (
-    "deploy",
-    "test",
-    "promote",
-    "discard",
-    "rollback",
-    "start",
-    "stop",
-    "restart",
-    "sync",
-    "prune",
+    OpKind.DEPLOY,
+    OpKind.TEST,
+    OpKind.PROMOTE,
+    OpKind.DISCARD,
+    OpKind.ROLLBACK,
+    OpKind.START,
+    OpKind.STOP,
+    OpKind.RESTART,
+    OpKind.SYNC,
+    OpKind.PRUNE,
 )
 
 
@@ -78,15 +79,15 @@ def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request
         raise ValidationError("operation", op, "use one of " + ", ".join(OPS))
     name = validate_name(project or "")
     clean: dict[str, Any] = {}
-    if op in ("deploy", "test", "rollback"):
+    if op in (OpKind.DEPLOY, OpKind.TEST, OpKind.ROLLBACK):
         clean["commit"] = _commit_arg(args)
-    if op == "rollback" and clean["commit"] is None:
+    if op == OpKind.ROLLBACK and clean["commit"] is None:
         raise ValidationError("commit", "", "rollback needs a commit number, like 3")
-    if op == "test":
+    if op == OpKind.TEST:
         clean["duration"] = _seconds_arg(args, "duration", 0)
-    if op in ("start", "stop", "restart"):
+    if op in (OpKind.START, OpKind.STOP, OpKind.RESTART):
         clean["slot"] = _slot_arg(args)
-    if op == "promote":
+    if op == OpKind.PROMOTE:
         clean["force"] = bool(args.get("force", False))
     return Request(op=op, project=name, args=clean)
 
@@ -151,7 +152,7 @@ class Service:
         """A new head: number it, then notify, test, or test and promote (the policy).
         A busy project takes it up as soon as its operation ends."""
         try:
-            self.executor.submit(project.name, "new commit", lambda op: self._new(project, op))
+            self.executor.submit(project.name, OpKind.NEW_COMMIT, lambda op: self._new(project, op))
         except Busy:
             with self._lock:
                 self._pending[project.name] = sha
@@ -172,7 +173,9 @@ class Service:
         name = project.name
         head = self.engine.sync(project, op)
         text = f"{name}: new commit #{head.n} {head.short} on {project.branch}: {head.subject}"
-        self.engine.outbox.publish("new_commit", name, text, n=head.n, policy=project.policy)
+        self.engine.outbox.publish(
+            EventKind.NEW_COMMIT, name, text, n=head.n, policy=project.policy
+        )
         if project.policy == "notify":
             return text
         verdict = self.tests.test(name, str(head.n), project.test_duration, op)
@@ -183,12 +186,12 @@ class Service:
     def handle(self, request: dict[str, Any]) -> Operation | dict[str, Any]:
         """The local socket's handler: operations, plus cancel and extend answered at once."""
         op, project, args = request["op"], request.get("project"), request.get("args") or {}
-        if op == "cancel":
+        if op == OpKind.CANCEL:
             name = validate_name(project or "")
             if not self.executor.cancel(name):
                 raise NotFound(f"nothing is running for {name}")
             return {"ok": True, "text": f"{name}: cancel requested"}
-        if op == "extend":
+        if op == OpKind.EXTEND:
             name = validate_name(project or "")
             seconds = _seconds_arg(args, "seconds", DEFAULT_TEST_SECONDS)
             return {"ok": True, "text": self.tests.extend(name, seconds)}

@@ -1,10 +1,11 @@
-"""Events of the engine: published in-process and kept in a persistent outbox.
+"""The outbox: events published in-process and kept in the store.
 
 Every step worth telling a person (a new commit, a verdict, a promote, an automatic
-revert, a crash loop, a poll outage and its end, an interrupted operation) is an Event.
-It is written to the store's outbox before anyone is told, so a consumer (the bot's
-notifier) can deliver each exactly once, also across restarts: it asks for what it has
-not acknowledged yet and acknowledges after sending.
+revert, a crash loop, a poll outage and its end, an interrupted operation) is an Event
+(controlplane.domain.events). The Outbox is the EventSink the engine, the poller and
+the load sampler are given: it writes each event to the store's outbox before anyone is
+told, so a consumer (the bot's notifier) can deliver each exactly once, also across
+restarts: it asks for what it has not acknowledged yet and acknowledges after sending.
 """
 
 from __future__ import annotations
@@ -13,36 +14,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from controlplane.adapters.store import OUTBOX, Store
+from controlplane.domain.events import Event
+from controlplane.domain.kinds import EventKind
 
 logger = logging.getLogger(__name__)
 
 KEEP_EVENTS = 2000
 
 
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened."""
-
-    seq: int
-    at: float
-    kind: str
-    project: str | None
-    text: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 Subscriber = Callable[[Event], None]
 
 
 class Outbox:
-    """Publishes events to subscribers and to the store's outbox table."""
+    """Publishes events to subscribers and to the store's outbox table (an EventSink)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -58,12 +45,12 @@ class Outbox:
             if fn in self._subscribers:
                 self._subscribers.remove(fn)
 
-    def publish(self, kind: str, project: str | None, text: str, **data: Any) -> Event:
+    def publish(self, kind: EventKind, project: str | None, text: str, **data: Any) -> Event:
         """Persist the event, then tell in-process subscribers (their errors are logged)."""
         with self.store.rows(OUTBOX, OUTBOX, write=True) as rows:
             last = max((row["seq"] for row in rows.values()), default=0)
             event = Event(
-                seq=last + 1, at=time.time(), kind=kind, project=project, text=text, data=data
+                seq=last + 1, at=time.time(), kind=str(kind), project=project, text=text, data=data
             )
             doc_id = max((int(k) for k in rows), default=0) + 1
             rows[str(doc_id)] = {**event.to_dict(), "acked": []}

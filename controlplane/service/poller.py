@@ -29,10 +29,12 @@ from typing import Any
 from controlplane.adapters import git
 from controlplane.adapters.store import Store
 from controlplane.domain.backoff import delay, poll_wait
+from controlplane.domain.events import EventSink
 from controlplane.domain.history import SlotState
+from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
+from controlplane.domain.units import human_duration
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.service.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +69,6 @@ def next_due(
     return last + poll_wait(interval, failures, jitter=jitter_fraction, rnd=rnd)
 
 
-def human_duration(seconds: float) -> str:
-    """3725 → '1h 2m', 42 → '42s', 200000 → '2d 7h'."""
-    total = max(round(seconds), 0)
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        value, total = divmod(total, size)
-        if value:
-            parts.append(f"{value}{unit}")
-    return " ".join(parts[:2]) or "0s"
-
-
 def one_line(exc: BaseException, limit: int = REASON_LIMIT) -> str:
     """A failure in one line: git's own message, with its last output line when it has
     several; other exceptions carry their type, since str(KeyError) alone says little."""
@@ -99,7 +90,7 @@ class Poller:
     def __init__(
         self,
         store: Store,
-        outbox: Outbox,
+        outbox: EventSink,
         *,
         check: Check,
         on_new: OnNew,
@@ -266,7 +257,7 @@ class Poller:
         logger.warning("poll of %s failed (%d in a row): %s", project.name, failures, reason)
         if recorded and starts:
             self.outbox.publish(
-                "poll_outage",
+                EventKind.POLL_OUTAGE,
                 project.name,
                 f"{project.name}: cannot check branch {project.branch}: {reason}. "
                 "Retrying with backoff; I will say when it works again.",
@@ -290,7 +281,7 @@ class Poller:
         since = prev.outage_since if prev.outage_since is not None else at
         down = max(at - since, 0.0)
         self.outbox.publish(
-            "poll_recovered",
+            EventKind.POLL_RECOVERED,
             project.name,
             f"{project.name}: checking branch {project.branch} works again after "
             f"{human_duration(down)} ({prev.poll_failures} failed checks).",
@@ -309,7 +300,7 @@ class Poller:
             reason = self._redact(project, one_line(exc))
             try:
                 self.outbox.publish(
-                    "error",
+                    EventKind.ERROR,
                     project.name,
                     f"{project.name}: new commit {sha[:7]} on {project.branch} was seen "
                     f"but could not be handled: {reason}",

@@ -36,6 +36,7 @@ from controlplane.adapters.supervisor.client import (
 )
 from controlplane.adapters.supervisor.events import EventTail
 from controlplane.domain.backoff import delay
+from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import SLOTS
 from controlplane.engine.releases import Engine
 from controlplane.engine.testrun import TestRuns
@@ -217,7 +218,7 @@ class Server:
         parsed = parse_program(group)
         name = parsed[0] if parsed else None
         self.outbox.publish(
-            "crash_loop",
+            EventKind.CRASH_LOOP,
             name,
             f"{group} keeps crashing: supervisord gave up; retrying with a growing delay",
         )
@@ -322,10 +323,10 @@ def serve(
     poller.start()
     sampler = Sampler(Probe(settings, supervisor_source(settings)), stack.outbox)
     threading.Thread(target=sampler.run, args=(stop,), name="load", daemon=True).start()
-    stack.outbox.publish("started", None, "control plane started")
+    stack.outbox.publish(EventKind.STARTED, None, "control plane started")
     for warning in settings.trust_warnings(os.geteuid()):
         logger.warning("%s", warning)
-        stack.outbox.publish("trust_warning", None, warning)
+        stack.outbox.publish(EventKind.TRUST_WARNING, None, warning)
     bot = start_bot(settings, stack)
     try:
         server.run(stop, interval)
@@ -365,7 +366,3 @@ def main(settings: Settings) -> int:
     )
     serve(settings)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(Settings.from_env()))

@@ -252,7 +252,3 @@ def main(settings: Settings) -> int:
     )
     client = Supervisor(settings, timeout=10.0)
     return Listener(settings, client, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer).run()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(Settings.from_env()))

@@ -1,0 +1,34 @@
+"""Events: one thing that happened and is worth telling a person, and the seam that takes it.
+
+The engine, the poller and the load sampler publish through an `EventSink`; the service
+layer's Outbox implements it (persists, then tells subscribers). Publishers name the kind
+with `EventKind`; an Event read back from the store keeps its kind as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from controlplane.domain.kinds import EventKind
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened."""
+
+    seq: int
+    at: float
+    kind: str  # an EventKind's value
+    project: str | None
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EventSink(Protocol):
+    """Where the engine and the samplers tell what happened."""
+
+    def publish(self, kind: EventKind, project: str | None, text: str, **data: Any) -> Event: ...

@@ -1,0 +1,66 @@
+"""The named kinds that cross modules: events, operations, progress.
+
+Each is a StrEnum whose values are the strings stored and sent today (the outbox's
+events, the control socket's requests and progress lines), so stored data and every
+consumer keep working; a member compares equal to its string.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+
+
+@unique
+class EventKind(StrEnum):
+    """Something worth telling a person, as the outbox keeps it."""
+
+    NEW_COMMIT = "new_commit"
+    VERDICT = "verdict"
+    DEPLOYED = "deployed"
+    ROLLED_BACK = "rolled_back"
+    PROMOTED = "promoted"
+    REVERTED = "reverted"
+    DISCARDED = "discarded"
+    BUILD_FAILED = "build_failed"
+    HOST_PINNED = "host_pinned"
+    INTERRUPTED = "interrupted"
+    CRASH_LOOP = "crash_loop"
+    POLL_OUTAGE = "poll_outage"
+    POLL_RECOVERED = "poll_recovered"
+    ERROR = "error"
+    STARTED = "started"
+    TRUST_WARNING = "trust_warning"
+    LOAD_WARNING = "load_warning"
+    LOAD_OK = "load_ok"
+
+
+@unique
+class OpKind(StrEnum):
+    """An operation or request by name (also the control socket's `op`)."""
+
+    DEPLOY = "deploy"
+    TEST = "test"
+    PROMOTE = "promote"
+    DISCARD = "discard"
+    ROLLBACK = "rollback"
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    SYNC = "sync"
+    PRUNE = "prune"
+    ADD = "add"
+    LAUNCH = "launch"
+    REMOVE = "remove"
+    CANCEL = "cancel"
+    EXTEND = "extend"
+    NEW_COMMIT = "new commit"  # the poller's: a new head numbered, then the project's policy
+
+
+@unique
+class ProgressKind(StrEnum):
+    """One progress line of a running operation."""
+
+    STEP = "step"  # a named step begins
+    LOG = "log"  # a line of output
+    DONE = "done"  # the last line: it succeeded
+    FAILED = "failed"  # the last line: it failed or was cancelled
