@@ -17,31 +17,61 @@ force-push on the remote never takes away a commit that has a number.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
-import pwd
 import re
-import shlex
-import shutil
-import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from controlplane.adapters import runner, sshkeys
+from controlplane.adapters import runner
 from controlplane.adapters.account import account_ids
 from controlplane.adapters.files import chown_tree
+from controlplane.adapters.gitaccess import (
+    NETWORK_VARS,
+    Access,
+    agent_for,
+    basic_credential,
+    git_env,
+    git_user,
+    home_of,
+    local_trust,
+    own,
+    ssh_command,
+)
+from controlplane.adapters.giterrors import (
+    AuthFailed,
+    BranchMissing,
+    CommitMissing,
+    GitError,
+    HostKeyChanged,
+    HostUnreachable,
+    RepoNotFound,
+    classify,
+)
 from controlplane.adapters.secrets import MASK, Redactor
 from controlplane.domain.models import split_credentials
-from controlplane.errors import CommandFailed, ControlPlaneError
-from controlplane.settings import Settings
+from controlplane.errors import CommandFailed
+
+__all__ = [
+    "NETWORK_VARS",
+    "Access",
+    "AuthFailed",
+    "BranchMissing",
+    "CommitMissing",
+    "GitError",
+    "HostKeyChanged",
+    "HostUnreachable",
+    "RepoNotFound",
+    "classify",
+    "git_env",
+    "git_user",
+    "ssh_command",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,102 +80,6 @@ SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
 NETWORK_TIMEOUT = 120.0
 LOCAL_TIMEOUT = 60.0
-# The only variables git is given beyond its fixed environment: how to reach a remote
-# (proxies, certificates, slow-link limits). They come from the control plane's own
-# environment (the operator's) and, only when git runs as an unprivileged user, from the
-# project's variables. Nothing that loads or runs code (LD_PRELOAD, PYTHONPATH,
-# GIT_SSH_COMMAND, GIT_CONFIG_*, BASH_ENV …) ever reaches git, whoever sets it.
-NETWORK_VARS = frozenset(
-    {
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "CURL_CA_BUNDLE",
-        "GIT_SSL_CAINFO",
-        "GIT_SSL_CAPATH",
-        "GIT_SSL_NO_VERIFY",
-        "GIT_PROXY_SSL_CAINFO",
-        "GIT_HTTP_LOW_SPEED_LIMIT",
-        "GIT_HTTP_LOW_SPEED_TIME",
-    }
-)
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who git runs as, and the per-project ssh settings it is given.
-
-    `user` is the unprivileged account git switches to (we are root); None keeps this
-    process's user. `deploy_key` (an OpenSSH private key) reaches ssh through an
-    in-memory file, never a file on disk or a command line.
-    """
-
-    user: str | None = None
-    known_hosts: Path | None = None
-    deploy_key: str | None = field(default=None, repr=False)
-
-    @property
-    def privileged(self) -> bool:
-        """Whether git would run as root (then no project value may reach it)."""
-        if self.user is not None:
-            return account_ids(self.user)[0] == 0
-        return os.geteuid() == 0
-
-
-def git_user(settings: Settings) -> str | None:
-    """The account git runs as when we are root: CONTROLPLANE_GIT_USER, else the run-as
-    user. None when we are not root (git runs as us) or no unprivileged user is set."""
-    if os.geteuid() != 0:
-        return None
-    for name in (settings.git_user, settings.run_as):
-        if name and name != "root":
-            return name
-    return None
-
-
-class GitError(ControlPlaneError):
-    """A git command failed; carries the credential-free URL and the tail of git's output."""
-
-    def __init__(self, message: str, *, url: str, tail: str) -> None:
-        super().__init__(message)
-        self.url = url
-        self.tail = tail
-
-
-class AuthFailed(GitError):
-    """The remote refused the credentials (or asked for some and none were given)."""
-
-
-class RepoNotFound(GitError):
-    """There is no repository at the URL (or it is private and no credentials were given)."""
-
-
-class BranchMissing(GitError):
-    """The repository exists but has no such branch; `branches` lists the ones it has."""
-
-    def __init__(self, message: str, *, url: str, tail: str, branches: list[str]) -> None:
-        super().__init__(message, url=url, tail=tail)
-        self.branches = branches
-
-
-class HostUnreachable(GitError):
-    """The host did not answer: DNS, refused connection, proxy, TLS or a timeout."""
-
-
-class HostKeyChanged(GitError):
-    """The ssh host's key is not the one pinned on first use (a new key, or someone between)."""
-
-
-class CommitMissing(GitError):
-    """The commit is neither in the mirror nor fetchable from the remote."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +102,7 @@ class Remote:
         if not self.auth:
             return []
         user, _, password = self.auth.partition(":")
-        return [self.auth, _basic(self.auth), user, password]
+        return [self.auth, basic_credential(self.auth), user, password]
 
 
 @dataclass(frozen=True)
@@ -185,12 +119,6 @@ class Commit:
         return self.sha[:7]
 
 
-def _basic(auth: str) -> str:
-    """The Basic credential git would send for 'user:password' (a lone token is the user)."""
-    pair = auth if ":" in auth else auth + ":"
-    return base64.b64encode(pair.encode()).decode()
-
-
 def redactor(secrets: Iterable[str], min_len: int = 4) -> runner.Redact:
     """A redact callable hiding each secret (longest first) and any URL user-info."""
     hide = Redactor(secrets, min_len=min_len, mask=MASK)
@@ -199,152 +127,6 @@ def redactor(secrets: Iterable[str], min_len: int = 4) -> runner.Redact:
         return USERINFO_RE.sub(MASK + "@", hide(text))
 
     return redact
-
-
-def git_env(
-    env: Mapping[str, str] | None = None,
-    auth: str | None = None,
-    *,
-    privileged: bool | None = None,
-    ssh: str | None = None,
-) -> dict[str, str]:
-    """The whole environment of a git call: a fixed base, the network settings (ours, then
-    the project's when git is unprivileged), then our safety settings, which win."""
-    if privileged is None:
-        privileged = os.geteuid() == 0
-    merged = {
-        "PATH": os.environ.get("PATH") or DEFAULT_PATH,
-        "HOME": os.environ.get("HOME", "/"),
-        "LC_ALL": "C",
-        "LANG": "C",
-    }
-    merged.update({k: v for k, v in os.environ.items() if k in NETWORK_VARS})
-    if not privileged:
-        merged.update({k: v for k, v in (env or {}).items() if k in NETWORK_VARS})
-    config = [
-        ("protocol.ext.allow", "never"),
-        ("credential.helper", ""),
-        ("core.hooksPath", "/dev/null"),
-    ]
-    if auth:
-        config.append(("http.extraHeader", f"Authorization: Basic {_basic(auth)}"))
-    merged.update(
-        GIT_SSH_COMMAND=ssh or ssh_command(None, None),
-        GIT_SSH_VARIANT="ssh",
-        GIT_TERMINAL_PROMPT="0",
-        GIT_ASKPASS="/bin/false",
-        SSH_ASKPASS="/bin/false",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_ALLOW_PROTOCOL="https:http:ssh:git:file",
-        GIT_CONFIG_COUNT=str(len(config)),
-    )
-    for i, (key, value) in enumerate(config):
-        merged[f"GIT_CONFIG_KEY_{i}"] = key
-        merged[f"GIT_CONFIG_VALUE_{i}"] = value
-    return merged
-
-
-def ssh_command(known_hosts: Path | None, agent: Agent | None) -> str:
-    """The one ssh command git uses: no config files, no prompts; the project's deploy key
-    only (held by a private agent for this one call); host keys pinned on first use in the
-    project's own known_hosts."""
-    argv = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
-    argv += ["-o", "StrictHostKeyChecking=accept-new"]
-    if known_hosts is not None:
-        argv += ["-o", f"UserKnownHostsFile={known_hosts}"]
-    if agent is not None:
-        argv += ["-o", f"IdentityAgent={agent.socket}", "-i", str(agent.public)]
-    else:
-        argv += ["-o", "IdentityAgent=none"]
-    return shlex.join(argv)
-
-
-AUTH_MARKS = (
-    "authentication failed",
-    "could not read username",
-    "could not read password",
-    "error: 401",
-    "error: 403",
-    "permission denied (publickey",
-    "invalid credentials",
-)
-NOT_FOUND_MARKS = (
-    "repository not found",
-    "does not appear to be a git repository",
-    "error: 404",
-    "not found",
-    "no such file or directory",
-)
-HOST_MARKS = (
-    "could not resolve",
-    "failed to connect",
-    "connection refused",
-    "timed out",
-    "network is unreachable",
-    "no route to host",
-    "connection reset",
-    "ssl",
-    "proxy",
-    "empty reply",
-    "recv failure",
-    "couldn't connect",
-)
-
-
-def classify(exc: CommandFailed, url: str, what: str) -> GitError:
-    """Turn git's failure into an error a person can act on (url is credential-free)."""
-    tail = "\n".join(exc.output.strip().splitlines()[-10:])
-    low = tail.lower()
-    if exc.timed_out:
-        return HostUnreachable(
-            f"{what}: {url} did not answer in time; check the network, the proxy variables "
-            "(HTTPS_PROXY, NO_PROXY) or try again later",
-            url=url,
-            tail=tail,
-        )
-    if "host key verification failed" in low or "host identification has changed" in low:
-        return HostKeyChanged(
-            f"{what}: the ssh host key of {url} is not the one pinned at the first fetch; if the "
-            "host really changed its key, forget the pinned key (`controlplane project key NAME "
-            "--forget-hosts`) and compare the new fingerprint with the one the host publishes",
-            url=url,
-            tail=tail,
-        )
-    if any(m in low for m in AUTH_MARKS) and _is_ssh(url):
-        return AuthFailed(
-            f"{what}: {url} did not accept the project's deploy key: add it to the repository "
-            "as a deploy key (`controlplane project key NAME` prints it; 🔑 in the bot)",
-            url=url,
-            tail=tail,
-        )
-    if any(m in low for m in AUTH_MARKS):
-        return AuthFailed(
-            f"{what}: authentication failed for {url}: check the token or password in the "
-            "repository URL (and that it may read this repository)",
-            url=url,
-            tail=tail,
-        )
-    if any(m in low for m in NOT_FOUND_MARKS):
-        return RepoNotFound(
-            f"{what}: no repository at {url}: check the URL (a private repository also "
-            "needs credentials)",
-            url=url,
-            tail=tail,
-        )
-    if any(m in low for m in HOST_MARKS):
-        return HostUnreachable(
-            f"{what}: cannot reach {url}: {tail.splitlines()[-1] if tail else 'no answer'}",
-            url=url,
-            tail=tail,
-        )
-    return GitError(f"{what} failed for {url}:\n{tail}", url=url, tail=tail)
-
-
-def _is_ssh(url: str) -> bool:
-    return url.startswith("ssh://") or (
-        "://" not in url and re.match(r"[^/]+@[^/]+:", url) is not None
-    )
 
 
 def _git(
@@ -364,13 +146,13 @@ def _git(
     auth = remote.auth if remote else None
     redact = redactor(remote.secrets() if remote else [])
     if access.user is not None and "-C" in argv:
-        _own(Path(argv[argv.index("-C") + 1]), access.user)
+        own(Path(argv[argv.index("-C") + 1]), access.user)
     if access.known_hosts is not None:
         if access.user is not None:
-            _own(access.known_hosts.parent, access.user)
+            own(access.known_hosts.parent, access.user)
         else:
             access.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _agent(access) as agent, _local_trust(remote, access) as trust:
+    with agent_for(access) as agent, local_trust(remote.url if remote else None, access) as trust:
         ssh = ssh_command(access.known_hosts, agent)
         full_env = {
             **git_env(env, auth, privileged=access.privileged, ssh=ssh),
@@ -378,7 +160,7 @@ def _git(
             **trust,
         }
         if access.user is not None:
-            full_env["HOME"] = _home(access.user)
+            full_env["HOME"] = home_of(access.user)
         try:
             return runner.run(
                 ["git", *argv],
@@ -395,119 +177,6 @@ def _git(
         except CommandFailed as exc:
             url = remote.url if remote else "the mirror"
             raise classify(exc, redact(url), what) from None
-
-
-@dataclass(frozen=True)
-class Agent:
-    """A private ssh-agent holding one deploy key: its socket and the key's public half
-    (ssh's `-i` names the public file; the private half stays in the agent's memory)."""
-
-    socket: Path
-    public: Path
-
-
-@contextmanager
-def _agent(access: Access) -> Iterator[Agent | None]:
-    """An ssh-agent, as git's user, holding the deploy key for the length of one git call.
-
-    ssh closes every inherited file descriptor at start, so the key cannot be handed over
-    as an open file; an agent fed through ssh-add's standard input keeps it off the disk
-    and off every command line."""
-    if access.deploy_key is None:
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="cp-agent-"))
-    try:
-        if access.user is not None:
-            os.chown(folder, *account_ids(access.user))
-        agent = Agent(socket=folder / "agent.sock", public=folder / "key.pub")
-        public = sshkeys.public_of(access.deploy_key, "deploy-key")
-        agent.public.write_text(public + "\n")
-        proc = subprocess.Popen(
-            ["ssh-agent", "-D", "-a", str(agent.socket)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={"PATH": os.environ.get("PATH") or DEFAULT_PATH},
-            start_new_session=True,
-            user=access.user,
-            group=runner.primary_group(access.user) if access.user else None,
-            extra_groups=[] if access.user else None,
-        )
-        try:
-            _wait_for(agent.socket, proc)
-            runner.run(
-                ["ssh-add", "-q", "-"],
-                env={
-                    "PATH": os.environ.get("PATH") or DEFAULT_PATH,
-                    "SSH_AUTH_SOCK": str(agent.socket),
-                },
-                stdin_text=access.deploy_key
-                if access.deploy_key.endswith("\n")
-                else access.deploy_key + "\n",
-                timeout=30,
-                user=access.user,
-                cwd="/",
-            )
-            yield agent
-        finally:
-            proc.kill()
-            proc.wait(timeout=10)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_for(socket: Path, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while not socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise ControlPlaneError("ssh-agent did not start (is openssh-client installed?)")
-        time.sleep(0.005)
-
-
-@contextmanager
-def _local_trust(remote: Remote | None, access: Access) -> Iterator[dict[str, str]]:
-    """A local repository (file:// or a path; tests and local mirrors) owned by another
-    user than git's: git refuses it as "dubious ownership" unless a global config names
-    it as safe, so git gets a throw-away global config naming that one repository."""
-    path = _local_path(remote.url) if remote is not None and access.user is not None else None
-    if path is None:
-        yield {}
-        return
-    with tempfile.NamedTemporaryFile("w", prefix="cp-gitconfig-", suffix=".cfg") as cfg:
-        cfg.write(f"[safe]\n\tdirectory = {path}\n")
-        cfg.flush()
-        os.chmod(cfg.name, 0o644)
-        yield {"GIT_CONFIG_GLOBAL": cfg.name}
-
-
-def _local_path(url: str) -> str | None:
-    if url.startswith("file://"):
-        return url.removeprefix("file://")
-    return url if url.startswith("/") else None
-
-
-_OWNED: set[tuple[str, str]] = set()
-
-
-def _own(path: Path, user: str) -> None:
-    """A folder git works in belongs to git's user: made so, or handed over (a mirror
-    from before git ran unprivileged); checked once per folder and process."""
-    if (str(path), user) in _OWNED:
-        return
-    uid, _ = account_ids(user)
-    path.mkdir(parents=True, exist_ok=True)
-    if path.stat().st_uid != uid:
-        chown_tree(path, user)
-    os.chmod(path, 0o700)
-    _OWNED.add((str(path), user))
-
-
-def _home(user: str) -> str:
-    try:
-        return pwd.getpwnam(user).pw_dir or "/"
-    except KeyError:
-        return "/"
 
 
 def ls_remote_heads(
@@ -571,7 +240,7 @@ def ensure_mirror(url: str | Remote, path: Path, *, access: Access | None = None
     remote = Remote.parse(url)
     access = access or Access()
     if access.user is not None:
-        _own(path, access.user)
+        own(path, access.user)
     if not (path / "HEAD").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         _git(
