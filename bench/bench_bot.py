@@ -23,8 +23,6 @@ from typing import Any
 from bench.bench_deploy import Sample
 from bench.common import RUNS, Figure, log, percentile, tempdir
 from controlplane.bot.app import BotRunner, quiet_http_logs
-from controlplane.bot.context import Deps
-from controlplane.service import ops
 from controlplane.service.serve import build_stack
 from tests.botapi import FakeBotAPI
 from tests.fixtures_repos import make_wheel
@@ -153,14 +151,11 @@ def main() -> None:
             hang_toml.write_text(f'index-url = "http://127.0.0.1:{port}/simple"\n')
             hang_toml.chmod(0o644)
             for name, origin in (("shop", sample), ("slow1", hanging), ("slow2", hanging)):
-                ops.add_project(
-                    settings,
-                    store,
-                    name=name,
-                    repo=str(origin.bare),
-                    path=str(base / "live" / name),
+                config = stack.service.config
+                new = config.check_new(
+                    name=name, repo=str(origin.bare), path=str(base / "live" / name)
                 )
-                ops.number_commits(settings, store, name)
+                stack.service.add(new).result()
             for name in ("slow1", "slow2"):
                 store.set_env(
                     name,
@@ -180,16 +175,7 @@ def main() -> None:
                 telegram_api_url=url,
                 lang=None,
             )
-            runner = BotRunner(
-                Deps(
-                    settings=bot_settings,
-                    store=store,
-                    outbox=stack.outbox,
-                    service=stack.service,
-                    engine=stack.engine,
-                    tests=stack.tests,
-                )
-            )
+            runner = BotRunner(bot_settings, stack.service)
             runner.start()
             assert runner.error is None, runner.error
             api.user_sends(ADMIN, "/start", user_id=ADMIN)

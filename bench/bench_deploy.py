@@ -22,7 +22,6 @@ from bench.common import ROOT, RUNS, SAMPLES, Figure, log, tempdir, wait_until
 from controlplane.adapters.supervisor.client import slot_logs
 from controlplane.engine.releases import Quiet
 from controlplane.engine.slots import switch_link
-from controlplane.service import ops
 from controlplane.service.serve import build_stack
 from tests.fixtures_repos import make_wheel, sh_git
 from tests.fixtures_supervisor import start_box
@@ -138,14 +137,11 @@ def main() -> None:
             }
 
             def add(name: str) -> None:
-                ops.add_project(
-                    settings,
-                    store,
-                    name=name,
-                    repo=str(sample.bare),
-                    path=str(base / "live" / name),
+                config = stack.service.config
+                new = config.check_new(
+                    name=name, repo=str(sample.bare), path=str(base / "live" / name)
                 )
-                ops.number_commits(settings, store, name)
+                stack.service.add(new).result()
                 store.set_env(name, "prod", variables)
                 store.update_project(name, health_window=0)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from bench.common import RUNS, Figure, log, median, tempdir
 from bench.populate import open_store, populate
 from controlplane.adapters.store import Store
-from controlplane.service import ops
+from controlplane.service.facade import Service
 from controlplane.service.outbox import KEEP_EVENTS, Outbox
 
 PROJECTS = 200
@@ -29,6 +29,7 @@ NOTES = {
 def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]]:
     """Bot actions → the store work they do (i picks a project)."""
     outbox = Outbox(store)
+    config = Service(store.settings, store).config
 
     def name(i: int) -> str:
         return names[(i * 37) % len(names)]
@@ -43,10 +44,10 @@ def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]
         return store.commits(name(i)), store.releases(name(i)), store.state(name(i))
 
     def set_poll(i: int) -> object:
-        return ops.set_poll(store, name(i), ["5m", "1h"][i % 2])
+        return config.set_poll(name(i), ["5m", "1h"][i % 2])
 
     def set_variable(i: int) -> object:
-        return ops.env_set(store, name(i), "prod", [f"FLAG={i}"])
+        return config.env_set(name(i), "prod", [f"FLAG={i}"])
 
     def record_op(i: int) -> object:  # every operation records itself in the slot state
         return store.update_state(name(i), op={"op": "deploy", "at": i})

@@ -1,6 +1,44 @@
-"""`python -m controlplane` runs the CLI."""
+"""`python -m controlplane` and the `controlplane` command: `run-slot` straight to
+controlplane.runslot, everything else to the CLI.
 
-from controlplane.cli.main import main
+supervisord starts every app through `run-slot` (on each start, restart and rollback), so
+it skips the CLI's parser and imports: a slot starts sooner. This module sits outside the
+layers; it only picks the way in.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+RUN_SLOT = "run-slot"
+SLOTS = ("prod", "test")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `controlplane` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 3 and args[0] == RUN_SLOT and args[2] in SLOTS and args[1][:1] != "-":
+        return run_slot(args[1], args[2])
+    # anything else, a malformed run-slot and its --help included, is the CLI's to parse
+    from controlplane.cli.main import main as cli
+
+    return cli(args)
+
+
+def run_slot(name: str, slot: str) -> int:
+    """Exec a slot's app with its variables (supervisord calls this); a failure is one
+    line on stderr and exit status 1."""
+    from controlplane.errors import ControlPlaneError
+    from controlplane.runslot import main as run
+    from controlplane.settings import Settings
+
+    try:
+        return run(Settings.from_env(), name, slot)
+    except ControlPlaneError as exc:
+        print(f"controlplane: error: {exc}", file=sys.stderr)
+        return 1
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -181,6 +181,8 @@ def start_box(base: Path, run_as: str | None, serve: bool = False) -> Box:
         CONTROLPLANE_DATA_DIR=str(data),
         CONTROLPLANE_PYTHON=APP_PYTHON,
         CONTROLPLANE_RUN_AS=run_as or pwd.getpwuid(os.getuid()).pw_name,
+        # the tests' origins are local folders; serve and the CLI share the box's environment
+        CONTROLPLANE_ALLOW_FILE_URLS="1",
     )
     settings = Settings.from_env(env)
     store = Store.open(settings)

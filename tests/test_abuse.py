@@ -22,7 +22,7 @@ from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import render_program
 from controlplane.domain.models import Project, parse_assignments
 from controlplane.errors import ControlPlaneError
-from controlplane.service import ops
+from controlplane.service.facade import Service
 from controlplane.settings import Settings
 from tests.fixtures_release import plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
@@ -186,23 +186,23 @@ def test_project_fields_fuzzed(
         "ETCLINK": str(base / "etc-link"),
     }.get(folder, folder)
 
-    def check(added: ops.Added) -> None:
-        project = store.get_project(added.project.name)
+    config = Service(settings_, store).config
+
+    def check(added: Project) -> None:
+        project = store.get_project(added.name)
         assert project.branch == branch and not branch.startswith("-")
         assert not project.repo.startswith(("-", "ext::", "file:")) and "://" in project.repo
         assert ":" not in project.repo.split("://", 1)[1].split("/", 1)[0].split("@")[0] or (
             "@" not in project.repo
         ), "a credential was kept in the URL"
         assert Path(project.path).is_absolute() and project.path != str(settings_.data_dir)
-        ops.remove_project(settings_, store, project.name)
+        config.remove_files(project.name)
 
-    refused_or_round_trips(
-        store,
-        lambda: ops.add_project(
-            settings_, store, name=name, repo=repo, path=folder, branch=branch, check_remote=False
-        ),
-        check,
-    )
+    def add() -> Project:
+        new = config.check_new(name=name, repo=repo, path=folder, branch=branch)
+        return config.write_new(new, check_remote=False)
+
+    refused_or_round_trips(store, add, check)
     assert (base / "someones" / "thesis.tex").read_text() == "years of work"
 
 
@@ -216,6 +216,7 @@ def test_variables_fuzzed_never_reach_a_program_file(
     fuzz_env: tuple[Settings, Store, Path], key: str, value: str
 ) -> None:
     settings_, store, _ = fuzz_env
+    config = Service(settings_, store).config
 
     def check(_: object) -> None:
         expected = parse_assignments([f"{key}={value}"])  # KEY=a=b is KEY → "a=b"
@@ -224,11 +225,9 @@ def test_variables_fuzzed_never_reach_a_program_file(
         for name, text in expected.items():
             assert stored[name] == text
             assert len(text) < 4 or text not in program, "a value reached the program file"
-        ops.env_unset(store, "shop", "prod", list(expected))
+        config.env_unset("shop", "prod", list(expected))
 
-    refused_or_round_trips(
-        store, lambda: ops.env_set(store, "shop", "prod", [f"{key}={value}"]), check
-    )
+    refused_or_round_trips(store, lambda: config.env_set("shop", "prod", [f"{key}={value}"]), check)
     assert store.path.read_bytes().count(b"=") < 10**6
 
 
@@ -237,11 +236,12 @@ def test_variables_fuzzed_never_reach_a_program_file(
                             "health-window", "poll", "test-duration", "nope"]),
        value=HOSTILE_TEXT)  # fmt: skip
 def test_settings_fuzzed(fuzz_env: tuple[Settings, Store, Path], key: str, value: str) -> None:
-    _, store, _ = fuzz_env
+    settings_, store, _ = fuzz_env
+    config = Service(settings_, store).config
     before = store.get_project("shop")
 
     def check(project: Project) -> None:
         assert store.get_project("shop") == project
         store.update_project("shop", **{k: getattr(before, k) for k in ("branch", "entry")})
 
-    refused_or_round_trips(store, lambda: ops.set_setting(store, "shop", key, value), check)
+    refused_or_round_trips(store, lambda: config.set_setting("shop", key, value), check)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import pytest
 
 from controlplane.bot.app import BotRunner
-from controlplane.bot.context import Deps
 from tests.botapi import FakeBotAPI, Msg
 from tests.fixtures_release import APP, Plant, plant  # noqa: F401
 from tests.fixtures_repos import origin_fixture  # noqa: F401
@@ -80,16 +79,7 @@ def phone(plant: Plant, bot_api_options: dict[str, object]) -> Iterator[Chat]:  
         allow_file_urls=True,
         lang=None,
     )
-    stack = plant.stack
-    deps = Deps(
-        settings=settings,
-        store=stack.store,
-        outbox=stack.outbox,
-        service=stack.service,
-        engine=stack.engine,
-        tests=stack.tests,
-    )
-    runner = BotRunner(deps)
+    runner = BotRunner(settings, plant.stack.service)
     runner.start()
     assert runner.error is None
     try:

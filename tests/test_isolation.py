@@ -24,7 +24,7 @@ from controlplane.domain.appenv import MARKER
 from controlplane.domain.history import CommitRow
 from controlplane.errors import ValidationError
 from controlplane.observe.load import Probe, format_load, supervisor_source
-from controlplane.service import ops
+from controlplane.service.facade import Service
 from controlplane.settings import Settings
 from tests.conftest import cli_env
 from tests.fixtures_faults import wait_for
@@ -150,17 +150,16 @@ def test_nested_folders_refused_both_ways_from_the_cli(
 def test_nested_folders_refused_by_the_service_layer(
     settings: Settings, store: Store, tmp_path: Path
 ) -> None:
-    """The bot calls ops.add_project like the CLI does: the same refusal, nothing written."""
+    """The bot checks a new project through the facade like the CLI does: the same
+    refusal, nothing written."""
+    config = Service(settings, store).config
     live = tmp_path / "live"
-    ops.add_project(
-        settings, store, name="outer", repo="https://h/o/r", path=str(live), check_remote=False
-    )
+    outer = config.check_new(name="outer", repo="https://h/o/r", path=str(live))
+    config.write_new(outer, check_remote=False)
     before = settings.store_path.read_bytes()
     for path in (str(live / "inner"), str(tmp_path)):
         with pytest.raises(ValidationError) as info:
-            ops.add_project(
-                settings, store, name="inner", repo="https://h/o/r", path=path, check_remote=False
-            )
+            config.check_new(name="inner", repo="https://h/o/r", path=path)
         assert "project outer" in str(info.value) and "nested" in str(info.value)
         assert "\n" not in str(info.value)
     assert [p.name for p in store.list_projects()] == ["outer"]

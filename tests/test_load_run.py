@@ -102,19 +102,14 @@ def test_two_hundred_projects_presses_and_builds(phone: Chat) -> None:  # noqa: 
 
 def _add_quick(rig, name: str) -> None:  # type: ignore[no-untyped-def]
     """The project as `project add` writes it, without asking the remote each time."""
-    import dataclasses
-
-    from controlplane.service import ops
-
-    ops.add_project(
-        dataclasses.replace(rig.settings, allow_file_urls=True),
-        rig.stack.store,
+    config = rig.stack.service.config
+    new = config.check_new(
         name=name,
         repo=str(rig.box.base / "repos" / f"{name}.git"),
         path=str(rig.box.base / "live" / name),
-        check_remote=False,
     )
-    ops.set_poll(rig.stack.store, name, "1m")
+    config.write_new(new, check_remote=False)
+    config.set_poll(name, "1m")
 
 
 def _push_empty_commit(rig, name: str) -> None:  # type: ignore[no-untyped-def]

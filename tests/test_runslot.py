@@ -59,7 +59,7 @@ def run_cli(data: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], f
     env.update(CONTROLPLANE_DATA_DIR=str(data), CONTROLPLANE_PYTHON="/usr/bin/python3")
     code = (
         "import sys\n"
-        "from controlplane.cli.main import main\n"
+        "from controlplane.__main__ import main\n"
         "status = main(sys.argv[1:])\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
         "print('HEAVY', heavy)\n"

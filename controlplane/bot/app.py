@@ -31,11 +31,15 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from controlplane.bot import handlers
 from controlplane.bot.context import Deps, chat_of, deps
+from controlplane.bot.notifier import Notifier
 from controlplane.bot.redaction import RedactingRequest
 from controlplane.bot.strangers import StrangerReports, report
 from controlplane.bot.texts import pick_lang, t
 from controlplane.domain.backoff import Backoff
+from controlplane.service.facade import Service
+from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +161,6 @@ class ChatOrder(BaseUpdateProcessor):
 
 def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
     """The PTB application with our bot class, API root, proxy and handlers."""
-    from controlplane.bot import handlers
-
     s = d.settings
     assert s.telegram_token is not None
     request = RedactingRequest(d.redactor, proxy=s.telegram_proxy, connection_pool_size=16)
@@ -193,11 +195,12 @@ def quiet_http_logs() -> None:
 
 
 class BotRunner:
-    """Runs the bot in a thread of its own; start() returns once polling runs."""
+    """Runs the bot in a thread of its own; start() returns once polling runs. `settings`
+    are the bot's (token, API root, admins, language); everything else is the facade's."""
 
-    def __init__(self, d: Deps) -> None:
-        self.deps = d
-        self.app = build_application(d)
+    def __init__(self, settings: Settings, service: Service) -> None:
+        self.deps = Deps(settings=settings, service=service)
+        self.app = build_application(self.deps)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._thread_main, name="bot", daemon=True)
@@ -223,8 +226,6 @@ class BotRunner:
             self._ready.set()
 
     async def _main(self) -> None:
-        from controlplane.bot.notifier import Notifier
-
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         notifier = Notifier(self.app, self.deps)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controlplane.bot.render import SEP
+from controlplane.bot.callbacks import SEP
 
 TTL = 3600.0
 KEEP = 1000

@@ -1,9 +1,9 @@
-"""What every handler needs, kept in the application's bot_data."""
+"""What every handler needs, kept in the application's bot_data: the bot's settings, the
+service facade (the bot's one way to the control plane) and each chat's language."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,12 +12,7 @@ from typing import Any, TypeVar
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from controlplane.adapters.secrets import Redactor
-from controlplane.adapters.store import Store
-from controlplane.engine.releases import Engine
-from controlplane.engine.testrun import TestRuns
-from controlplane.service.facade import Service
-from controlplane.service.outbox import Outbox
+from controlplane.service.facade import Redactor, Service
 from controlplane.settings import Settings
 
 T = TypeVar("T")
@@ -28,14 +23,8 @@ class Deps:
     """The control plane as the bot sees it."""
 
     settings: Settings
-    store: Store
-    outbox: Outbox
     service: Service
-    engine: Engine
-    tests: TestRuns
     langs: dict[int, str] = field(default_factory=dict)
-    _redactor: Redactor = field(default_factory=Redactor)
-    _stamp: tuple[int, int] = (0, 0)
 
     def lang(self, chat_id: int | None) -> str:
         if self.settings.lang:
@@ -43,18 +32,10 @@ class Deps:
         return self.langs.get(chat_id or 0, "en")
 
     def redactor(self) -> Redactor:
-        """Every secret value in the store, refreshed when the store file changes."""
-        try:
-            st = os.stat(self.store.path)
-            stamp = (st.st_ino, st.st_mtime_ns)
-        except FileNotFoundError:
-            stamp = (0, 0)
-        if stamp != self._stamp:
-            self._redactor = Redactor(self.store.all_secret_values())
-            if self.settings.telegram_token:
-                self._redactor.add([self.settings.telegram_token])
-            self._stamp = stamp
-        return self._redactor
+        """Every secret value in the store and the bot's token (refreshed by the facade
+        when the store changes)."""
+        token = self.settings.telegram_token
+        return self.service.redactor(also=(token,) if token else ())
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
@@ -69,7 +50,7 @@ def chat_of(update: Update) -> int:
 
 
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run store, git and service calls off the event loop."""
+    """Run the facade's calls (store, git, supervisord, files) off the event loop."""
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 

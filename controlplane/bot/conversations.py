@@ -1,6 +1,7 @@
 """Conversations: adding a project, setting variables, a typed test duration, launching
 a third-party repository. Every step is validated with the same converters as the CLI
-and the reason is shown; /cancel works at any point; nothing is written half-way."""
+and the reason is shown; /cancel works at any point; nothing is written half-way. Adding
+and launching run as operations of the executor (through the facade), like the CLI's."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from controlplane.bot import screens
+from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
-from controlplane.bot.handlers import start_op
-from controlplane.bot.render import parts
+from controlplane.bot.progress import start_op
 from controlplane.bot.texts import t
 from controlplane.domain.models import (
     has_credentials,
@@ -34,7 +35,7 @@ from controlplane.domain.models import (
     validate_repo_url,
 )
 from controlplane.errors import ControlPlaneError
-from controlplane.service import ops
+from controlplane.service.facade import Adding, Op, launch_name
 
 Ctx = ContextTypes.DEFAULT_TYPE
 NAME, REPO, PATH, BRANCH, VALUES, DURATION, URL, MODE = range(8)
@@ -138,28 +139,23 @@ async def add_branch(update: Update, context: Ctx) -> int:
 
 
 async def _add(update: Update, context: Ctx, info: dict[str, str]) -> None:
-    d = deps(context)
+    svc = deps(context).service
+
+    def add() -> Adding:
+        fields = {k: info[k] for k in ("repo", "path", "branch")}
+        return svc.add(svc.config.check_new(name=info["name"], **fields))
+
     try:
-        added = await blocking(
-            ops.add_project,
-            d.settings,
-            d.store,
-            name=info["name"],
-            repo=info["repo"],
-            path=info["path"],
-            branch=info["branch"],
-        )
-        head = await blocking(ops.number_commits, d.settings, d.store, info["name"])
+        adding = await blocking(add)
+        added = await blocking(adding.result)
     except ControlPlaneError as exc:
         await say(update, context, "bad", reason=str(exc))
         return
     for warning in added.warnings:
         await say(update, context, "add.warning", warning=warning)
-    lang = lang_of(update, context)
-    text = t(
-        lang, "add.done", name=head and info["name"], n=head.n, sha=head.short, subject=head.subject
-    )
-    state = await blocking(d.store.state, info["name"])
+    lang, head = lang_of(update, context), added.head
+    text = t(lang, "add.done", name=info["name"], n=head.n, sha=head.short, subject=head.subject)
+    state = await blocking(svc.query.state, info["name"])
     menu_text, markup = screens.project_menu(lang, added.project, state)
     chat = update.effective_chat
     assert chat is not None
@@ -186,7 +182,7 @@ async def vars_values(update: Update, context: Ctx) -> int:
     name, slot = draft(context)["name"], draft(context)["slot"]
     lines = [line for line in (message.text or "").splitlines() if line.strip()]
     try:
-        keys = await blocking(ops.env_set, d.store, name, slot, lines)
+        keys = await blocking(d.service.config.env_set, name, slot, lines)
     except ControlPlaneError as exc:
         await _delete(update)  # the values may be secrets even when a line is bad
         await say(update, context, "bad", reason=str(exc))
@@ -234,9 +230,10 @@ async def duration_value(update: Update, context: Ctx) -> int:
         await say(update, context, "bad", reason=str(exc))
         return DURATION
     name = draft(context).pop("name")
-    toast = start_op(context, update, "test", name, {"duration": str(seconds)})
-    if toast != t(lang_of(update, context), "toast.started"):
-        await say(update, context, "bad", reason=toast)
+    try:
+        start_op(context, update, Op.TEST, name, {"duration": str(seconds)})
+    except ControlPlaneError as exc:
+        await say(update, context, "bad", reason=str(exc))
     return ConversationHandler.END
 
 
@@ -254,7 +251,7 @@ async def launch_url(update: Update, context: Ctx) -> int:
     d = deps(context)
     try:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
-        name = ops.launch_name(text)
+        name = launch_name(text)
     except ControlPlaneError as exc:
         await say(update, context, "bad", reason=str(exc))
         return URL
@@ -263,8 +260,8 @@ async def launch_url(update: Update, context: Ctx) -> int:
     markup = InlineKeyboardMarkup(
         [
             [
-                screens.button(t(lang, "btn.test_mode"), "lm", "test"),
-                screens.button(t(lang, "btn.prod_mode"), "lm", "prod"),
+                screens.button(t(lang, "btn.test_mode"), Cb.LAUNCH_MODE, "test"),
+                screens.button(t(lang, "btn.prod_mode"), Cb.LAUNCH_MODE, "prod"),
             ]
         ]
     )
@@ -289,27 +286,14 @@ async def launch_mode(update: Update, context: Ctx) -> int:
 
 
 async def _launch(update: Update, context: Ctx, info: dict[str, str], test: bool) -> None:
-    d = deps(context)
+    svc = deps(context).service
     name = info["name"]
     try:
-        branch = await blocking(ops.default_branch, d.settings, info["url"])
-        await blocking(
-            ops.add_project,
-            d.settings,
-            d.store,
-            name=name,
-            repo=info["url"],
-            path=str(d.settings.apps_dir / name),
-            branch=branch,
-            kind="launch",
-        )
-        await blocking(ops.number_commits, d.settings, d.store, name)
+        adding = await blocking(lambda: svc.launch(info["url"], name=name))
+        await blocking(adding.result)
+        start_op(context, update, Op.TEST if test else Op.DEPLOY, name, {})
     except ControlPlaneError as exc:
         await say(update, context, "bad", reason=str(exc))
-        return
-    toast = start_op(context, update, "test" if test else "deploy", name, {})
-    if toast != t(lang_of(update, context), "toast.started"):
-        await say(update, context, "bad", reason=toast)
 
 
 def build() -> list[ConversationHandler[Any]]:
@@ -317,7 +301,10 @@ def build() -> list[ConversationHandler[Any]]:
     fallbacks: list[Any] = [CommandHandler("cancel", cancel)]
     specs: list[tuple[list[Any], dict[object, list[Any]]]] = [
         (
-            [CallbackQueryHandler(add_start, pattern=r"^ad$"), CommandHandler("add", add_start)],
+            [
+                CallbackQueryHandler(add_start, pattern=pattern(Cb.ADD)),
+                CommandHandler("add", add_start),
+            ],
             {
                 NAME: [MessageHandler(TEXT, add_name)],
                 REPO: [MessageHandler(ANSWER, add_repo)],
@@ -326,18 +313,18 @@ def build() -> list[ConversationHandler[Any]]:
             },
         ),
         (
-            [CallbackQueryHandler(vars_start, pattern=r"^ca\|")],
+            [CallbackQueryHandler(vars_start, pattern=pattern(Cb.ADD_VARS))],
             {VALUES: [MessageHandler(TEXT, vars_values)]},
         ),
         (
-            [CallbackQueryHandler(duration_start, pattern=r"^tt\|")],
+            [CallbackQueryHandler(duration_start, pattern=pattern(Cb.TYPED_DURATION))],
             {DURATION: [MessageHandler(TEXT, duration_value)]},
         ),
         (
-            [CallbackQueryHandler(launch_start, pattern=r"^lc$")],
+            [CallbackQueryHandler(launch_start, pattern=pattern(Cb.LAUNCH))],
             {
                 URL: [MessageHandler(ANSWER, launch_url)],
-                MODE: [CallbackQueryHandler(launch_mode, pattern=r"^lm\|")],
+                MODE: [CallbackQueryHandler(launch_mode, pattern=pattern(Cb.LAUNCH_MODE))],
             },
         ),
     ]

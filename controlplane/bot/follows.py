@@ -25,7 +25,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from controlplane.bot.context import Deps
 from controlplane.bot.render import fit, pre
 from controlplane.bot.texts import t
-from controlplane.observe.logs import FileCursor
+from controlplane.service.facade import LogReader
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class View:
     started: float
     until: float
     message_id: int | None = None
-    cursors: list[tuple[FileCursor, str]] = field(default_factory=list)
+    reader: LogReader | None = None
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=LINES))
     shown: str = ""
     edited: float = 0.0
@@ -100,7 +100,7 @@ class Follows:
                     if view.message_id is None:
                         await self._open(app.bot, d, view)
                 views = [v for v in self.of(chat) if v.message_id is not None]
-                fresh = await asyncio.to_thread(read_views, [v.cursors for v in views])
+                fresh = await asyncio.to_thread(read_views, views)
                 now = time.monotonic()
                 for view, lines in zip(views, fresh, strict=True):
                     view.lines.extend(lines)
@@ -118,10 +118,7 @@ class Follows:
                 del self.views[view.key]
 
     async def _open(self, bot: Any, d: Deps, view: View) -> None:
-        from controlplane.adapters.supervisor.client import slot_logs
-
-        out_log, err_log = slot_logs(d.settings, view.name, view.slot)
-        view.cursors = [(FileCursor(out_log), ""), (FileCursor(err_log), "[err] ")]
+        view.reader = d.service.query.log_reader(view.name, view.slot, limit=READ_MAX, lines=LINES)
         view.shown = render(d, view)
         try:
             message = await bot.send_message(view.chat, view.shown, parse_mode="HTML")
@@ -182,26 +179,9 @@ def next_turn(views: list[View], text: Any) -> View | None:
     return min(changed, key=lambda v: (not v.ended, v.edited))
 
 
-def read_views(cursors: list[list[tuple[FileCursor, str]]]) -> list[list[str]]:
+def read_views(views: list[View]) -> list[list[str]]:
     """Each view's new lines (stderr lines marked), read in a worker thread."""
-    return [
-        [tag + line for cursor, tag in pairs for line in read_bounded(cursor)] for pairs in cursors
-    ]
-
-
-def read_bounded(cursor: FileCursor) -> list[str]:
-    """New complete lines from at most the newest READ_MAX bytes: a flood skips the rest."""
-    try:
-        st = cursor.path.stat()
-    except FileNotFoundError:
-        return []
-    skipped = st.st_ino == cursor.inode and st.st_size - cursor.offset > READ_MAX
-    if skipped:
-        cursor.offset, cursor.partial = st.st_size - READ_MAX, b""
-    lines = cursor.read_new()
-    if len(cursor.partial) > READ_MAX:  # a line without end: keep its tail only
-        cursor.partial = cursor.partial[-READ_MAX:]
-    return (lines[1:] if skipped else lines)[-LINES:]
+    return [view.reader.read() if view.reader is not None else [] for view in views]
 
 
 def registry(bot_data: dict[str, object]) -> Follows:

@@ -21,12 +21,13 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.context import Deps, blocking
-from controlplane.bot.render import cb, fit
+from controlplane.bot.render import fit
 from controlplane.bot.texts import t
 from controlplane.domain.backoff import Backoff
-from controlplane.domain.events import Event
 from controlplane.domain.kinds import EventKind
+from controlplane.service.facade import Event
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,15 @@ def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
     """A verdict comes with what to do next."""
     if event.kind != EventKind.VERDICT or not event.project or "n" not in event.data:
         return None
-    row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb("ds", event.project))]
+    row = [
+        InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb(Cb.DISCARD, event.project))
+    ]
     if event.data.get("passed"):
         row.insert(
             0,
             InlineKeyboardButton(
-                t(lang, "btn.promote", n=event.data["n"]), callback_data=cb("pr", event.project)
+                t(lang, "btn.promote", n=event.data["n"]),
+                callback_data=cb(Cb.PROMOTE, event.project),
             ),
         )
     return InlineKeyboardMarkup([row])
@@ -116,12 +120,12 @@ class Notifier:
                 loop.call_soon_threadsafe(self._wake.set)
 
         self._subscriber = wake
-        self.deps.outbox.subscribe(wake)
+        self.deps.service.subscribe(wake)
         self._task = asyncio.create_task(self._run(), name="notifier")
 
     async def stop(self) -> None:
         if self._subscriber is not None:
-            self.deps.outbox.unsubscribe(self._subscriber)
+            self.deps.service.unsubscribe(self._subscriber)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,7 +157,7 @@ class Notifier:
 
     async def _deliver_to(self, chat: int) -> int:
         consumer = f"bot:{chat}"
-        pending = await blocking(self.deps.outbox.pending, consumer)
+        pending = await blocking(self.deps.service.pending_events, consumer)
         lang = self.deps.lang(chat)
         sent = 0
         for batch in collapse(pending):
@@ -185,4 +189,4 @@ class Notifier:
 
     async def _ack(self, consumer: str, batch: Batch) -> None:
         for event in batch.events:
-            await blocking(self.deps.outbox.ack, consumer, event.seq)
+            await blocking(self.deps.service.ack_event, consumer, event.seq)

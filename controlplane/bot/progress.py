@@ -3,7 +3,7 @@
 The message shows the operation's recent steps and the last lines of command output; a
 test run shows a live card (state, elapsed of total, restarts, memory, errors) that ends
 as a verdict card with Promote, Discard. Edits are throttled, and "message is not
-modified" is harmless.
+modified" is harmless. `start_op` hands an operation to the facade and opens its message.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import logging
 from collections import deque
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
 
-from controlplane.bot.context import Deps, Throttle, blocking
-from controlplane.bot.render import cb, fit, pre
+from controlplane.bot.callbacks import Cb, cb
+from controlplane.bot.context import Deps, Throttle, blocking, chat_of, deps
+from controlplane.bot.render import fit, pre
 from controlplane.bot.texts import t
-from controlplane.domain.kinds import OpKind, ProgressKind
-from controlplane.service.executor import Operation
+from controlplane.domain.kinds import ProgressKind
+from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +58,11 @@ class Card:
         if verdict is not None and op.done:
             key = "card.verdict_ok" if verdict.get("passed") else "card.verdict_bad"
             head = t(lang, key, name=op.project, n=n, reason=verdict.get("reason", ""))
-        elif op.state == "running":
+        elif op.state == RUNNING:
             head = t(lang, "op.started", op=op.op, name=op.project)
-        elif op.state == "ok":
+        elif op.state == OK:
             head = t(lang, "op.ok", op=op.op, name=op.project, text=op.result)
-        elif op.state == "cancelled":
+        elif op.state == CANCELLED:
             head = t(lang, "op.cancelled", op=op.op, name=op.project)
         else:
             head = t(lang, "op.failed", op=op.op, name=op.project, text=op.result)
@@ -75,29 +77,32 @@ class Card:
 
 def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
     """Extend and cancel while a test runs; Promote and Discard once it has a verdict."""
-    if op.op not in (OpKind.TEST, OpKind.NEW_COMMIT):
+    if op.op not in (Op.TEST, Op.NEW_COMMIT):
         return None
-    if op.state == "running":
+    if op.state == RUNNING:
         return InlineKeyboardMarkup(
             [
                 [
                     InlineKeyboardButton(
-                        t(lang, "btn.extend", seconds=60), callback_data=cb("ex", op.project, 60)
+                        t(lang, "btn.extend", seconds=60),
+                        callback_data=cb(Cb.EXTEND, op.project, 60),
                     ),
-                    InlineKeyboardButton(t(lang, "cancel"), callback_data=cb("cx", op.project)),
+                    InlineKeyboardButton(
+                        t(lang, "cancel"), callback_data=cb(Cb.CANCEL, op.project)
+                    ),
                 ]
             ]
         )
-    state = d.store.state(op.project)
+    state = d.service.query.state(op.project)
     verdict = (state.test_run or {}).get("verdict")
     if state.test is None or verdict is None:
         return None
-    row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb("ds", op.project))]
+    row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb(Cb.DISCARD, op.project))]
     if verdict.get("passed"):
         row.insert(
             0,
             InlineKeyboardButton(
-                t(lang, "btn.promote", n=state.test), callback_data=cb("pr", op.project)
+                t(lang, "btn.promote", n=state.test), callback_data=cb(Cb.PROMOTE, op.project)
             ),
         )
     return InlineKeyboardMarkup([row])
@@ -131,7 +136,20 @@ async def follow(bot: Any, d: Deps, chat_id: int, op: Operation) -> None:
     card.take(op.events_after(card.seq))
     markup = await blocking(buttons, d, op, lang)
     verdict, n = None, None
-    if op.op == OpKind.TEST:
-        state = await blocking(d.store.state, op.project)
+    if op.op == Op.TEST:
+        state = await blocking(d.service.query.state, op.project)
         verdict, n = (state.test_run or {}).get("verdict"), state.test
     await edit(message, card.body(lang, verdict, n), markup)
+
+
+def start_op(
+    context: ContextTypes.DEFAULT_TYPE, update: Update, op: Op, name: str, args: dict[str, Any]
+) -> Operation:
+    """Submit an operation and follow it in its own message; Busy (or a refusal of its
+    arguments) is raised at once."""
+    d = deps(context)
+    operation = d.service.submit(op, name, args)
+    context.application.create_task(
+        follow(context.bot, d, chat_of(update), operation), name=f"follow-{operation.id}"
+    )
+    return operation

@@ -22,7 +22,7 @@ from telegram._utils.types import ODVInput
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
-from controlplane.adapters.secrets import Redactor
+from controlplane.service.facade import Redactor
 
 # Fields that are not text. Identifiers (`*_id`, `*_ids`) and enumerations are chosen by
 # our code, and a short secret matching inside one ("HTML", a file id) would break the

@@ -6,8 +6,6 @@ import html
 from collections.abc import Sequence
 
 LIMIT = 4096
-CALLBACK_LIMIT = 64
-SEP = "|"
 
 
 def pre(lines: Sequence[str], *, budget: int = 3000) -> str:
@@ -52,18 +50,6 @@ def _strip_tags(text: str) -> str:
         elif not inside:
             out.append(ch)
     return "".join(out)
-
-
-def cb(*parts: object) -> str:
-    """Callback data from parts ('rb', 'shop', 3) → 'rb|shop|3', within 64 bytes."""
-    data = SEP.join(str(p) for p in parts)
-    if len(data.encode()) > CALLBACK_LIMIT:
-        raise ValueError(f"callback data over {CALLBACK_LIMIT} bytes: {data!r}")
-    return data
-
-
-def parts(data: str) -> list[str]:
-    return data.split(SEP)
 
 
 def number(text: str) -> int | None:

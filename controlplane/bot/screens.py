@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from controlplane.adapters.sshkeys import HostKey
-from controlplane.bot.render import cb
+from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.texts import t
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
+
+if TYPE_CHECKING:
+    from controlplane.service.facade import HostKey
 
 Screen = tuple[str, InlineKeyboardMarkup]
 POLL_CHOICES = (0, 60, 300, 900, 3600, 21600, 86400)
@@ -24,9 +27,9 @@ def button(text: str, *data: object) -> InlineKeyboardButton:
 
 def main_menu(lang: str) -> Screen:
     rows = [
-        [button(t(lang, "menu.projects"), "pl")],
-        [button(t(lang, "menu.add"), "ad"), button(t(lang, "menu.launch"), "lc")],
-        [button(t(lang, "menu.load"), "ld"), button(t(lang, "menu.help"), "hp")],
+        [button(t(lang, "menu.projects"), Cb.PROJECTS)],
+        [button(t(lang, "menu.add"), Cb.ADD), button(t(lang, "menu.launch"), Cb.LAUNCH)],
+        [button(t(lang, "menu.load"), Cb.LOAD), button(t(lang, "menu.help"), Cb.HELP)],
     ]
     return t(lang, "menu.title"), InlineKeyboardMarkup(rows)
 
@@ -44,10 +47,10 @@ def icon(state: SlotState, prod_state: str | None) -> str:
 def projects_list(lang: str, rows: list[tuple[Project, SlotState, str | None]]) -> Screen:
     if not rows:
         return t(lang, "projects.none"), InlineKeyboardMarkup(
-            [[button(t(lang, "menu.add"), "ad")], [button(t(lang, "back"), "m")]]
+            [[button(t(lang, "menu.add"), Cb.ADD)], [button(t(lang, "back"), Cb.MENU)]]
         )
-    keys = [[button(f"{icon(s, ps)} {p.name}", "p", p.name)] for p, s, ps in rows]
-    keys.append([button(t(lang, "back"), "m")])
+    keys = [[button(f"{icon(s, ps)} {p.name}", Cb.PROJECT, p.name)] for p, s, ps in rows]
+    keys.append([button(t(lang, "back"), Cb.MENU)])
     return t(lang, "projects.title"), InlineKeyboardMarkup(keys)
 
 
@@ -69,24 +72,30 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
     )
     output = "btn.output_on" if p.output else "btn.output_off"
     rows = [
-        [button(t(lang, "btn.status"), "st", n), button(t(lang, "btn.logs"), "lg", n, "prod")],
-        [button(t(lang, "btn.test"), "td", n), button(t(lang, "btn.deploy"), "dp", n)],
         [
-            button(t(lang, "btn.rollback"), "rb", n, 0),
-            button(t(lang, "btn.config"), "cf", n, "prod"),
+            button(t(lang, "btn.status"), Cb.STATUS, n),
+            button(t(lang, "btn.logs"), Cb.LOGS, n, "prod"),
+        ],
+        [button(t(lang, "btn.test"), Cb.TEST_MENU, n), button(t(lang, "btn.deploy"), Cb.DEPLOY, n)],
+        [
+            button(t(lang, "btn.rollback"), Cb.ROLLBACK_LIST, n, 0),
+            button(t(lang, "btn.config"), Cb.CONFIG, n, "prod"),
         ],
         [
-            button(t(lang, "btn.start"), "ss", n, "prod", "start"),
-            button(t(lang, "btn.stop"), "ss", n, "prod", "stop"),
-            button(t(lang, "btn.restart"), "ss", n, "prod", "restart"),
+            button(t(lang, "btn.start"), Cb.SLOT, n, "prod", "start"),
+            button(t(lang, "btn.stop"), Cb.SLOT, n, "prod", "stop"),
+            button(t(lang, "btn.restart"), Cb.SLOT, n, "prod", "restart"),
         ],
         [
-            button(t(lang, "btn.poll"), "pi", n),
-            button(t(lang, "btn.policy"), "po", n),
-            button(t(lang, "btn.deploy_key"), "dk", n),
+            button(t(lang, "btn.poll"), Cb.POLL_MENU, n),
+            button(t(lang, "btn.policy"), Cb.POLICY_MENU, n),
+            button(t(lang, "btn.deploy_key"), Cb.DEPLOY_KEY, n),
         ],
-        [button(t(lang, "btn.logs_test"), "lg", n, "test"), button(t(lang, output), "oo", n)],
-        [button(t(lang, "btn.remove"), "rm", n), button(t(lang, "back"), "pl")],
+        [
+            button(t(lang, "btn.logs_test"), Cb.LOGS, n, "test"),
+            button(t(lang, output), Cb.OUTPUT, n),
+        ],
+        [button(t(lang, "btn.remove"), Cb.REMOVE, n), button(t(lang, "back"), Cb.PROJECTS)],
     ]
     return f"{title}\n{live}", InlineKeyboardMarkup(rows)
 
@@ -99,15 +108,15 @@ def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Scr
             f"<code>{html.escape(k)}</code> = {html.escape(v, quote=False)}" for k, v in shown
         )
     rows = [
-        [button(t(lang, "btn.delete_var", var=k), "cd", name, slot, k)]
+        [button(t(lang, "btn.delete_var", var=k), Cb.DELETE_VAR, name, slot, k)]
         for k, _ in shown
-        if len(cb("cd", name, slot, k).encode()) <= 64
+        if len(cb(Cb.DELETE_VAR, name, slot, k).encode()) <= 64
     ]
-    rows.append([button(t(lang, "btn.add_vars"), "ca", name, slot)])
+    rows.append([button(t(lang, "btn.add_vars"), Cb.ADD_VARS, name, slot)])
     rows.append(
         [
-            button(t(lang, f"btn.{other}_vars"), "cf", name, other),
-            button(t(lang, "back"), "p", name),
+            button(t(lang, f"btn.{other}_vars"), Cb.CONFIG, name, other),
+            button(t(lang, "back"), Cb.PROJECT, name),
         ]
     )
     return text, InlineKeyboardMarkup(rows)
@@ -115,10 +124,10 @@ def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Scr
 
 def poll_menu(lang: str, p: Project) -> Screen:
     keys = [
-        button(("• " if s == p.poll else "") + format_interval(s), "ps", p.name, s)
+        button(("• " if s == p.poll else "") + format_interval(s), Cb.POLL_SET, p.name, s)
         for s in POLL_CHOICES
     ]
-    rows = [keys[:4], keys[4:], [button(t(lang, "back"), "p", p.name)]]
+    rows = [keys[:4], keys[4:], [button(t(lang, "back"), Cb.PROJECT, p.name)]]
     return t(lang, "poll.title", name=p.name, poll=format_interval(p.poll)), InlineKeyboardMarkup(
         rows
     )
@@ -126,19 +135,30 @@ def poll_menu(lang: str, p: Project) -> Screen:
 
 def policy_menu(lang: str, p: Project) -> Screen:
     rows = [
-        [button(("• " if pol == p.policy else "") + t(lang, f"policy.{pol}"), "pp", p.name, pol)]
+        [
+            button(
+                ("• " if pol == p.policy else "") + t(lang, f"policy.{pol}"),
+                Cb.POLICY_SET,
+                p.name,
+                pol,
+            )
+        ]
         for pol in ("notify", "test", "promote")
     ]
-    rows.append([button(t(lang, "back"), "p", p.name)])
+    rows.append([button(t(lang, "back"), Cb.PROJECT, p.name)])
     return t(lang, "policy.title", name=p.name, policy=p.policy), InlineKeyboardMarkup(rows)
 
 
 def test_menu(lang: str, name: str) -> Screen:
     keys = [
-        button(format_interval(s, zero="0s") if s >= 60 else f"{s}s", "tr", name, s)
+        button(format_interval(s, zero="0s") if s >= 60 else f"{s}s", Cb.TEST_RUN, name, s)
         for s in TEST_CHOICES
     ]
-    rows = [keys, [button(t(lang, "btn.typed"), "tt", name)], [button(t(lang, "back"), "p", name)]]
+    rows = [
+        keys,
+        [button(t(lang, "btn.typed"), Cb.TYPED_DURATION, name)],
+        [button(t(lang, "back"), Cb.PROJECT, name)],
+    ]
     return t(lang, "test.title", name=name), InlineKeyboardMarkup(rows)
 
 
@@ -167,14 +187,17 @@ def rollback_menu(
 ) -> Screen:
     if not commits:
         return t(lang, "rollback.none"), InlineKeyboardMarkup(
-            [[button(t(lang, "back"), "p", name)]]
+            [[button(t(lang, "back"), Cb.PROJECT, name)]]
         )
     newest = list(reversed(commits))
     chunk = newest[page * PAGE : (page + 1) * PAGE]
-    rows = [[button(commit_label(c, releases.get(c.n), s), "rc", name, c.n)] for c in chunk]
-    nav = [button(t(lang, "back"), "p", name)]
+    rows = [
+        [button(commit_label(c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n)]
+        for c in chunk
+    ]
+    nav = [button(t(lang, "back"), Cb.PROJECT, name)]
     if (page + 1) * PAGE < len(newest):
-        nav.append(button(t(lang, "btn.more"), "rb", name, page + 1))
+        nav.append(button(t(lang, "btn.more"), Cb.ROLLBACK_LIST, name, page + 1))
     rows.append(nav)
     return t(lang, "rollback.title", name=name), InlineKeyboardMarkup(rows)
 
@@ -192,10 +215,10 @@ def deploy_key(lang: str, name: str, public: str, hosts: list[HostKey]) -> Scree
         text += "\n\n" + t(lang, "key.no_hosts")
     rows = [
         [
-            button(t(lang, "btn.new_key"), "dn", name),
-            button(t(lang, "btn.forget_hosts"), "dh", name),
+            button(t(lang, "btn.new_key"), Cb.NEW_KEY, name),
+            button(t(lang, "btn.forget_hosts"), Cb.FORGET_HOSTS, name),
         ],
-        [button(t(lang, "back"), "p", name)],
+        [button(t(lang, "back"), Cb.PROJECT, name)],
     ]
     return text, InlineKeyboardMarkup(rows)
 
@@ -206,4 +229,4 @@ def confirm(lang: str, text: str, yes: tuple[object, ...], no: tuple[object, ...
 
 
 def back_to(lang: str, name: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[button(t(lang, "back"), "p", name)]])
+    return InlineKeyboardMarkup([[button(t(lang, "back"), Cb.PROJECT, name)]])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from telegram.error import TelegramError
 
-from controlplane.bot.texts import raw, t
+from controlplane.bot.texts import Html, t
 
 logger = logging.getLogger(__name__)
 
@@ -134,4 +134,4 @@ def summary_text(lang: str, strangers: list[Stranger]) -> str:
     if others > 0:
         named += t(lang, "strangers.others", count=others)
     updates = sum(s.count for s in strangers)
-    return raw(lang, "strangers.more", count=len(strangers), updates=updates, names=named)
+    return t(lang, "strangers.more", count=len(strangers), updates=updates, names=Html(named))

@@ -1,7 +1,9 @@
-"""The `controlplane` command: parses arguments, calls the service layer, prints text.
+"""The `controlplane` command: parses arguments, calls the service facade, prints text.
 
-Only this module calls sys.exit. Heavy imports happen inside the commands that need them,
-so that a quick command starts quickly.
+Reading and configuration commands use the facade on the store directly (`Service.open`),
+also while serve is down; operations go to serve over its control socket (cli/ops.py).
+Only this module calls sys.exit. The facade is imported inside the commands that need
+it, so that `--help` and a quick command start quickly.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from controlplane import __version__
+from controlplane.domain.models import Project, format_interval, validate_name
 from controlplane.errors import ControlPlaneError, ValidationError
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
-    from controlplane.adapters.store import Store
-    from controlplane.domain.models import Project
+    from controlplane.service.facade import Service
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 EXIT_BAD_INPUT = 2
@@ -32,10 +34,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _open_store(settings: Settings) -> Store:
-    from controlplane.adapters.store import Store
+def _service(settings: Settings) -> Service:
+    # imported here: the facade pulls in the store and observe, which `--help` does not need
+    from controlplane.service.facade import Service
 
-    return Store.open(settings)
+    return Service.open(settings)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> int:
@@ -48,8 +51,6 @@ def _project_json(project: Project) -> dict[str, Any]:
 
 
 def _describe(project: Project) -> str:
-    from controlplane.domain.models import format_interval
-
     rows = [
         ("name", project.name),
         ("repository", project.repo),
@@ -70,60 +71,48 @@ def _describe(project: Project) -> str:
 
 
 def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
-    """Add a project."""
-    from controlplane.service import ops
+    """Add a project: checked here, then its commits fetched and numbered (by serve when it
+    runs, else in this process)."""
+    from controlplane.cli.ops import run
+    from controlplane.service.facade import Op
 
-    added = ops.add_project(
-        settings,
-        _open_store(settings),
-        name=args.name,
-        repo=args.repo,
-        path=args.path,
-        branch=args.branch,
-        entry=args.entry,
-    )
-    for warning in added.warnings:
+    svc = _service(settings)
+    fields = {"repo": args.repo, "path": args.path, "branch": args.branch, "entry": args.entry}
+    new = svc.config.check_new(name=args.name, **fields)
+    for warning in new.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    head = ops.number_commits(settings, _open_store(settings), added.project.name)
-    print(f"numbered {head.n} commits; head #{head.n} {head.short} {head.subject}", file=sys.stderr)
-    return _emit(
-        args,
-        _project_json(added.project),
-        f"added {added.project.name}\n" + _describe(added.project),
-    )
+    run(settings, Op.ADD, new.name, fields)
+    project, head = svc.query.project(new.name), svc.query.head(new.name)
+    if head is not None:
+        print(
+            f"numbered {head.n} commits; head #{head.n} {head.short} {head.subject}",
+            file=sys.stderr,
+        )
+    return _emit(args, _project_json(project), f"added {project.name}\n" + _describe(project))
 
 
 def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
     """Add a third-party repository as a project under $DATA/apps/NAME and deploy it."""
-    from controlplane.cli.ops import follow
-    from controlplane.service import ops
+    from controlplane.cli.ops import follow, run
+    from controlplane.service.facade import Op, launch_name
 
-    name = args.name or ops.launch_name(args.url)
-    path = args.path or str(settings.layout.app_folder(name))
-    branch = args.branch or ops.default_branch(settings, args.url)
-    store = _open_store(settings)
-    added = ops.add_project(
-        settings,
-        store,
-        name=name,
-        repo=args.url,
-        path=path,
-        branch=branch,
-        entry=args.entry,
-        kind="launch",
-    )
-    head = ops.number_commits(settings, store, name)
-    print(f"added {name} ({branch}, head #{head.n} {head.short}) in {path}")
-    for warning in added.warnings:
+    svc = _service(settings)
+    name = args.name or launch_name(args.url)
+    fields = {"repo": args.url, "path": args.path, "branch": args.branch, "entry": args.entry}
+    new = svc.config.check_new(name=name, kind="launch", **fields)
+    run(settings, Op.LAUNCH, new.name, fields)
+    project, head = svc.query.project(name), svc.query.head(name)
+    where = f"head #{head.n} {head.short}" if head is not None else "no commits"
+    print(f"added {name} ({project.branch}, {where}) in {project.path}")
+    for warning in new.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return follow(settings, "test" if args.test else "deploy", name, {}, detach=args.detach)
+    op = Op.TEST if args.test else Op.DEPLOY
+    return follow(settings, op, name, {}, detach=args.detach)
 
 
 def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
     """List projects."""
-    from controlplane.domain.models import format_interval
-
-    projects = _open_store(settings).list_projects()
+    projects = _service(settings).query.projects()
     text = (
         "\n".join(
             f"{p.name:<20} {p.branch:<12} poll {format_interval(p.poll):<4} {p.repo}"
@@ -136,33 +125,31 @@ def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_show(settings: Settings, args: argparse.Namespace) -> int:
     """Show one project."""
-    from controlplane.domain.models import validate_name
-
-    project = _open_store(settings).get_project(validate_name(args.name))
+    project = _service(settings).query.project(validate_name(args.name))
     return _emit(args, _project_json(project), _describe(project))
 
 
 def cmd_project_remove(settings: Settings, args: argparse.Namespace) -> int:
-    """Remove a project."""
-    from controlplane.service import ops
+    """Remove a project (by serve when it runs: refused while an operation runs for it)."""
+    from controlplane.cli.ops import run
+    from controlplane.service.facade import Op
 
-    project = ops.remove_project(settings, _open_store(settings), args.name)
-    print(f"removed {project.name}; files in {project.path} that were not ours are untouched")
+    name = validate_name(args.name)
+    _service(settings).query.project(name)
+    print(run(settings, Op.REMOVE, name, {}))
     return 0
 
 
 def cmd_project_key(settings: Settings, args: argparse.Namespace) -> int:
     """Show, make or drop a project's ssh deploy key; show or forget its pinned hosts."""
-    from controlplane.service import ops
-
-    store = _open_store(settings)
+    config = _service(settings).config
     if args.forget_hosts:
-        ops.forget_hosts(settings, args.name)
+        config.forget_hosts(args.name)
     if args.remove:
-        ops.remove_deploy_key(store, args.name)
+        config.remove_deploy_key(args.name)
         print(f"deploy key of {args.name} removed; remove it from the repository too")
         return 0
-    key = ops.deploy_key(settings, store, args.name, new=args.new)
+    key = config.deploy_key(args.name, new=args.new)
     data = {
         "name": key.name,
         "public_key": key.public,
@@ -182,9 +169,7 @@ def cmd_project_key(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
     """Change one project setting."""
-    from controlplane.service import ops
-
-    project = ops.set_setting(_open_store(settings), args.name, args.key, args.value)
+    project = _service(settings).config.set_setting(args.name, args.key, args.value)
     return _emit(args, _project_json(project), _describe(project))
 
 
@@ -197,37 +182,28 @@ def _slot(args: argparse.Namespace) -> str:
 
 def cmd_env_set(settings: Settings, args: argparse.Namespace) -> int:
     """Set variables."""
-    from controlplane.service import ops
-
-    names = ops.env_set(_open_store(settings), args.name, _slot(args), args.assignments)
+    names = _service(settings).config.env_set(args.name, _slot(args), args.assignments)
     print(f"set {', '.join(names)} for {args.name} {_slot(args)}")
     return 0
 
 
 def cmd_env_unset(settings: Settings, args: argparse.Namespace) -> int:
     """Remove variables."""
-    from controlplane.service import ops
-
-    names = ops.env_unset(_open_store(settings), args.name, _slot(args), args.keys)
+    names = _service(settings).config.env_unset(args.name, _slot(args), args.keys)
     print(f"removed {', '.join(names)} from {args.name} {_slot(args)}")
     return 0
 
 
 def cmd_env_list(settings: Settings, args: argparse.Namespace) -> int:
     """List variables, masked."""
-    from controlplane.service import ops
-
-    rows = ops.env_list(_open_store(settings), args.name, _slot(args), reveal=args.reveal)
+    rows = _service(settings).config.env_list(args.name, _slot(args), reveal=args.reveal)
     text = "\n".join(f"{k}={v}" for k, v in rows) or f"no variables for {args.name} {_slot(args)}"
     return _emit(args, dict(rows), text)
 
 
 def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
     """Set the poll interval."""
-    from controlplane.domain.models import format_interval
-    from controlplane.service import ops
-
-    project = ops.set_poll(_open_store(settings), args.name, args.interval)
+    project = _service(settings).config.set_poll(args.name, args.interval)
     print(f"{project.name}: poll {format_interval(project.poll)}")
     return 0
 
@@ -237,21 +213,22 @@ def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_key_generate(settings: Settings, args: argparse.Namespace) -> int:
     """Print a new key (for CONTROLPLANE_KEY)."""
-    from controlplane.adapters.secrets import generate_key
+    from controlplane.service import boot
 
-    print(generate_key())
+    print(boot.generate_key())
     return 0
 
 
 def cmd_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
     """Re-encrypt everything under a new key."""
-    store = _open_store(settings)
-    count = store.rotate_key()
-    if store.keyring.from_file:
-        print(f"re-encrypted {count} secrets under a new key in {settings.key_path}")
+    from controlplane.service import boot
+
+    rotated = boot.rotate_key(settings)
+    if rotated.from_file:
+        print(f"re-encrypted {rotated.count} secrets under a new key in {settings.key_path}")
     else:
         print(
-            f"re-encrypted {count} secrets under the first key of CONTROLPLANE_KEY; "
+            f"re-encrypted {rotated.count} secrets under the first key of CONTROLPLANE_KEY; "
             "the older keys there can now be removed"
         )
     return 0
@@ -259,10 +236,9 @@ def cmd_key_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
     """Put the last good copy of the store back."""
-    from controlplane.adapters.secrets import KeyRing
-    from controlplane.adapters.store import Store
+    from controlplane.service import boot
 
-    backup = Store(settings, KeyRing.load(settings)).restore_backup()
+    backup = boot.restore_store(settings)
     print(f"restored {settings.store_path} from {backup}")
     return 0
 
@@ -272,31 +248,29 @@ def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """Render supervisord.conf and exec supervisord."""
-    from controlplane.adapters.supervisor import client as supervisor
+    from controlplane.service import boot
 
-    supervisor.write_supervisord_conf(settings)
-    supervisor.exec_supervisord(settings)
+    boot.up(settings)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """The long-running control plane."""
-    from controlplane.service import serve
+    from controlplane.service import boot
 
-    return serve.main(settings)
+    return boot.serve(settings)
 
 
 def cmd_run_slot(settings: Settings, args: argparse.Namespace) -> int:
-    """Exec a slot's app with its variables (supervisord calls this)."""
-    from controlplane import runslot
-
-    return runslot.main(settings, args.name, args.slot)
+    """Listed for --help only: `python -m controlplane run-slot` (controlplane.__main__)
+    runs a slot before this parser is ever imported."""
+    raise ControlPlaneError("run-slot runs through `python -m controlplane run-slot NAME SLOT`")
 
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     """supervisord event listener (supervisord runs this)."""
-    from controlplane.adapters.supervisor import events
+    from controlplane.service import boot
 
-    return events.main(settings)
+    return boot.events(settings)
 
 
 # -- parser ----------------------------------------------------------------------------

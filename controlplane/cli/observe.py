@@ -1,8 +1,8 @@
 """CLI commands that look: `status [NAME]`, `logs NAME`, `load`.
 
-They read the store, supervisord and the files directly (no `serve` needed) and print the
-same texts the bot sends. Imports are made inside the commands, so `controlplane status`
-starts fast (no telegram, no docker unless its socket exists).
+They read through the service facade (the store, supervisord and the files; no `serve`
+needed) and print the same texts the bot sends. The facade is imported inside the
+commands, so `controlplane --help` starts fast.
 """
 
 from __future__ import annotations
@@ -11,9 +11,20 @@ import argparse
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from controlplane.domain.models import parse_duration, validate_name
+from controlplane.errors import ValidationError
 from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    from controlplane.service.facade import Service
+
+
+def _service(settings: Settings) -> Service:
+    from controlplane.service.facade import Service  # see the module docstring
+
+    return Service.open(settings)
 
 
 def _print_json(data: Any) -> None:
@@ -23,18 +34,15 @@ def _print_json(data: Any) -> None:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """status [NAME]: one project in full, or every project one line each."""
     from controlplane import __version__
-    from controlplane.adapters.store import Store
-    from controlplane.domain.models import validate_name
-    from controlplane.observe.status import format_overview, format_status, gather
 
-    store = Store.open(settings)
-    names = [validate_name(args.name)] if args.name else None
-    statuses = gather(settings, store, names)
+    query = _service(settings).query
+    lang = settings.lang or "en"
+    statuses = query.statuses([args.name] if args.name else None)
     if args.name:
         if args.json:
             _print_json(statuses[0].to_dict())
         else:
-            print(format_status(statuses[0], settings.lang or "en"))
+            print(query.describe(statuses[0], lang))
         return 0
     if args.json:
         _print_json(
@@ -51,7 +59,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         f"projects       {len(statuses)}"
     )
     if statuses:
-        print(format_overview(statuses, settings.lang or "en"))
+        print(query.overview_text(lang, statuses))
     return 0
 
 
@@ -61,36 +69,32 @@ def _which(args: argparse.Namespace) -> str:
 
 def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     """logs NAME [--test] [-n 30] [--stderr|--stdout] [--follow [--for S]]."""
-    from controlplane.adapters.store import Store
-    from controlplane.domain.models import parse_duration, validate_name
-    from controlplane.errors import ValidationError
-    from controlplane.observe.logs import format_logs, slot_tail
-
     name = validate_name(args.name)
     seconds = None if args.seconds is None else parse_duration(args.seconds, field_name="--for")
     if seconds is not None and not args.follow:
         raise ValidationError("--for", args.seconds, "it goes with --follow")
-    Store.open(settings).get_project(name)
+    svc = _service(settings)
+    query = svc.query
+    query.project(name)
     if args.lines < 0:
         raise ValidationError("-n", str(args.lines), "give a number of lines, 0 or more")
     slot = "test" if args.test else "prod"
-    logs = slot_tail(settings, name, slot, args.lines, _which(args))
+    logs = query.logs(name, slot, args.lines, _which(args))
     if args.json and not args.follow:
         _print_json(logs.to_dict())
         return 0
-    print(format_logs(logs, _which(args)), flush=True)
+    print(query.logs_text(logs, _which(args)), flush=True)
     if args.follow:
-        _follow(logs.stdout_path, logs.stderr_path, _which(args), seconds)
+        paths = (logs.stdout_path, logs.stderr_path)
+        _follow(svc, paths, _which(args), seconds)
     return 0
 
 
-def _follow(out_path: str, err_path: str, which: str, seconds: float | None) -> None:
+def _follow(svc: Service, paths: tuple[str, str], which: str, seconds: float | None) -> None:
     """Print new lines as they come (stderr's marked 'err|' when both are shown)."""
-    from controlplane.observe.logs import follow
-
-    paths = [
-        Path(p) for p, s in ((out_path, "stdout"), (err_path, "stderr")) if which in (s, "both")
-    ]
+    out_path, err_path = paths
+    streams = ((out_path, "stdout"), (err_path, "stderr"))
+    files = [Path(p) for p, stream in streams if which in (stream, "both")]
     stop = threading.Event()
     if seconds is not None:
         timer = threading.Timer(seconds, stop.set)
@@ -102,21 +106,18 @@ def _follow(out_path: str, err_path: str, which: str, seconds: float | None) -> 
         print("\n".join(mark + line for line in lines), flush=True)
 
     try:
-        follow(paths, stop, show)
+        svc.query.follow_logs(files, stop, show)
     except KeyboardInterrupt:
         stop.set()
 
 
 def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
     """load: CPU, memory, disk, per-project figures, and Docker's when its socket is there."""
-    from controlplane.observe.load import format_load, measure, read_samples
-
-    snap = measure(settings)
-    samples = read_samples(settings, since=snap.at - 3600)
+    report = _service(settings).query.load(hour=True)
     if args.json:
-        _print_json({**snap.to_dict(), "samples": samples})
+        _print_json(report.to_dict())
     else:
-        print(format_load(snap, samples))
+        print(report.text())
     return 0
 
 

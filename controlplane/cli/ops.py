@@ -3,6 +3,7 @@
 Operations run in serve (the one executor): these commands send a request over the local
 socket, print each step as it happens, and exit with the operation's result: 0 when it
 succeeded, 1 when it failed, 2 for bad input. `--detach` returns once it has started.
+While serve is down only add, launch and remove run (in this process; service/boot.py).
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from typing import Any
 
 from controlplane.domain.kinds import ProgressKind
 from controlplane.domain.units import megabytes
+from controlplane.errors import ControlPlaneError, ValidationError
 from controlplane.settings import Settings
+
+
+def _show(event: dict[str, Any]) -> None:
+    text = str(event.get("text", ""))
+    print(f"  {text}" if event.get("kind") == ProgressKind.LOG else f"• {text}", flush=True)
 
 
 def follow(
     settings: Settings, op: str, project: str | None, args: dict[str, Any], *, detach: bool = False
 ) -> int:
     """Send a request to serve, print its progress, return the exit status."""
-    from controlplane.service.control import request
+    from controlplane.service import boot
 
-    def show(event: dict[str, Any]) -> None:
-        text = str(event.get("text", ""))
-        print(f"  {text}" if event.get("kind") == ProgressKind.LOG else f"• {text}", flush=True)
-
-    payload = {"op": op, "project": project, "args": args, "follow": not detach}
-    result = request(settings.control_sock, payload, on_event=show)
+    result = boot.ask(settings, op, project, args, follow=not detach, on_event=_show)
     text = str(result.get("text", ""))
     if result.get("ok"):
         print(text)
@@ -38,14 +40,23 @@ def follow(
     return 1
 
 
+def run(settings: Settings, op: str, project: str, args: dict[str, Any]) -> str:
+    """Run an operation to its end without printing its progress (serve's, or here while
+    serve is down when it may run here): its result text, or ControlPlaneError."""
+    from controlplane.service import boot
+
+    result = boot.ask(settings, op, project, args)
+    if not result.get("ok"):
+        raise ControlPlaneError(str(result.get("text", "")))
+    return str(result.get("text", ""))
+
+
 def cmd_deploy(settings: Settings, args: argparse.Namespace) -> int:
     """deploy NAME [--commit N] [--test [--duration S]]."""
     if args.test:
         extra = {"commit": args.commit, "duration": args.duration}
         return follow(settings, "test", args.name, extra, detach=args.detach)
     if args.duration is not None:
-        from controlplane.errors import ValidationError
-
         raise ValidationError("--duration", args.duration, "it goes with --test")
     return follow(settings, "deploy", args.name, {"commit": args.commit}, detach=args.detach)
 
@@ -78,35 +89,9 @@ def cmd_extend(settings: Settings, args: argparse.Namespace) -> int:
 
 def history_rows(settings: Settings, name: str) -> list[dict[str, Any]]:
     """Numbered commits, newest first, with what became of each."""
-    from controlplane.adapters.store import Store
-    from controlplane.domain.models import validate_name
+    from controlplane.service.facade import Service
 
-    store = Store.open(settings)
-    validate_name(name)
-    store.get_project(name)
-    releases = {r.n: r for r in store.releases(name)}
-    state = store.state(name)
-    rows = []
-    for c in reversed(store.commits(name)):
-        release = releases.get(c.n)
-        live = [slot for slot in ("prod", "test") if state.release(slot) == c.n]
-        verdict = (release.verdict or {}) if release else {}
-        rows.append(
-            {
-                "n": c.n,
-                "sha": c.sha,
-                "date": c.date,
-                "author": c.author,
-                "subject": c.subject,
-                "release": release.state if release else None,
-                "live": live,
-                "size": release.size if release else 0,
-                "verdict": None
-                if not verdict
-                else ("passed" if verdict.get("passed") else "failed"),
-            }
-        )
-    return rows
+    return Service.open(settings).query.history(name)
 
 
 def describe_row(row: dict[str, Any]) -> str:

@@ -1,9 +1,13 @@
 """The one executor of operations: one at a time per project, builds share a few slots.
 
-`serve` owns one Executor; the CLI (through controlplane.control) and the bot hand it
-operations and follow their progress. An operation is a function run in a worker thread;
-it reports progress on its Operation and returns the text a person reads at the end.
+`serve` owns one Executor; the CLI (through the control socket) and the bot hand it
+operations through the service facade and follow their progress. An operation is a
+function run in a worker thread; it reports progress on its Operation and returns the text
+a person reads at the end (and may leave a typed `value` for callers in this process).
 Nothing an operation raises leaves its thread: every failure becomes a failed operation.
+Whether a project is busy is decided here alone: `submit` checks and claims the project
+in one step under the executor's lock, so two requests (a deploy and a remove, say) can
+never both pass.
 """
 
 from __future__ import annotations
@@ -43,6 +47,16 @@ class Busy(ControlPlaneError):
         self.project = project
         self.op = op
         self.since = since
+
+
+class OperationFailed(ControlPlaneError):
+    """An operation ended without success; `state` is "failed" or "cancelled"."""
+
+    def __init__(self, op: str, project: str, state: str, text: str) -> None:
+        super().__init__(text)
+        self.op = op
+        self.project = project
+        self.state = state
 
 
 class OperationCancelled(ControlPlaneError):
@@ -95,6 +109,7 @@ class Operation:
         self.since = time.time()
         self.state = RUNNING
         self.result = ""
+        self.value: object = None  # what the operation produced, for callers in this process
         self.cancel = threading.Event()
         self.events: deque[Progress] = deque(maxlen=MAX_EVENTS)
         self._seq = 0
@@ -106,6 +121,10 @@ class Operation:
     @property
     def done(self) -> bool:
         return self.state != RUNNING
+
+    @property
+    def ok(self) -> bool:
+        return self.state == OK
 
     @property
     def last_seq(self) -> int:
@@ -171,6 +190,14 @@ class Operation:
         """Block until the operation finished; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: self.state != RUNNING, timeout)
+
+    def join(self) -> str:
+        """Block until the operation finished: its result text when it succeeded, else
+        OperationFailed carrying the state and the reason."""
+        self.wait()
+        if self.state != OK:
+            raise OperationFailed(self.op, self.project, self.state, self.result)
+        return self.result
 
 
 class Executor:

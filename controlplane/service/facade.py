@@ -1,141 +1,184 @@
-"""Operations as requests: validated, handed to the one executor, tracked in the store.
+"""The one facade both faces call: operations, configuration and queries.
 
-Both faces call this: serve's local socket (for the CLI) and, in the same process, the
-Telegram bot. A request names an operation, a project and its arguments; every argument
-is validated before anything starts, and the operation then runs in the executor (one
-per project at a time). Its start is written to the project's state, so an operation cut
-short by a crash is reported after the restart.
+The bot (in serve's process) and the CLI (through serve's control socket, or on the store
+directly) reach the engine, observe and the adapters only through `Service`, and import
+from here the types they render. Two ways to make one:
+
+- `Service.open(settings)`: the store only, no thread, for the CLI's reading and
+  configuration commands (`service.config`, `service.query`), also while serve is down;
+- serve wires one with a `Runtime` (the engine, test runs, the executor, the outbox):
+  operations then run in the executor, one per project at a time, and whether a project
+  is busy is decided there (deploy, test, promote, discard, rollback, start, stop,
+  restart, add, launch, remove). A request is validated before anything starts; an
+  engine operation's start is written to the project's state, so one cut short by a
+  crash is reported after the restart.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from controlplane.domain.kinds import EventKind, OpKind
-from controlplane.domain.models import Project, parse_duration, validate_name, validate_slot
-from controlplane.engine.releases import Engine
-from controlplane.engine.testrun import TestRuns
-from controlplane.errors import NotFound, ValidationError
-from controlplane.service.executor import Busy, Executor, Operation
+from controlplane.adapters.secrets import Redactor
+from controlplane.adapters.sshkeys import HostKey
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import Supervisor
+from controlplane.domain.events import Event
+from controlplane.domain.history import CommitRow, Release, SlotState
+from controlplane.domain.kinds import EventKind
+from controlplane.domain.models import Project, validate_name
+from controlplane.errors import NotFound
+from controlplane.service.configure import (
+    Clients,
+    Configuration,
+    DeployKey,
+    NewProject,
+    launch_name,
+)
+from controlplane.service.control import ServeDown
+from controlplane.service.executor import (
+    CANCELLED,
+    OK,
+    RUNNING,
+    Busy,
+    Executor,
+    Operation,
+    OperationFailed,
+    Progress,
+)
+from controlplane.service.outbox import Outbox, Subscriber
+from controlplane.service.queries import LoadReport, LogReader, Queries
+from controlplane.service.requests import (
+    DEFAULT_TEST_SECONDS,
+    Op,
+    Request,
+    check_request,
+    seconds_arg,
+)
+from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    from controlplane.engine.releases import Engine
+    from controlplane.engine.testrun import TestRuns
+
+__all__ = [
+    "CANCELLED",
+    "OK",
+    "RUNNING",
+    "Added",
+    "Adding",
+    "Busy",
+    "CommitRow",
+    "DeployKey",
+    "Event",
+    "HostKey",
+    "LoadReport",
+    "LogReader",
+    "NewProject",
+    "Op",
+    "Operation",
+    "OperationFailed",
+    "Progress",
+    "Project",
+    "Redactor",
+    "Release",
+    "Runtime",
+    "ServeDown",
+    "Service",
+    "SlotState",
+    "launch_name",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TEST_SECONDS = 60
 Work = Callable[[Operation], str]
 
 
 @dataclass(frozen=True)
-class Request:
-    """A checked request: the operation, its project, and clean arguments."""
+class Runtime:
+    """What operations need, wired by serve (the only place that builds these)."""
 
-    op: str
-    project: str
-    args: dict[str, Any]
-
-
-def _commit_arg(args: dict[str, Any]) -> str | None:
-    value = args.get("commit")
-    if value in (None, ""):
-        return None
-    from controlplane.domain.history import parse_ref
-
-    parse_ref(str(value))
-    return str(value)
+    engine: Engine
+    tests: TestRuns
+    executor: Executor
+    outbox: Outbox
 
 
-def _slot_arg(args: dict[str, Any]) -> str:
-    return validate_slot(str(args.get("slot", "prod")))
+@dataclass(frozen=True)
+class Added:
+    """A project added: its commits numbered, with warnings a person should read."""
+
+    project: Project
+    head: CommitRow
+    warnings: tuple[str, ...]
 
 
-def _seconds_arg(args: dict[str, Any], key: str, default: int) -> int:
-    raw = args.get(key)
-    if raw in (None, ""):
-        return default
-    return parse_duration(str(raw), field_name=key, low=5, high=7 * 86400)
+@dataclass(frozen=True)
+class Adding:
+    """A project being added: the operation that asks the remote, writes it and numbers
+    its commits (on failure it is removed again and the reason raised)."""
 
+    new: NewProject
+    operation: Operation
 
-OPS = (
-    OpKind.DEPLOY,
-    OpKind.TEST,
-    OpKind.PROMOTE,
-    OpKind.DISCARD,
-    OpKind.ROLLBACK,
-    OpKind.START,
-    OpKind.STOP,
-    OpKind.RESTART,
-    OpKind.SYNC,
-    OpKind.PRUNE,
-)
-
-
-def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request:
-    """Validate a request's fields (pure); raises ValidationError naming what is accepted."""
-    if op not in OPS:
-        raise ValidationError("operation", op, "use one of " + ", ".join(OPS))
-    name = validate_name(project or "")
-    clean: dict[str, Any] = {}
-    if op in (OpKind.DEPLOY, OpKind.TEST, OpKind.ROLLBACK):
-        clean["commit"] = _commit_arg(args)
-    if op == OpKind.ROLLBACK and clean["commit"] is None:
-        raise ValidationError("commit", "", "rollback needs a commit number, like 3")
-    if op == OpKind.TEST:
-        clean["duration"] = _seconds_arg(args, "duration", 0)
-    if op in (OpKind.START, OpKind.STOP, OpKind.RESTART):
-        clean["slot"] = _slot_arg(args)
-    if op == OpKind.PROMOTE:
-        clean["force"] = bool(args.get("force", False))
-    return Request(op=op, project=name, args=clean)
+    def result(self) -> Added:
+        """Wait for the end: what was added, or OperationFailed."""
+        self.operation.join()
+        added = self.operation.value
+        assert isinstance(added, Added)
+        return added
 
 
 class Service:
-    """Turns requests into operations of the engine and the test runs."""
+    """Operations, configuration (`config`) and queries (`query`) of both faces."""
 
-    def __init__(self, engine: Engine, tests: TestRuns, executor: Executor) -> None:
-        self.engine = engine
-        self.tests = tests
-        self.executor = executor
-        self.store = engine.store
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        runtime: Runtime | None = None,
+        *,
+        clients: Clients | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clients: Clients = clients or (lambda timeout: Supervisor(settings, timeout=timeout))
+        self.config = Configuration(settings, store, self.clients)
+        self.query = Queries(settings, store, self.clients)
+        self._runtime = runtime
         self._pending: dict[str, str] = {}
         self._lock = threading.Lock()
-        executor.on_finish = self.on_finish
+        self._redactor: tuple[object, Redactor] | None = None
+        if runtime is not None:
+            runtime.executor.on_finish = self.on_finish
 
-    def work(self, req: Request) -> Work:
-        """The function the executor runs for a request."""
-        e, t, a, name = self.engine, self.tests, req.args, req.project
-        table: dict[str, Work] = {
-            "deploy": lambda op: e.deploy(name, a["commit"], op),
-            "test": lambda op: t.test(
-                name, a["commit"], a["duration"] or self.store.get_project(name).test_duration, op
-            ),
-            "promote": lambda op: t.promote(name, op, force=a["force"]),
-            "discard": lambda op: t.discard(name, op),
-            "rollback": lambda op: e.rollback(name, a["commit"], op),
-            "start": lambda op: e.start(name, a["slot"], op),
-            "stop": lambda op: e.stop(name, a["slot"], op),
-            "restart": lambda op: e.restart(name, a["slot"], op),
-            "sync": lambda op: self._sync(name, op),
-            "prune": lambda op: self._prune(name, op),
-        }
-        return table[req.op]
+    @classmethod
+    def open(cls, settings: Settings) -> Service:
+        """The store-only facade: reading and configuration, no thread started."""
+        return cls(settings, Store.open(settings))
 
-    def _sync(self, name: str, op: Operation) -> str:
-        head = self.engine.sync(self.store.get_project(name), op)
-        return f"{name}: head is #{head.n} {head.short} {head.subject}"
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise ServeDown()
+        return self._runtime
 
-    def _prune(self, name: str, op: Operation) -> str:
-        gone = self.engine.prune(name, op)
-        return f"{name}: pruned {len(gone)} releases"
+    @property
+    def executor(self) -> Executor:
+        return self.runtime.executor
+
+    # -- operations of the engine ------------------------------------------------------------
 
     def submit(self, op: str, project: str | None, args: dict[str, Any]) -> Operation:
         """Validate, then run in the executor; Busy at once when the project is busy."""
         req = check_request(op, project, args)
         self.store.get_project(req.project)
-        work = self.work(req)
+        work = self._work(req)
 
         def tracked(operation: Operation) -> str:
             self.store.update_state(req.project, op={"op": req.op, "since": time.time()})
@@ -146,13 +189,106 @@ class Service:
 
         return self.executor.submit(req.project, req.op, tracked)
 
-    # -- new commits (the poller) ------------------------------------------------------
+    def _work(self, req: Request) -> Work:
+        """The function the executor runs for a request."""
+        e, t, a, name = self.runtime.engine, self.runtime.tests, req.args, req.project
+        table: dict[Op, Work] = {
+            Op.DEPLOY: lambda op: e.deploy(name, a["commit"], op),
+            Op.TEST: lambda op: t.test(
+                name, a["commit"], a["duration"] or self.store.get_project(name).test_duration, op
+            ),
+            Op.PROMOTE: lambda op: t.promote(name, op, force=a["force"]),
+            Op.DISCARD: lambda op: t.discard(name, op),
+            Op.ROLLBACK: lambda op: e.rollback(name, a["commit"], op),
+            Op.START: lambda op: e.start(name, a["slot"], op),
+            Op.STOP: lambda op: e.stop(name, a["slot"], op),
+            Op.RESTART: lambda op: e.restart(name, a["slot"], op),
+            Op.SYNC: lambda op: self._sync(name, op),
+            Op.PRUNE: lambda op: self._prune(name, op),
+        }
+        return table[req.op]
+
+    def _sync(self, name: str, op: Operation) -> str:
+        head = self.runtime.engine.sync(self.store.get_project(name), op)
+        return f"{name}: head is #{head.n} {head.short} {head.subject}"
+
+    def _prune(self, name: str, op: Operation) -> str:
+        gone = self.runtime.engine.prune(name, op)
+        return f"{name}: pruned {len(gone)} releases"
+
+    def cancel(self, name: str) -> None:
+        """Ask the project's running operation to stop; NotFound when none runs."""
+        name = validate_name(name)
+        if not self.executor.cancel(name):
+            raise NotFound(f"nothing is running for {name}")
+
+    def extend(self, name: str, seconds: int = DEFAULT_TEST_SECONDS) -> str:
+        """Give a running test more time; NotFound when no test runs."""
+        return self.runtime.tests.extend(validate_name(name), seconds)
+
+    def running(self, name: str) -> Operation | None:
+        """The operation running for a project, if any."""
+        return self.executor.busy(name)
+
+    # -- add, launch, remove: operations too ------------------------------------------------
+
+    def add(self, new: NewProject) -> Adding:
+        """Add a checked project in the executor (Busy when its name is busy): the remote
+        asked, one write, then its last commits fetched and numbered."""
+        op = Op.LAUNCH if new.kind == "launch" else Op.ADD
+        return Adding(new, self.executor.submit(new.name, op, lambda o: self._add(new, o)))
+
+    def launch(
+        self,
+        repo: str,
+        *,
+        name: str | None = None,
+        path: str | None = None,
+        branch: str | None = None,
+        entry: str = "main.py",
+    ) -> Adding:
+        """A third-party repository as a project under $DATA/apps/NAME (not deployed yet):
+        its name from the URL, its branch main, else master, else the only one."""
+        new = self.config.check_new(
+            name=name or launch_name(repo),
+            repo=repo,
+            path=path,
+            branch=branch,
+            entry=entry,
+            kind="launch",
+        )
+        return self.add(new)
+
+    def _add(self, new: NewProject, op: Operation) -> str:
+        op.step("check the repository")
+        project = self.config.write_new(new)
+        try:
+            head = self.runtime.engine.sync(project, op)
+        except BaseException:
+            self.config.undo_new(new.name)
+            raise
+        op.value = Added(project, head, new.warnings)
+        return f"numbered {head.n} commits; head #{head.n} {head.short} {head.subject}"
+
+    def remove(self, name: str) -> Operation:
+        """Remove a project in the executor: refused (Busy) while an operation runs for
+        it, and nothing else starts for it until it is gone."""
+        name = validate_name(name)
+        self.store.get_project(name)
+        return self.executor.submit(name, Op.REMOVE, lambda op: self._remove(name, op))
+
+    def _remove(self, name: str, op: Operation) -> str:
+        op.step(f"remove {name}")
+        project = self.config.remove_files(name)
+        return f"removed {name}; files in {project.path} that were not ours are untouched"
+
+    # -- new commits (the poller) ------------------------------------------------------------
 
     def on_new_commit(self, project: Project, sha: str) -> None:
         """A new head: number it, then notify, test, or test and promote (the policy).
         A busy project takes it up as soon as its operation ends."""
         try:
-            self.executor.submit(project.name, OpKind.NEW_COMMIT, lambda op: self._new(project, op))
+            self.executor.submit(project.name, Op.NEW_COMMIT, lambda op: self._new(project, op))
         except Busy:
             with self._lock:
                 self._pending[project.name] = sha
@@ -170,29 +306,80 @@ class Service:
             self.on_new_commit(project, sha)
 
     def _new(self, project: Project, op: Operation) -> str:
-        name = project.name
-        head = self.engine.sync(project, op)
+        name, engine, tests = project.name, self.runtime.engine, self.runtime.tests
+        head = engine.sync(project, op)
         text = f"{name}: new commit #{head.n} {head.short} on {project.branch}: {head.subject}"
-        self.engine.outbox.publish(
+        self.runtime.outbox.publish(
             EventKind.NEW_COMMIT, name, text, n=head.n, policy=project.policy
         )
         if project.policy == "notify":
             return text
-        verdict = self.tests.test(name, str(head.n), project.test_duration, op)
+        verdict = tests.test(name, str(head.n), project.test_duration, op)
         if project.policy == "promote":
-            return self.tests.promote(name, op)
+            return tests.promote(name, op)
         return verdict
 
+    # -- events and secrets --------------------------------------------------------------------
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Call fn with every event published from now on (in the publisher's thread)."""
+        self.runtime.outbox.subscribe(fn)
+
+    def unsubscribe(self, fn: Subscriber) -> None:
+        self.runtime.outbox.unsubscribe(fn)
+
+    def pending_events(self, consumer: str) -> list[Event]:
+        """Events `consumer` has not acknowledged, oldest first."""
+        return self.runtime.outbox.pending(consumer)
+
+    def ack_event(self, consumer: str, seq: int) -> None:
+        self.runtime.outbox.ack(consumer, seq)
+
+    def redactor(self, also: Iterable[str] = ()) -> Redactor:
+        """Every secret value in the store (and `also`), refreshed when the store changes."""
+        try:
+            st = os.stat(self.store.path)
+            stamp: object = (st.st_ino, st.st_mtime_ns, tuple(also))
+        except FileNotFoundError:
+            stamp = (0, 0, tuple(also))
+        with self._lock:
+            if self._redactor is None or self._redactor[0] != stamp:
+                redactor = Redactor(self.store.all_secret_values())
+                redactor.add([v for v in also if v])
+                self._redactor = (stamp, redactor)
+            return self._redactor[1]
+
+    # -- the control socket ------------------------------------------------------------------
+
     def handle(self, request: dict[str, Any]) -> Operation | dict[str, Any]:
-        """The local socket's handler: operations, plus cancel and extend answered at once."""
+        """The control socket's handler (and the CLI's, in its own process while serve is
+        down): operations to follow, plus cancel and extend answered at once."""
         op, project, args = request["op"], request.get("project"), request.get("args") or {}
-        if op == OpKind.CANCEL:
-            name = validate_name(project or "")
-            if not self.executor.cancel(name):
-                raise NotFound(f"nothing is running for {name}")
-            return {"ok": True, "text": f"{name}: cancel requested"}
-        if op == OpKind.EXTEND:
-            name = validate_name(project or "")
-            seconds = _seconds_arg(args, "seconds", DEFAULT_TEST_SECONDS)
-            return {"ok": True, "text": self.tests.extend(name, seconds)}
+        if op == Op.CANCEL:
+            self.cancel(project or "")
+            return {"ok": True, "text": f"{project}: cancel requested"}
+        if op == Op.EXTEND:
+            seconds = seconds_arg(args, "seconds", DEFAULT_TEST_SECONDS)
+            return {"ok": True, "text": self.extend(project or "", seconds)}
+        if op == Op.REMOVE:
+            return self.remove(project or "")
+        if op in (Op.ADD, Op.LAUNCH):
+            return self._add_request(op, project, args).operation
         return self.submit(op, project, args)
+
+    def _add_request(self, op: str, project: str | None, args: dict[str, Any]) -> Adding:
+        def arg(key: str) -> str | None:
+            value = args.get(key)
+            return None if value in (None, "") else str(value)
+
+        repo, path, entry = arg("repo") or "", arg("path"), arg("entry") or "main.py"
+        if op == Op.LAUNCH:
+            return self.launch(repo, name=project, path=path, branch=arg("branch"), entry=entry)
+        new = self.config.check_new(
+            name=project or "",
+            repo=repo,
+            path=path or "",
+            branch=arg("branch") or "main",
+            entry=entry,
+        )
+        return self.add(new)

@@ -1,10 +1,13 @@
-"""`controlplane serve`: reconcile supervisord with the store, then keep the apps going.
+"""`controlplane serve`, the composition root: the only place that wires the engine, the
+outbox, the executor, the facade, the control socket, the poller and the bot together.
 
 On start it writes every slot's program file from the store, removes files of projects
 that are gone, and applies the difference (unchanged groups, and so running apps, are
 left alone). Then it loops: it reads the state changes the event listener appends to
 logs/events.jsonl, and starts again, with a growing delay, any program of ours that
 supervisord gave up on (FATAL). First SIGTERM stops the loop; a second exits at once.
+`local_service` wires the same parts in the CLI's process while serve is down, for the
+operations that may run there (add, launch, remove).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -42,9 +45,10 @@ from controlplane.engine.releases import Engine
 from controlplane.engine.testrun import TestRuns
 from controlplane.errors import ControlPlaneError, SupervisorError
 from controlplane.observe.load import Probe, Sampler, supervisor_source
+from controlplane.service.configure import slot_options
 from controlplane.service.control import ControlServer
 from controlplane.service.executor import Executor
-from controlplane.service.facade import Service
+from controlplane.service.facade import Runtime, Service
 from controlplane.service.outbox import Outbox
 from controlplane.service.poller import Poller
 from controlplane.settings import Settings
@@ -55,16 +59,6 @@ RETRY_BASE = 5.0
 RETRY_CAP = 300.0
 LOOP_INTERVAL = 0.5
 RECONCILE_RETRY = 10.0
-
-
-def slot_options(
-    store: Store, name: str, slot: str, base: ProgramOptions | None = None
-) -> ProgramOptions:
-    """A slot's program options: autostart as the store wants it (a slot whose code was
-    put in place by hand, with no release recorded, starts)."""
-    state = store.state(name)
-    autostart = state.running(slot) if state.release(slot) is not None else True
-    return replace(base or ProgramOptions(), autostart=autostart)
 
 
 def reconcile_once(
@@ -259,36 +253,37 @@ class Stack:
     poller: Poller
 
 
-def build_stack(settings: Settings, store: Store) -> Stack:
-    """Wire the parts together (nothing starts yet)."""
+def build_runtime(settings: Settings, store: Store) -> Runtime:
+    """The engine, its test runs, the executor and the outbox (nothing starts yet)."""
     outbox = Outbox(store)
     engine = Engine(settings, store, outbox)
-    tests = TestRuns(engine)
-    executor = Executor()
-    service = Service(engine, tests, executor)
+    return Runtime(engine=engine, tests=TestRuns(engine), executor=Executor(), outbox=outbox)
+
+
+def build_stack(settings: Settings, store: Store) -> Stack:
+    """Wire the parts together (nothing starts yet)."""
+    rt = build_runtime(settings, store)
+    service = Service(settings, store, rt)
     control = ControlServer(settings.control_sock, service.handle)
-    poller = Poller(store, outbox, check=engine.head, on_new=service.on_new_commit)
-    return Stack(store, outbox, engine, tests, executor, service, control, poller)
+    poller = Poller(store, rt.outbox, check=rt.engine.head, on_new=service.on_new_commit)
+    return Stack(store, rt.outbox, rt.engine, rt.tests, rt.executor, service, control, poller)
 
 
-def start_bot(settings: Settings, stack: Stack) -> Any:
+def local_service(settings: Settings) -> Service:
+    """The facade with serve's parts in this process (no thread until an operation
+    starts): the CLI's way to add, launch or remove while serve is down."""
+    store = Store.open(settings)
+    return Service(settings, store, build_runtime(settings, store))
+
+
+def start_bot(settings: Settings, service: Service) -> Any:
     """The Telegram bot, when a token is set (imported only then: it is heavy)."""
     if not settings.telegram_token:
         logger.info("no TELEGRAM_TOKEN: running without the bot")
         return None
     from controlplane.bot.app import BotRunner
-    from controlplane.bot.context import Deps
 
-    runner = BotRunner(
-        Deps(
-            settings=settings,
-            store=stack.store,
-            outbox=stack.outbox,
-            service=stack.service,
-            engine=stack.engine,
-            tests=stack.tests,
-        )
-    )
+    runner = BotRunner(settings, service)
     runner.start()
     return runner
 
@@ -327,7 +322,7 @@ def serve(
     for warning in settings.trust_warnings(os.geteuid()):
         logger.warning("%s", warning)
         stack.outbox.publish(EventKind.TRUST_WARNING, None, warning)
-    bot = start_bot(settings, stack)
+    bot = start_bot(settings, stack.service)
     try:
         server.run(stop, interval)
     finally:

@@ -1,0 +1,85 @@
+"""Callback data of every button: a prefix naming what the button does, then its values.
+
+`cb(Cb.ROLLBACK_CONFIRM, "shop", 3)` is 'rc|shop|3', always within Telegram's 64 bytes.
+The prefixes live here and nowhere else: screens build buttons with them, handlers.py
+routes presses through its tables keyed by them, and conversations enter on them with
+`pattern(...)` (CallbackQueryHandler's pattern). A prefix ending in '!' is the Yes of a
+confirmation (it carries a single-use token, see confirm.py).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum, unique
+
+CALLBACK_LIMIT = 64
+SEP = "|"
+
+
+@unique
+class Cb(StrEnum):
+    """Every button's prefix."""
+
+    # menus without a project
+    MENU = "m"
+    PROJECTS = "pl"
+    HELP = "hp"
+    LOAD = "ld"
+    # conversations (conversations.py)
+    ADD = "ad"
+    LAUNCH = "lc"
+    LAUNCH_MODE = "lm"
+    ADD_VARS = "ca"
+    TYPED_DURATION = "tt"
+    # a project's screens and actions
+    PROJECT = "p"
+    STATUS = "st"
+    LOGS = "lg"
+    LOG_FILE = "lf"
+    FOLLOW = "fl"
+    CONFIG = "cf"
+    DELETE_VAR = "cd"
+    POLL_MENU = "pi"
+    POLL_SET = "ps"
+    POLICY_MENU = "po"
+    POLICY_SET = "pp"
+    TEST_MENU = "td"
+    TEST_RUN = "tr"
+    EXTEND = "ex"
+    CANCEL = "cx"
+    DISCARD = "ds"
+    DEPLOY = "dp"
+    DEPLOY_YES = "dp!"
+    PROMOTE = "pr"
+    PROMOTE_YES = "pr!"
+    ROLLBACK_LIST = "rb"
+    ROLLBACK_CONFIRM = "rc"
+    ROLLBACK_YES = "rb!"
+    SLOT = "ss"
+    STOP_YES = "sp!"
+    OUTPUT = "oo"
+    REMOVE = "rm"
+    REMOVE_YES = "rm!"
+    DEPLOY_KEY = "dk"
+    NEW_KEY = "dn"
+    NEW_KEY_YES = "dn!"
+    FORGET_HOSTS = "dh"
+
+
+def cb(*parts: object) -> str:
+    """Callback data from parts (Cb.ROLLBACK_LIST, 'shop', 3) → 'rb|shop|3', within 64
+    bytes."""
+    data = SEP.join(str(p) for p in parts)
+    if len(data.encode()) > CALLBACK_LIMIT:
+        raise ValueError(f"callback data over {CALLBACK_LIMIT} bytes: {data!r}")
+    return data
+
+
+def parts(data: str) -> list[str]:
+    return data.split(SEP)
+
+
+def pattern(prefix: Cb) -> str:
+    """CallbackQueryHandler's pattern for the buttons with this prefix (with or without
+    values after it)."""
+    return f"^{re.escape(prefix)}(\\{SEP}|$)"

@@ -1,0 +1,148 @@
+"""Screens with data: each reads through the service facade (off the event loop) and
+shows its screen, editing the pressed message in place or sending a new one for a command.
+Secrets in logs are removed by the bot's redactor before anything is shown or sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from controlplane.bot import confirm, screens
+from controlplane.bot.callbacks import Cb
+from controlplane.bot.context import Deps, blocking, chat_of, deps
+from controlplane.bot.follows import FOLLOW_SECONDS
+from controlplane.bot.render import fit, pre
+from controlplane.bot.texts import t
+
+Ctx = ContextTypes.DEFAULT_TYPE
+LOG_LINES = 30
+LOG_FILE_MAX = 20 * 2**20
+
+
+async def show(update: Update, text: str, markup: Any = None) -> None:
+    """Edit the pressed message in place, or send a new one for a command."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        try:
+            await query.edit_message_text(fit(text), parse_mode="HTML", reply_markup=markup)
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc):
+                return
+            if "can't be edited" not in str(exc) and "not found" not in str(exc):
+                raise
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(fit(text), parse_mode="HTML", reply_markup=markup)
+
+
+async def ask(
+    update: Update, context: Ctx, text: str, yes: tuple[object, ...], no: tuple[object, ...]
+) -> None:
+    """A confirmation screen whose Yes acts once (a token in its data, see confirm.py)."""
+    lang = deps(context).lang(chat_of(update))
+    once = confirm.registry(context.application.bot_data).issue(chat_of(update), yes)
+    await show(update, *screens.confirm(lang, text, once, no))
+
+
+async def screen_menu(update: Update, context: Ctx) -> None:
+    """The main menu (/start, /menu)."""
+    text, markup = screens.main_menu(deps(context).lang(chat_of(update)))
+    await show(update, text, markup)
+
+
+async def screen_help(update: Update, context: Ctx) -> None:
+    """The list of commands (/help)."""
+    await show(update, t(deps(context).lang(chat_of(update)), "help"))
+
+
+async def screen_projects(update: Update, context: Ctx) -> None:
+    d = deps(context)
+    rows = await blocking(d.service.query.projects_overview)
+    await show(update, *screens.projects_list(d.lang(chat_of(update)), rows))
+
+
+async def screen_project(update: Update, context: Ctx, name: str) -> None:
+    d = deps(context)
+    project = await blocking(d.service.query.project, name)
+    state = await blocking(d.service.query.state, name)
+    await show(update, *screens.project_menu(d.lang(chat_of(update)), project, state))
+
+
+async def screen_status(update: Update, context: Ctx, name: str) -> None:
+    d = deps(context)
+    lang = d.lang(chat_of(update))
+    text = await blocking(d.service.query.status_text, name, lang)  # plain: escaped by pre
+    await show(
+        update,
+        t(lang, "status.title", name=name) + "\n" + pre(text.splitlines(), budget=3800),
+        screens.back_to(lang, name),
+    )
+
+
+def log_tail(d: Deps, name: str, slot: str, n: int = LOG_LINES) -> list[str]:
+    """The slot's last lines, stdout and stderr told apart, secrets removed."""
+    return d.redactor()(d.service.query.log_tail_text(name, slot, n)).splitlines()
+
+
+async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> None:
+    d = deps(context)
+    lang = d.lang(chat_of(update))
+    lines = await blocking(log_tail, d, name, slot)
+    title = t(lang, "logs.title" if lines else "logs.empty", name=name, slot=slot, n=len(lines))
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                screens.button(t(lang, "btn.follow"), Cb.FOLLOW, name, slot, FOLLOW_SECONDS),
+                screens.button(t(lang, "btn.logfile"), Cb.LOG_FILE, name, slot),
+            ],
+            [screens.button(t(lang, "back"), Cb.PROJECT, name)],
+        ]
+    )
+    await show(update, title + "\n" + pre(lines), markup)
+
+
+async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> None:
+    """The full log (stdout and stderr) as a file, with every secret removed."""
+    d = deps(context)
+
+    def read() -> bytes:
+        return d.redactor()(d.service.query.log_file_text(name, slot, LOG_FILE_MAX)).encode()
+
+    data = await blocking(read)
+    chat = update.effective_chat
+    assert chat is not None
+    if not data:
+        await chat.send_message(t(d.lang(chat.id), "nothing"))
+        return
+    await chat.send_document(InputFile(data, filename=f"{name}-{slot}.log"))
+
+
+async def screen_config(update: Update, context: Ctx, name: str, slot: str) -> None:
+    d = deps(context)
+    shown = await blocking(d.service.config.env_list, name, slot)
+    await show(update, *screens.config(d.lang(chat_of(update)), name, slot, shown))
+
+
+async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> None:
+    d = deps(context)
+    lang = d.lang(chat_of(update))
+    state = await blocking(d.service.query.state, name)
+    if state.test is None:
+        await show(update, t(lang, "bad", reason=f"{name}: no tested release to promote"))
+        return
+    keys = await blocking(d.service.query.variables_diff, name)
+    diff = t(lang, "diff.some", keys=", ".join(keys)) if keys else t(lang, "diff.none")
+    text = t(lang, "confirm.promote", name=name, n=state.test, diff="") + diff
+    await ask(update, context, text, (Cb.PROMOTE_YES, name), (Cb.PROJECT, name))
+
+
+async def screen_load(update: Update, context: Ctx) -> None:
+    d = deps(context)
+    report = await blocking(d.service.query.load)
+    text = report.text()
+    markup = InlineKeyboardMarkup([[screens.button(t(d.lang(chat_of(update)), "back"), Cb.MENU)]])
+    await show(update, pre(text.splitlines(), budget=3900), markup)

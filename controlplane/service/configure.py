@@ -1,0 +1,336 @@
+"""Configuration: projects added, changed and removed; variables, poll intervals, deploy keys.
+
+These work on the store directly (safe across processes), so the CLI runs them also while
+serve is down. Every value a person typed is validated first, and nothing is written when
+any value is refused. Adding a project has two halves: `check_new` (pure validation and
+the store's folders, no network) and `write_new` (the remote asked, then one write); the
+facade runs the second half, with the fetch that numbers the commits, as an operation of
+the executor. Removing a project (`remove_files`) also runs as an operation there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from controlplane.adapters import git, sshkeys
+from controlplane.adapters.secrets import mask
+from controlplane.adapters.slotprocs import end
+from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.client import (
+    ProgramOptions,
+    Supervisor,
+    remove_program,
+    write_program,
+)
+from controlplane.domain.models import (
+    SLOTS,
+    Project,
+    convert_setting,
+    parse_assignments,
+    parse_interval,
+    validate_branch,
+    validate_entry,
+    validate_folder,
+    validate_name,
+    validate_repo_url,
+    validate_slot,
+    validate_var_name,
+)
+from controlplane.errors import AlreadyExists, NotFound, SupervisorError, ValidationError
+from controlplane.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Clients = Callable[[float], Supervisor]  # a supervisord client with this timeout
+
+
+@dataclass(frozen=True)
+class NewProject:
+    """A project to add, every field checked; `branch` None: the remote's default one."""
+
+    name: str
+    repo: str
+    auth: str | None
+    path: str
+    branch: str | None
+    entry: str
+    kind: str
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeployKey:
+    """What the admin sees of a deploy key: its public line and the pinned host keys."""
+
+    name: str
+    public: str
+    made: bool
+    hosts: list[sshkeys.HostKey]
+
+
+def slot_options(
+    store: Store, name: str, slot: str, base: ProgramOptions | None = None
+) -> ProgramOptions:
+    """A slot's program options: autostart as the store wants it (a slot whose code was
+    put in place by hand, with no release recorded, starts)."""
+    state = store.state(name)
+    autostart = state.running(slot) if state.release(slot) is not None else True
+    return replace(base or ProgramOptions(), autostart=autostart)
+
+
+def launch_name(repo: str) -> str:
+    """'https://github.com/o/My.Bot.git' → 'my-bot'."""
+    base = repo.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git").lower()
+    clean = "".join(c if c.isalnum() or c in "_-" else "-" for c in base).strip("-_")
+    return validate_name(clean[:32] or "app")
+
+
+class Configuration:
+    """The configuration commands of both faces, on one store."""
+
+    def __init__(self, settings: Settings, store: Store, clients: Clients) -> None:
+        self.settings = settings
+        self.store = store
+        self.clients = clients
+
+    # -- adding ----------------------------------------------------------------------------
+
+    def folder_is_ours(self, folder: Path, name: str) -> bool:
+        """A link into this project's releases, or an empty or missing folder."""
+        if folder.is_symlink():
+            target = Path(os.path.realpath(folder))
+            own = os.path.realpath(self.settings.layout.project_dir(name))
+            return target.is_relative_to(own)
+        if not folder.exists():
+            return True
+        return folder.is_dir() and not any(folder.iterdir())
+
+    def other_folders(self, name: str) -> dict[str, str]:
+        """The folders of every other project (name → folder): a new one may not nest."""
+        return {p.name: p.path for p in self.store.list_projects() if p.name != name}
+
+    def check_folder_free(self, folder: Path, name: str) -> None:
+        """Refuse a folder that holds someone's files (other projects' folders are refused
+        by validate_folder); a folder that cannot be looked at is refused, never an error."""
+        try:
+            is_file = folder.exists() and not folder.is_dir() and not folder.is_symlink()
+            ours = self.folder_is_ours(folder, name)
+        except OSError as exc:
+            raise ValidationError(
+                "folder", str(folder), f"it cannot be looked at ({exc.strerror}); give another"
+            ) from None
+        if is_file:
+            raise ValidationError("folder", str(folder), "it is a file; give a folder path")
+        if not ours:
+            raise ValidationError(
+                "folder",
+                str(folder),
+                "it holds files the control plane did not put there and it never takes them "
+                "over; give a new or empty folder (it becomes a link to the live release)",
+            )
+
+    def check_new(
+        self,
+        *,
+        name: str,
+        repo: str,
+        path: str | None = None,
+        branch: str | None = "main",
+        entry: str = "main.py",
+        kind: str = "own",
+    ) -> NewProject:
+        """Validate every field of a project to add (no network); nothing is written.
+        A launch's path defaults to $DATA/apps/NAME."""
+        name = validate_name(name)
+        url = validate_repo_url(repo, allow_file=self.settings.allow_file_urls)
+        folder = validate_folder(
+            str(self.settings.layout.app_folder(name)) if path is None else path,
+            data_dir=self.settings.data_dir,
+            allowed_inside=(self.settings.layout.apps_dir,),
+            others=self.other_folders(name),
+        )
+        clean_branch = None if branch is None else validate_branch(branch)
+        entry = validate_entry(entry)
+        self.check_absent(name)
+        self.check_folder_free(folder, name)
+        warnings = (url.warning,) if url.warning else ()
+        return NewProject(name, url.url, url.auth, str(folder), clean_branch, entry, kind, warnings)
+
+    def check_absent(self, name: str) -> None:
+        try:
+            self.store.get_project(name)
+        except NotFound:
+            return
+        raise AlreadyExists(f"project {name} exists already; `controlplane project show {name}`")
+
+    def write_new(self, new: NewProject, *, check_remote: bool = True) -> Project:
+        """Ask the remote (reachable, the credentials or deploy key accepted, the branch
+        there; a launch's branch found), then add the project in one write."""
+        remote = git.Remote(new.repo, new.auth)
+        branch = new.branch or self.default_branch(remote)
+        if check_remote:
+            git.ls_remote(remote, branch, access=self.git_access(new.name))
+        project = Project(
+            name=new.name,
+            repo=new.repo,
+            path=new.path,
+            branch=branch,
+            entry=new.entry,
+            kind=new.kind,
+        )
+        self.store.add_project(project, repo_auth=new.auth)
+        return project
+
+    def undo_new(self, name: str) -> None:
+        """Take a project that could not be fetched out again: nothing half-added."""
+        self.store.remove_project(name)
+        self.store.forget(name)
+        shutil.rmtree(self.settings.layout.project_dir(name), ignore_errors=True)
+
+    def default_branch(self, remote: git.Remote) -> str:
+        """A third-party repository's branch: main, else master, else the only one."""
+        heads = git.ls_remote_heads(remote, access=git.Access(user=git.git_user(self.settings)))
+        for name in ("main", "master"):
+            if name in heads:
+                return name
+        if len(heads) == 1:
+            return next(iter(heads))
+        raise ValidationError(
+            "repository", remote.url, "it has no main or master branch; give --branch"
+        )
+
+    def git_access(self, name: str) -> git.Access:
+        """git as its user, with the name's pinned hosts and deploy key (one may be made
+        before the project is added)."""
+        return git.Access(
+            user=git.git_user(self.settings),
+            known_hosts=self.settings.layout.known_hosts(name),
+            deploy_key=self.store.deploy_key(name),
+        )
+
+    # -- deploy keys -----------------------------------------------------------------------
+
+    def deploy_key(self, name: str, *, new: bool = False) -> DeployKey:
+        """The name's deploy key, made on first use (or anew with `new`)."""
+        name = validate_name(name)
+        private = None if new else self.store.deploy_key(name)
+        made = private is None
+        if private is None:
+            private, _ = sshkeys.generate(f"controlplane-{name}")
+            self.store.set_deploy_key(name, private)
+        public = sshkeys.public_of(private, f"controlplane-{name}")
+        hosts = sshkeys.pinned(self.settings.layout.known_hosts(name))
+        return DeployKey(name, public, made, hosts)
+
+    def remove_deploy_key(self, name: str) -> None:
+        self.store.set_deploy_key(validate_name(name), None)
+
+    def forget_hosts(self, name: str) -> None:
+        """Forget the pinned host keys: the next ssh fetch pins (and reports) them again."""
+        self.settings.layout.known_hosts(validate_name(name)).unlink(missing_ok=True)
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def set_setting(self, name: str, key: str, value: str) -> Project:
+        """`project set NAME KEY VALUE` (`repo` changes the URL and its credentials)."""
+        if key == "repo":
+            url = validate_repo_url(value, allow_file=self.settings.allow_file_urls)
+            self.store.get_project(validate_name(name))
+            return self.store.set_repo(name, url.url, url.auth)
+        field, clean = convert_setting(key, value)
+        self.store.get_project(validate_name(name))
+        return self.store.update_project(name, **{field: clean})
+
+    def set_poll(self, name: str, interval: str) -> Project:
+        """How often the branch is polled: off, 1m … 7d."""
+        seconds = parse_interval(interval)
+        self.store.get_project(validate_name(name))
+        return self.store.update_project(name, poll=seconds)
+
+    # -- variables ---------------------------------------------------------------------------
+
+    def env_set(self, name: str, slot: str, assignments: list[str]) -> list[str]:
+        """Set KEY=VALUE pairs in one write; returns the names set."""
+        slot = validate_slot(slot)
+        values = parse_assignments(assignments)
+        if not values:
+            raise ValidationError("assignment", "", "give at least one KEY=VALUE")
+        self.store.get_project(validate_name(name))
+        self.store.set_env(name, slot, values)
+        self.apply_variables(name)
+        return sorted(values)
+
+    def env_unset(self, name: str, slot: str, keys: list[str]) -> list[str]:
+        """Remove variables; all or nothing."""
+        slot = validate_slot(slot)
+        names = [validate_var_name(k) for k in keys]
+        if not names:
+            raise ValidationError("variable name", "", "give at least one name")
+        self.store.get_project(validate_name(name))
+        missing = self.store.unset_env(name, slot, names)
+        if missing:
+            raise NotFound(f"{', '.join(missing)} not set in {name} {slot}; nothing removed")
+        self.apply_variables(name)
+        return names
+
+    def env_list(self, name: str, slot: str, *, reveal: bool = False) -> list[tuple[str, str]]:
+        """(name, shown value) pairs: masked unless `reveal`."""
+        slot = validate_slot(slot)
+        values = self.store.env(validate_name(name), slot)
+        return [(k, v if reveal else mask(v)) for k, v in values.items()]
+
+    def apply_variables(self, name: str) -> list[str]:
+        """Rewrite the project's program files so that the slots whose variables changed
+        restart now (their files carry the variables' revision, never the values); nothing
+        happens while supervisord is down: serve applies them when it starts."""
+        project = self.store.get_project(name)
+        if not self.settings.supervisor_sock.exists():
+            return []
+        changed = [
+            slot
+            for slot in SLOTS
+            if self.settings.layout.slot_code(project, slot).exists()
+            and write_program(
+                self.settings, project, slot, options=slot_options(self.store, name, slot)
+            )
+        ]
+        if changed:
+            client = self.clients(30.0)
+            try:
+                client.apply()
+            except SupervisorError:
+                return []
+            finally:
+                client.close()
+        return changed
+
+    # -- removing ----------------------------------------------------------------------------
+
+    def remove_files(self, name: str) -> Project:
+        """Remove a project: its programs stop and go, its prod link, releases, mirror, data
+        folders and history go; files we did not put in its folder stay. The facade runs
+        this as an operation, so nothing else runs for the project meanwhile."""
+        project = self.store.get_project(validate_name(name))
+        removed = [remove_program(self.settings, name, slot) for slot in SLOTS]
+        if any(removed) and self.settings.supervisor_sock.exists():
+            client = self.clients(60.0)
+            try:
+                client.apply()
+            except SupervisorError:
+                pass  # supervisord is down: the files are gone, so it will not start them
+            finally:
+                client.close()
+        for slot in SLOTS:  # also with supervisord down: what escaped its stop ends here
+            end(self.settings, name, slot)
+        link = Path(project.path)
+        if link.is_symlink():
+            link.unlink()
+        shutil.rmtree(self.settings.layout.project_dir(name), ignore_errors=True)
+        self.store.remove_project(name)
+        self.store.forget(name)
+        return project

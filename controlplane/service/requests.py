@@ -1,0 +1,89 @@
+"""Requests: the operations a face may ask for, by name, with their arguments checked.
+
+A request names an operation (`Op`), a project and its arguments, as the bot builds them
+and as the CLI sends them over the control socket. `check_request` validates every field
+before anything starts (pure: it reads nothing) and raises ValidationError naming what is
+accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.domain.history import parse_ref
+from controlplane.domain.kinds import OpKind
+from controlplane.domain.models import parse_duration, validate_name, validate_slot
+from controlplane.errors import ValidationError
+
+DEFAULT_TEST_SECONDS = 60
+
+
+# Every operation by its name (the name is also the socket protocol's `op`): the domain's
+# one enum of operations, under the name the faces know.
+Op = OpKind
+
+
+# operations of a project that the engine carries out (check_request's)
+ENGINE_OPS = (
+    Op.DEPLOY,
+    Op.TEST,
+    Op.PROMOTE,
+    Op.DISCARD,
+    Op.ROLLBACK,
+    Op.START,
+    Op.STOP,
+    Op.RESTART,
+    Op.SYNC,
+    Op.PRUNE,
+)
+SLOT_OPS = (Op.START, Op.STOP, Op.RESTART)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request: the operation, its project, and clean arguments."""
+
+    op: Op
+    project: str
+    args: dict[str, Any]
+
+
+def commit_arg(args: dict[str, Any]) -> str | None:
+    value = args.get("commit")
+    if value in (None, ""):
+        return None
+    parse_ref(str(value))
+    return str(value)
+
+
+def slot_arg(args: dict[str, Any]) -> str:
+    return validate_slot(str(args.get("slot", "prod")))
+
+
+def seconds_arg(args: dict[str, Any], key: str, default: int) -> int:
+    raw = args.get(key)
+    if raw in (None, ""):
+        return default
+    return parse_duration(str(raw), field_name=key, low=5, high=7 * 86400)
+
+
+def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request:
+    """Validate a request for the engine (pure); raises ValidationError naming what is
+    accepted."""
+    if op not in ENGINE_OPS:
+        raise ValidationError("operation", op, "use one of " + ", ".join(ENGINE_OPS))
+    kind = Op(op)
+    name = validate_name(project or "")
+    clean: dict[str, Any] = {}
+    if kind in (Op.DEPLOY, Op.TEST, Op.ROLLBACK):
+        clean["commit"] = commit_arg(args)
+    if kind == Op.ROLLBACK and clean["commit"] is None:
+        raise ValidationError("commit", "", "rollback needs a commit number, like 3")
+    if kind == Op.TEST:
+        clean["duration"] = seconds_arg(args, "duration", 0)
+    if kind in SLOT_OPS:
+        clean["slot"] = slot_arg(args)
+    if kind == Op.PROMOTE:
+        clean["force"] = bool(args.get("force", False))
+    return Request(op=kind, project=name, args=clean)
