@@ -13,9 +13,8 @@ import threading
 import pytest
 
 from controlplane.errors import NotFound
-from controlplane.service.control import ServeDown
 from controlplane.service.executor import Operation
-from controlplane.service.facade import Service
+from controlplane.service.facade import ServeDown, Service
 from controlplane.settings import Settings
 from tests.botapi import Msg
 from tests.fixtures_release import ROOT, Plant, plant  # noqa: F401

@@ -16,8 +16,8 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from controlplane.adapters import git, sshkeys
 from controlplane.adapters.secrets import mask
 from controlplane.adapters.slotprocs import end
 from controlplane.adapters.store import Store
@@ -43,6 +43,10 @@ from controlplane.domain.models import (
 )
 from controlplane.errors import AlreadyExists, NotFound, SupervisorError, ValidationError
 from controlplane.settings import Settings
+
+if TYPE_CHECKING:
+    from controlplane.adapters.git import Access, Remote
+    from controlplane.adapters.sshkeys import HostKey
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class DeployKey:
     name: str
     public: str
     made: bool
-    hosts: list[sshkeys.HostKey]
+    hosts: list[HostKey]
 
 
 def slot_options(
@@ -171,6 +175,8 @@ class Configuration:
     def write_new(self, new: NewProject, *, check_remote: bool = True) -> Project:
         """Ask the remote (reachable, the credentials or deploy key accepted, the branch
         there; a launch's branch found), then add the project in one write."""
+        from controlplane.adapters import git  # see git_access
+
         remote = git.Remote(new.repo, new.auth)
         branch = new.branch or self.default_branch(remote)
         if check_remote:
@@ -192,8 +198,10 @@ class Configuration:
         self.store.forget(name)
         shutil.rmtree(self.settings.layout.project_dir(name), ignore_errors=True)
 
-    def default_branch(self, remote: git.Remote) -> str:
+    def default_branch(self, remote: Remote) -> str:
         """A third-party repository's branch: main, else master, else the only one."""
+        from controlplane.adapters import git  # see git_access
+
         heads = git.ls_remote_heads(remote, access=git.Access(user=git.git_user(self.settings)))
         for name in ("main", "master"):
             if name in heads:
@@ -204,9 +212,14 @@ class Configuration:
             "repository", remote.url, "it has no main or master branch; give --branch"
         )
 
-    def git_access(self, name: str) -> git.Access:
+    def git_access(self, name: str) -> Access:
         """git as its user, with the name's pinned hosts and deploy key (one may be made
         before the project is added)."""
+        # git and the ssh keys (cryptography's ssh serialization) are imported where they
+        # are used: every CLI command opens this module, and they would add a third to the
+        # start-up of `controlplane status`
+        from controlplane.adapters import git
+
         return git.Access(
             user=git.git_user(self.settings),
             known_hosts=self.settings.layout.known_hosts(name),
@@ -217,6 +230,8 @@ class Configuration:
 
     def deploy_key(self, name: str, *, new: bool = False) -> DeployKey:
         """The name's deploy key, made on first use (or anew with `new`)."""
+        from controlplane.adapters import sshkeys  # see git_access
+
         name = validate_name(name)
         private = None if new else self.store.deploy_key(name)
         made = private is None

@@ -28,6 +28,8 @@ from typing import Any
 
 from controlplane.errors import ControlPlaneError
 from controlplane.service.executor import OK, Operation, Progress
+from controlplane.service.requests import SERVE_DOWN as SERVE_DOWN
+from controlplane.service.requests import ServeDown as ServeDown
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +40,8 @@ WRITE_TIMEOUT = 60.0  # a follower that reads nothing for this long is dropped
 POLL_INTERVAL = 0.1  # how soon stop() takes effect
 REQUEST_FIELDS = frozenset({"op", "project", "args", "follow"})
 
-SERVE_DOWN = (
-    "controlplane serve is not running: start it with `controlplane up` "
-    "(or `supervisorctl start controlplane` when supervisord runs)"
-)
-
 Message = dict[str, Any]
 Handle = Callable[[dict[str, Any]], Operation | dict[str, Any]]
-
-
-class ServeDown(ControlPlaneError):
-    """Nothing listens on serve's socket; the message says how to start it."""
-
-    def __init__(self) -> None:
-        super().__init__(SERVE_DOWN)
 
 
 class ProtocolError(ControlPlaneError):

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controlplane.adapters.secrets import Redactor
-from controlplane.adapters.sshkeys import HostKey
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import Supervisor
 from controlplane.domain.events import Event
@@ -40,7 +39,6 @@ from controlplane.service.configure import (
     NewProject,
     launch_name,
 )
-from controlplane.service.control import ServeDown
 from controlplane.service.executor import (
     CANCELLED,
     OK,
@@ -57,12 +55,14 @@ from controlplane.service.requests import (
     DEFAULT_TEST_SECONDS,
     Op,
     Request,
+    ServeDown,
     check_request,
     seconds_arg,
 )
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
+    from controlplane.adapters.sshkeys import HostKey as HostKey
     from controlplane.engine.releases import Engine
     from controlplane.engine.testrun import TestRuns
 
@@ -76,7 +76,6 @@ __all__ = [
     "CommitRow",
     "DeployKey",
     "Event",
-    "HostKey",
     "LoadReport",
     "LogReader",
     "NewProject",

@@ -3,7 +3,7 @@
 A request names an operation (`Op`), a project and its arguments, as the bot builds them
 and as the CLI sends them over the control socket. `check_request` validates every field
 before anything starts (pure: it reads nothing) and raises ValidationError naming what is
-accepted.
+accepted. An operation asked for while serve is down gets `ServeDown`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from typing import Any
 from controlplane.domain.history import parse_ref
 from controlplane.domain.kinds import OpKind
 from controlplane.domain.models import parse_duration, validate_name, validate_slot
-from controlplane.errors import ValidationError
+from controlplane.errors import ControlPlaneError, ValidationError
 
 DEFAULT_TEST_SECONDS = 60
+SERVE_DOWN = (
+    "controlplane serve is not running: start it with `controlplane up` "
+    "(or `supervisorctl start controlplane` when supervisord runs)"
+)
 
 
 # Every operation by its name (the name is also the socket protocol's `op`): the domain's
@@ -87,3 +91,11 @@ def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request
     if kind == Op.PROMOTE:
         clean["force"] = bool(args.get("force", False))
     return Request(op=kind, project=name, args=clean)
+
+
+class ServeDown(ControlPlaneError):
+    """Operations need serve, and nothing listens on its socket (or this facade was opened
+    on the store alone); the message says how to start it."""
+
+    def __init__(self) -> None:
+        super().__init__(SERVE_DOWN)
