@@ -225,10 +225,6 @@ class Service:
         """Give a running test more time; NotFound when no test runs."""
         return self.runtime.tests.extend(validate_name(name), seconds)
 
-    def running(self, name: str) -> Operation | None:
-        """The operation running for a project, if any."""
-        return self.executor.busy(name)
-
     # -- add, launch, remove: operations too ------------------------------------------------
 
     def add(self, new: NewProject) -> Adding:
