@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.common import ROOT, RUNS, SAMPLES, Figure, log, tempdir, wait_until
 from controlplane.adapters.supervisor.client import slot_logs
+from controlplane.adapters.supervisor.links import switch_link
 from controlplane.engine.releases import Quiet
-from controlplane.engine.slots import switch_link
 from controlplane.service.serve import build_stack
 from tests.fixtures_repos import make_wheel, sh_git
 from tests.fixtures_supervisor import start_box

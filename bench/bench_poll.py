@@ -8,6 +8,7 @@ import time
 
 from bench.common import RUNS, Figure, log, tempdir
 from bench.populate import open_store, populate
+from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.engine.releases import Engine
 from controlplane.service.outbox import Outbox
 from controlplane.service.poller import Poller
@@ -35,7 +36,7 @@ def main() -> None:
         store = open_store(base / "data")
         populate(store, PROJECTS, 20, repo=lambda i: str(origins[i]), poll=60)
         outbox = Outbox(store)
-        engine = Engine(store.settings, store, outbox)
+        engine = Engine(store.settings, store, outbox, runner=SupervisorRunner(store.settings))
         poller = Poller(store, outbox, check=engine.head, on_new=lambda p, sha: None)
         log(f"{PROJECTS} origins, mirrors and projects ready")
 

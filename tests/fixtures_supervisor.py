@@ -24,9 +24,7 @@ import pytest
 from controlplane.adapters.slotcgroup import remove_empty
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import (
-    BAD_NAME,
     ProcessInfo,
-    RPCFault,
     Supervisor,
     find_supervisord,
     program_name,
@@ -121,14 +119,9 @@ class Box:
         deadline = time.monotonic() + timeout
         info = None
         while time.monotonic() < deadline:
-            try:
-                info = self.client.info(program)
-            except RPCFault as fault:
-                if fault.code != BAD_NAME:  # not added yet: wait on
-                    raise
-            else:
-                if info.state in states and info.pid != not_pid:
-                    return info
+            info = self.client.find(program)  # None: not added yet, wait on
+            if info is not None and info.state in states and info.pid != not_pid:
+                return info
             time.sleep(0.02)
         raise AssertionError(f"{program} never reached {states}: last {info}")
 

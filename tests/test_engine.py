@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.links import FolderTaken, switch_link
+from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.domain.history import CommitRow, Release, find, number_new, parse_ref, to_prune
 from controlplane.domain.models import Project
 from controlplane.engine.releases import Engine, Quiet
-from controlplane.engine.slots import FolderTaken, switch_link
 from controlplane.errors import NotFound, ValidationError
 from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
@@ -77,7 +78,7 @@ def test_force_push_keeps_numbers_and_numbers_the_new_head(
     repo = origin("app")
     shas = repo.commits(3)
     store.add_project(Project(name="app", repo=repo.url, path=str(tmp_path / "live")))
-    engine = Engine(settings, store, Outbox(store))
+    engine = Engine(settings, store, Outbox(store), runner=SupervisorRunner(settings))
     project = store.get_project("app")
     assert engine.sync(project, Quiet()).n == 3
     repo.reset_hard(shas[0])

@@ -11,13 +11,10 @@ import pytest
 from supervisor.options import ClientOptions, ServerOptions, UnhosedConfigParser
 
 from controlplane.adapters.supervisor.client import (
-    ProcessInfo,
     ProgramOptions,
     check_program,
-    is_ours,
-    parse_program,
     plan_update,
-    program_name,
+    process_info,
     render_program,
     render_supervisord_conf,
     stale_programs,
@@ -31,6 +28,7 @@ from controlplane.adapters.supervisor.render import (
     shell_word,
 )
 from controlplane.domain.models import Project
+from controlplane.domain.runner import ProcessState, is_ours, parse_program, program_name
 from controlplane.errors import SupervisorError
 from controlplane.settings import Settings
 
@@ -107,8 +105,9 @@ def test_process_info_uptime() -> None:
         "exitstatus": 0,
         "description": "pid 7, uptime 0:00:30",
     }
-    assert ProcessInfo.from_rpc(raw).uptime == 30
-    assert ProcessInfo.from_rpc({**raw, "statename": "EXITED"}).uptime == 0
+    assert process_info(raw).uptime == 30
+    assert process_info(raw).state is ProcessState.RUNNING
+    assert process_info({**raw, "statename": "EXITED"}).uptime == 0
 
 
 def test_percent_in_paths_survives_supervisords_own_parsing(tmp_path: Path) -> None:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from controlplane.adapters.supervisor.client import ProcessInfo
 from controlplane.adapters.supervisor.events import (
     EventLog,
     ProtocolReader,
     parse_tokens,
     state_record,
     wake,
+    zombie_status,
 )
+from controlplane.adapters.supervisor.runner import slot_event
+from controlplane.domain.runner import ProcessInfo, ProcessState, SlotEvent
 from controlplane.errors import SupervisorError
 
 HEADER = "ver:3.0 server:supervisor serial:21 pool:controlplane-events poolserial:10 "
@@ -120,3 +126,61 @@ def test_wake_is_bounded_and_survives_errors() -> None:
         raise SupervisorError("supervisord is not running")
 
     assert wake(down, "a-prod:a-prod", 42) is None
+
+
+def zombie(proc: subprocess.Popen[bytes]) -> int:
+    """The exit status read from the unreaped child (Popen reaps only when asked)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = zombie_status(proc.pid)
+        if status is not None:
+            return status
+        time.sleep(0.01)
+    raise AssertionError(f"{proc.pid} never became a zombie")
+
+
+def test_the_exit_status_of_a_dead_unreaped_process() -> None:
+    exits = subprocess.Popen([sys.executable, "-c", "raise SystemExit(5)"])
+    assert zombie(exits) == 5
+    assert exits.wait() == 5 and zombie_status(exits.pid) is None  # reaped: gone
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert zombie_status(sleeper.pid) is None  # alive
+    sleeper.send_signal(signal.SIGKILL)
+    assert zombie(sleeper) == -signal.SIGKILL
+    sleeper.wait()
+
+
+def test_zombie_status_reads_past_a_name_with_brackets(tmp_path: Path) -> None:
+    after = ["Z", *["0"] * 48, str(7 << 8), "0"]  # field 52 is the wait status: exit code 7
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text("42 (a) b) " + " ".join(after) + "\n")
+    assert zombie_status(42, tmp_path) == 7
+    (tmp_path / "42" / "stat").write_text("42 (a) b) S " + " ".join(after[1:]) + "\n")
+    assert zombie_status(42, tmp_path) is None  # not a zombie
+
+
+def test_listener_records_become_slot_events() -> None:
+    record = {
+        "time": 5.0,
+        "state": "EXITED",
+        "program": "a-prod",
+        "group": "a-prod",
+        "from": "RUNNING",
+        "pid": 42,
+        "expected": False,
+        "exitstatus": 3,
+    }
+    assert slot_event(record) == SlotEvent(
+        time=5.0,
+        name="a",
+        slot="prod",
+        state=ProcessState.EXITED,
+        previous="RUNNING",
+        pid=42,
+        expected=False,
+        exitstatus=3,
+    )
+    starting = {"time": 6.0, "state": "STARTING", "program": "a-test", "from": "EXITED"}
+    assert slot_event(starting) == SlotEvent(6.0, "a", "test", ProcessState.STARTING, "EXITED")
+    assert slot_event({**record, "program": "controlplane-events"}) is None  # not a slot
+    assert slot_event({**record, "state": "SOMETHING_NEW"}) is None

@@ -7,8 +7,9 @@ import threading
 import time
 from pathlib import Path
 
+from supervisor.xmlrpc import Faults
+
 from controlplane.adapters.supervisor.client import (
-    BAD_NAME,
     ProgramOptions,
     RPCFault,
     program_name,
@@ -49,7 +50,7 @@ def test_failed_retries_are_rescheduled_or_dropped() -> None:
         raise SupervisorError("supervisord is not running")
 
     def gone(program: str) -> None:
-        raise RPCFault("startProcess", (program,), BAD_NAME, "BAD_NAME: " + program)
+        raise RPCFault("startProcess", (program,), Faults.BAD_NAME, "BAD_NAME: " + program)
 
     retry.observe("a-prod", "FATAL", 0)
     tried = retry.retry_once(down, 1)

@@ -5,7 +5,9 @@ Engine that take an Operation to report progress to and to watch for a cancel:
 sync (fetch and number), deploy to prod, rollback, start/stop/restart, prune, and the
 recovery at start. The test slot's life (test run, promote, discard) is in testrun.py.
 Decisions are plain functions in history.py and watch.py; this module does the side
-effects in a safe order: build first, then switch a link, then tell supervisord.
+effects in a safe order: build first, then switch the slot to the release, then have the
+runner start it. The process manager is reached only through the Runner (domain/runner.py)
+given at construction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +25,6 @@ from controlplane.adapters import git, sshkeys
 from controlplane.adapters.files import folder_size
 from controlplane.adapters.slotprocs import descendants
 from controlplane.adapters.store import Store
-from controlplane.adapters.supervisor.client import Supervisor, program_name, slot_logs
 from controlplane.domain.events import EventSink
 from controlplane.domain.history import (
     INITIAL_NUMBERED,
@@ -34,10 +35,11 @@ from controlplane.domain.history import (
     to_prune,
 )
 from controlplane.domain.kinds import EventKind
-from controlplane.domain.models import Project
+from controlplane.domain.models import SLOTS, Project
+from controlplane.domain.runner import Runner, program_name
 from controlplane.domain.verdict import Evidence, Verdict, crash_looping
 from controlplane.engine import build
-from controlplane.engine.slots import apply_slot, link_target, start_slot, switch_link
+from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.settings import Settings
@@ -84,7 +86,7 @@ class BuildFailed(ControlPlaneError):
 def kill_strays(root: Path, spare: set[int]) -> int:
     """Kill build processes a crashed serve left under `root` (their process groups outlive
     it): any whose command line names a folder inside `root`, except the `spare` pids
-    (supervisord's children and ours: the running apps and this process)."""
+    (the runner's children and ours: the running apps and this process)."""
     import psutil
 
     prefix = str(root) + "/"
@@ -110,7 +112,7 @@ class Engine:
         store: Store,
         outbox: EventSink,
         *,
-        supervisor: Callable[[], Supervisor] | None = None,
+        runner: Runner,
         timeouts: build.BuildTimeouts | None = None,
         build_limit: int = 2,
         sample_every: float = SAMPLE_EVERY,
@@ -118,7 +120,7 @@ class Engine:
         self.settings = settings
         self.store = store
         self.outbox = outbox
-        self.supervisor = supervisor or (lambda: Supervisor(settings))
+        self.runner = runner
         self.timeouts = timeouts or build.BuildTimeouts()
         self.builds = threading.BoundedSemaphore(build_limit)
         self.sample_every = sample_every
@@ -333,41 +335,28 @@ class Engine:
         return text
 
     def _switch_prod(self, project: Project, dest: Path, n: int, previous: int | None) -> None:
-        switch_link(Path(project.path), dest)
+        self.runner.switch(project, "prod", dest)
         state = self.store.update_state(
             project.name, prod=n, prod_previous=previous, prod_running=True
         )
-        client = self.supervisor()
-        try:
-            remade = apply_slot(self.settings, client, project, state, "prod")
-            # a group supervisord has just made is starting from the new link already: a
-            # restart now would stop it mid-start (and wait out its stop timeout)
-            start_slot(client, project.name, "prod", restart=not remade)
-        finally:
-            client.close()
+        remade = apply_slot(self.settings, self.runner, project, state, "prod")
+        # a program the runner has just made is starting from the new release already: a
+        # restart now would stop it mid-start (and wait out its stop timeout)
+        start_slot(self.runner, project.name, "prod", restart=not remade)
 
     def _watch(self, project: Project, slot: str, seconds: float, op: Reporter) -> Evidence | None:
         """Sample a slot for `seconds` (0: not at all); stops early on a crash loop."""
         if seconds <= 0:
             return None
         op.step(f"health window {seconds:.0f} s")
-        client = self.supervisor()
-        try:
-            watcher = Watcher(
-                client,
-                program_name(project.name, slot),
-                slot_logs(self.settings, project.name, slot),
-                self.settings.layout.events_log,
-            )
-            deadline = time.monotonic() + seconds
-            while True:
-                evidence = watcher.sample()
-                if crash_looping(evidence) or time.monotonic() >= deadline:
-                    return evidence
-                if op.cancel.wait(self.sample_every):
-                    return evidence
-        finally:
-            client.close()
+        watcher = Watcher(self.runner, self.settings, project.name, slot)
+        deadline = time.monotonic() + seconds
+        while True:
+            evidence = watcher.sample()
+            if crash_looping(evidence) or time.monotonic() >= deadline:
+                return evidence
+            if op.cancel.wait(self.sample_every):
+                return evidence
 
     def _revert(
         self,
@@ -408,12 +397,8 @@ class Engine:
     def restart(self, name: str, slot: str, op: Reporter) -> str:
         self._require_code(name, slot)
         state = self.store.update_state(name, **{f"{slot}_running": True})
-        client = self.supervisor()
-        try:
-            apply_slot(self.settings, client, self.store.get_project(name), state, slot)
-            start_slot(client, name, slot, restart=True)
-        finally:
-            client.close()
+        apply_slot(self.settings, self.runner, self.store.get_project(name), state, slot)
+        start_slot(self.runner, name, slot, restart=True)
         op.step(f"restarted {program_name(name, slot)}")
         return f"{name} {slot} restarted"
 
@@ -428,15 +413,11 @@ class Engine:
     def _set_running(self, name: str, slot: str, running: bool, op: Reporter) -> str:
         self._require_code(name, slot)
         state = self.store.update_state(name, **{f"{slot}_running": running})
-        client = self.supervisor()
-        try:
-            apply_slot(self.settings, client, self.store.get_project(name), state, slot)
-            if running:
-                start_slot(client, name, slot, restart=False)
-            else:
-                client.stop(program_name(name, slot))
-        finally:
-            client.close()
+        apply_slot(self.settings, self.runner, self.store.get_project(name), state, slot)
+        if running:
+            start_slot(self.runner, name, slot, restart=False)
+        else:
+            self.runner.stop(name, slot)
         word = "started" if running else "stopped"
         op.step(f"{word} {program_name(name, slot)}")
         return f"{name} {slot} {word}"
@@ -469,8 +450,8 @@ class Engine:
     def recover(self) -> list[str]:
         """After a crash: leftovers cleaned, cut-short work reported, links as the store says."""
         notes: list[str] = []
-        sup = self._supervisord_pid()
-        # without supervisord's pid the running apps cannot be told apart: kill nothing
+        sup = self.runner.manager_pid()
+        # without the runner's pid the running apps cannot be told apart: kill nothing
         spare = descendants(os.getpid(), sup) if sup is not None else None
         for project in self.store.list_projects():
             try:
@@ -511,25 +492,13 @@ class Engine:
         self._recover_links(project, state)
         return notes
 
-    def _supervisord_pid(self) -> int | None:
-        client = self.supervisor()
-        try:
-            return int(client.call("getPID"))
-        except ControlPlaneError:
-            return None
-        finally:
-            client.close()
-
     def _recover_links(self, project: Project, state: SlotState) -> None:
-        """Prod and test links point where the store says (releases still on disk)."""
-        for slot, link in (
-            ("prod", Path(project.path)),
-            ("test", self.settings.layout.test_link(project.name)),
-        ):
+        """Prod and test point at the releases the store says (those still on disk)."""
+        for slot in SLOTS:
             n = state.release(slot)
             release = self.store.release(project.name, n) if n is not None else None
             if release is None:
                 continue
             dest = self.release_path(project.name, release.n, release.sha)
-            if build.is_ready(dest) and link_target(link) != dest.resolve():
-                switch_link(link, dest)
+            if build.is_ready(dest):
+                self.runner.switch(project, slot, dest)

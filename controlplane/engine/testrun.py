@@ -16,16 +16,16 @@ from pathlib import Path
 from controlplane.adapters import runner
 from controlplane.adapters.account import lookup_account
 from controlplane.adapters.secrets import Redactor
-from controlplane.adapters.supervisor.client import program_name, remove_program, slot_logs
 from controlplane.domain.appenv import app_env, base_env
 from controlplane.domain.history import CommitRow, find
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
+from controlplane.domain.runner import program_name
 from controlplane.domain.units import megabytes
 from controlplane.domain.verdict import CheckResult, Evidence, Verdict, judge
 from controlplane.engine import build
 from controlplane.engine.releases import Engine, Reporter
-from controlplane.engine.slots import apply_slot, remove_link, start_slot, switch_link
+from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
 from controlplane.layout import venv_python
@@ -71,27 +71,17 @@ class TestRuns:
 
     def _start(self, project: Project, commit: CommitRow, dest: Path, duration: float) -> None:
         name = project.name
-        switch_link(self.settings.layout.test_link(name), dest)
+        self.engine.runner.switch(project, "test", dest)
         run = {"n": commit.n, "started": time.time(), "duration": duration}
         state = self.store.update_state(name, test=commit.n, test_running=True, test_run=run)
-        client = self.engine.supervisor()
-        try:
-            apply_slot(self.settings, client, project, state, "test")
-            start_slot(client, name, "test", restart=True)
-        finally:
-            client.close()
+        apply_slot(self.settings, self.engine.runner, project, state, "test")
+        start_slot(self.engine.runner, name, "test", restart=True)
 
     def _observe(self, project: Project, duration: float, op: Reporter) -> tuple[Evidence, bool]:
         name = project.name
         with self._lock:
             self._deadlines[name] = time.monotonic() + duration
-        client = self.engine.supervisor()
-        watcher = Watcher(
-            client,
-            program_name(name, "test"),
-            slot_logs(self.settings, name, "test"),
-            self.settings.layout.events_log,
-        )
+        watcher = Watcher(self.engine.runner, self.settings, name, "test")
         last_card = 0.0
         redact = Redactor(self.store.slot_env(name, "test").values())
         try:
@@ -113,16 +103,11 @@ class TestRuns:
         finally:
             with self._lock:
                 self._deadlines.pop(name, None)
-            client.close()
 
     def _stop(self, project: Project) -> None:
         state = self.store.update_state(project.name, test_running=False)
-        client = self.engine.supervisor()
-        try:
-            apply_slot(self.settings, client, project, state, "test")
-            client.stop(program_name(project.name, "test"))
-        finally:
-            client.close()
+        apply_slot(self.settings, self.engine.runner, project, state, "test")
+        self.engine.runner.stop(project.name, "test")
 
     def _verdict(
         self,
@@ -233,18 +218,11 @@ class TestRuns:
 
     def discard(self, name: str, op: Reporter) -> str:
         """Stop the test slot and put it back: no program, no link."""
-        self.store.get_project(name)
+        project = self.store.get_project(name)
         state = self.store.state(name)
         if state.test is None:
             raise NotFound(f"{name} has no test release to discard")
-        client = self.engine.supervisor()
-        try:
-            client.stop(program_name(name, "test"))
-            remove_program(self.settings, name, "test")
-            client.apply()
-        finally:
-            client.close()
-        remove_link(self.settings.layout.test_link(name))
+        self.engine.runner.remove(project, "test")
         self.store.update_state(name, test=None, test_running=False, test_run=None)
         op.step("test slot stopped and cleared")
         self.engine.outbox.publish(

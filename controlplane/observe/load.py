@@ -37,7 +37,7 @@ from controlplane.domain.kinds import EventKind
 from controlplane.domain.units import human_bytes
 
 if TYPE_CHECKING:
-    from controlplane.adapters.supervisor.client import ProcessInfo
+    from controlplane.domain.runner import ProcessInfo
     from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -230,13 +230,11 @@ def supervisor_source(settings: Settings) -> InfoSource:
     """Our slots' programs as supervisord reports them (raises SupervisorError when down)."""
 
     def infos() -> list[ProcessInfo]:
-        from controlplane.adapters.supervisor.client import Supervisor, is_ours
+        from controlplane.adapters.supervisor.client import Supervisor
+        from controlplane.domain.runner import is_ours
 
-        client = Supervisor(settings, timeout=5.0)
-        try:
+        with Supervisor(settings, timeout=5.0) as client:
             return [i for i in client.all_info() if is_ours(i.group)]
-        finally:
-            client.close()
 
     return infos
 

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from controlplane.adapters.supervisor.client import ProcessInfo, program_name
 from controlplane.domain.backoff import poll_wait
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
+from controlplane.domain.runner import ProcessInfo, program_name
 from controlplane.domain.texts import t
 from controlplane.domain.units import human_bytes
 from controlplane.domain.units import human_duration as duration
@@ -221,11 +221,8 @@ def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], str | 
     from controlplane.errors import SupervisorError
 
     try:
-        client = Supervisor(settings, timeout=5.0)
-        try:
+        with Supervisor(settings, timeout=5.0) as client:
             return {i.name: i for i in client.all_info()}, None
-        finally:
-            client.close()
     except SupervisorError as exc:
         return {}, str(exc)
 

@@ -10,6 +10,7 @@ the executor. Removing a project (`remove_files`) also runs as an operation ther
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -315,13 +316,11 @@ class Configuration:
             )
         ]
         if changed:
-            client = self.clients(30.0)
-            try:
-                client.apply()
-            except SupervisorError:
-                return []
-            finally:
-                client.close()
+            with self.clients(30.0) as client:
+                try:
+                    client.apply()
+                except SupervisorError:
+                    return []
         return changed
 
     # -- removing ----------------------------------------------------------------------------
@@ -333,13 +332,9 @@ class Configuration:
         project = self.store.get_project(validate_name(name))
         removed = [remove_program(self.settings, name, slot) for slot in SLOTS]
         if any(removed) and self.settings.supervisor_sock.exists():
-            client = self.clients(60.0)
-            try:
+            # supervisord down: the files are gone, so it will not start them
+            with self.clients(60.0) as client, contextlib.suppress(SupervisorError):
                 client.apply()
-            except SupervisorError:
-                pass  # supervisord is down: the files are gone, so it will not start them
-            finally:
-                client.close()
         for slot in SLOTS:  # also with supervisord down: what escaped its stop ends here
             end(self.settings, name, slot)
         link = Path(project.path)

@@ -151,15 +151,10 @@ class Queries:
 
     def _prod_states(self) -> dict[str, str]:
         try:
-            client = self.clients(5.0)
+            with self.clients(5.0) as client:
+                infos = client.all_info()
         except ControlPlaneError:
             return {}
-        try:
-            infos = client.all_info()
-        except ControlPlaneError:
-            return {}
-        finally:
-            client.close()
         found = {}
         for info in infos:
             parsed = parse_program(info.name)

@@ -24,7 +24,6 @@ from typing import Any
 
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import (
-    BAD_NAME,
     ProgramOptions,
     RPCFault,
     Supervisor,
@@ -38,6 +37,7 @@ from controlplane.adapters.supervisor.client import (
     write_program,
 )
 from controlplane.adapters.supervisor.events import EventTail
+from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.domain.backoff import delay
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import SLOTS
@@ -127,6 +127,8 @@ class FatalRetry:
 
     def retry_once(self, start: Callable[[str], Any], now: float) -> list[RetryRecord]:
         """Start every program whose delay is over; returns what was tried."""
+        from supervisor.xmlrpc import Faults  # loaded with the client already; heavy on its own
+
         tried = []
         for program in self.ready(now):
             del self.due[program]
@@ -137,7 +139,7 @@ class FatalRetry:
                 start(program)
             except RPCFault as fault:
                 record.error = fault.text
-                if fault.code == BAD_NAME:
+                if fault.code == Faults.BAD_NAME:
                     self.attempts.pop(program, None)
             except SupervisorError as exc:
                 record.error = str(exc)
@@ -256,7 +258,7 @@ class Stack:
 def build_runtime(settings: Settings, store: Store) -> Runtime:
     """The engine, its test runs, the executor and the outbox (nothing starts yet)."""
     outbox = Outbox(store)
-    engine = Engine(settings, store, outbox)
+    engine = Engine(settings, store, outbox, runner=SupervisorRunner(settings))
     return Runtime(engine=engine, tests=TestRuns(engine), executor=Executor(), outbox=outbox)
 
 

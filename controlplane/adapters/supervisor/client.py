@@ -4,7 +4,9 @@ Program configs hold no secret (run-slot decrypts at exec time). A rendered prog
 is parsed with supervisor's own config code before it lands in conf.d, because one bad
 file makes `reloadConfig` fail for every program. `Supervisor.apply()` does what
 `supervisorctl update` does, touching only our groups (NAME-prod, NAME-test), never the
-control plane or the event listener.
+control plane or the event listener. A `Supervisor` is a context manager that closes its
+connection; faults are checked by supervisor's own `Faults` names. The slot-level
+operations the engine uses are runner.py (the Runner protocol's supervisord side).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -21,11 +22,17 @@ import xmlrpc.client
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any, NoReturn
 
 from controlplane.adapters.files import write_atomic
 from controlplane.adapters.supervisor.render import render
-from controlplane.domain.models import Project, validate_name, validate_slot
+from controlplane.domain.models import Project
+from controlplane.domain.runner import ProcessInfo as ProcessInfo
+from controlplane.domain.runner import ProcessState
+from controlplane.domain.runner import is_ours as is_ours
+from controlplane.domain.runner import parse_program as parse_program
+from controlplane.domain.runner import program_name as program_name
 from controlplane.errors import SupervisorError
 from controlplane.settings import Settings
 
@@ -33,9 +40,6 @@ logger = logging.getLogger(__name__)
 
 USERNAME = "controlplane"
 NOT_RUNNING_MESSAGE = "supervisord is not running; start it with `controlplane up`"
-PROGRAM_RE = re.compile(r"(?P<name>[a-z0-9][a-z0-9_-]{0,31})-(?P<slot>prod|test)")
-# supervisor.xmlrpc.Faults, named here so callers need not import supervisor
-BAD_NAME, ALREADY_STARTED, NOT_RUNNING, ALREADY_ADDED = 10, 60, 70, 90
 
 
 @dataclass(frozen=True)
@@ -52,23 +56,7 @@ class ProgramOptions:
     log_backups: int = 3
 
 
-# -- names ---------------------------------------------------------------------------------
-
-
-def program_name(name: str, slot: str) -> str:
-    """('shop', 'prod') → 'shop-prod'; the group has the same name."""
-    return f"{validate_name(name)}-{validate_slot(slot)}"
-
-
-def parse_program(program: str) -> tuple[str, str] | None:
-    """'shop-test' → ('shop', 'test'); None for anything that is not one of our slots."""
-    match = PROGRAM_RE.fullmatch(program)
-    return (match["name"], match["slot"]) if match else None
-
-
-def is_ours(group: str) -> bool:
-    """Whether a supervisord group is a project slot (and so ours to change)."""
-    return parse_program(group) is not None
+# -- names (program_name, parse_program, is_ours: controlplane.domain.runner) ---------------
 
 
 def slot_logs(settings: Settings, name: str, slot: str) -> tuple[Path, Path]:
@@ -297,44 +285,29 @@ def plan_update(added: Iterable[str], changed: Iterable[str], removed: Iterable[
     )
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
-    """One program's state as supervisord reports it."""
-
-    name: str
-    group: str
-    state: str
-    pid: int
-    start: float
-    stop: float
-    now: float
-    exitstatus: int
-    description: str
-    spawnerr: str = ""
-
-    @property
-    def uptime(self) -> float:
-        """Seconds since it started, while it runs; 0 otherwise."""
-        return max(0.0, self.now - self.start) if self.state == "RUNNING" else 0.0
-
-    @classmethod
-    def from_rpc(cls, data: dict[str, Any]) -> ProcessInfo:
-        return cls(
-            name=str(data["name"]),
-            group=str(data["group"]),
-            state=str(data["statename"]),
-            pid=int(data["pid"]),
-            start=float(data["start"]),
-            stop=float(data["stop"]),
-            now=float(data["now"]),
-            exitstatus=int(data["exitstatus"]),
-            description=str(data["description"]),
-            spawnerr=str(data.get("spawnerr", "")),
-        )
+def process_info(data: dict[str, Any]) -> ProcessInfo:
+    """getProcessInfo's answer as plain data."""
+    return ProcessInfo(
+        name=str(data["name"]),
+        group=str(data["group"]),
+        state=ProcessState(data["statename"]),
+        pid=int(data["pid"]),
+        start=float(data["start"]),
+        stop=float(data["stop"]),
+        now=float(data["now"]),
+        exitstatus=int(data["exitstatus"]),
+        description=str(data["description"]),
+        spawnerr=str(data.get("spawnerr", "")),
+    )
 
 
 class Supervisor:
-    """XML-RPC over the unix socket with auth; every failure is a SupervisorError."""
+    """XML-RPC over the unix socket with auth; every failure is a SupervisorError.
+
+    `with Supervisor(settings) as client:` closes the connection at the end. supervisor's
+    own modules are imported when a client is made, not with this module (they take
+    a tenth of a second, and the CLI's reading commands need only the names here).
+    """
 
     def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
         from supervisor.xmlrpc import SupervisorTransport
@@ -350,6 +323,17 @@ class Supervisor:
 
     def close(self) -> None:
         self._transport.close()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def call(self, method: str, *args: Any) -> Any:
         """supervisor.<method>(*args), with errors a person can act on."""
@@ -405,28 +389,34 @@ class Supervisor:
 
     @staticmethod
     def _guard(failures: list[str], group: str, action: Any, *args: Any) -> None:
+        from supervisor.xmlrpc import Faults
+
         try:
             action(*args)
         except RPCFault as fault:
-            if fault.code not in (BAD_NAME, ALREADY_ADDED):
+            if fault.code not in (Faults.BAD_NAME, Faults.ALREADY_ADDED):
                 failures.append(f"{group}: {fault.text}")
 
     def start(self, program: str, wait: bool = True) -> bool:
         """Start a program; False when it was running already."""
+        from supervisor.xmlrpc import Faults
+
         try:
             return bool(self.call("startProcess", program, wait))
         except RPCFault as fault:
-            if fault.code == ALREADY_STARTED:
+            if fault.code == Faults.ALREADY_STARTED:
                 return False
             raise
 
     def stop(self, program: str, wait: bool = True) -> bool:
         """Stop a program and, when `wait`, every process it left behind; False when it
         was not running."""
+        from supervisor.xmlrpc import Faults
+
         try:
             stopped = bool(self.call("stopProcess", program, wait))
         except RPCFault as fault:
-            if fault.code != NOT_RUNNING:
+            if fault.code != Faults.NOT_RUNNING:
                 raise
             stopped = False
         if wait:
@@ -438,10 +428,21 @@ class Supervisor:
         self.start(program)
 
     def info(self, program: str) -> ProcessInfo:
-        return ProcessInfo.from_rpc(self.call("getProcessInfo", program))
+        return process_info(self.call("getProcessInfo", program))
+
+    def find(self, program: str) -> ProcessInfo | None:
+        """A program's state; None when supervisord has no such program."""
+        from supervisor.xmlrpc import Faults
+
+        try:
+            return self.info(program)
+        except RPCFault as fault:
+            if fault.code == Faults.BAD_NAME:
+                return None
+            raise
 
     def all_info(self) -> list[ProcessInfo]:
-        return [ProcessInfo.from_rpc(d) for d in self.call("getAllProcessInfo")]
+        return [process_info(d) for d in self.call("getAllProcessInfo")]
 
     def tail(self, program: str, nbytes: int = 16384, stderr: bool = False) -> str:
         """The last `nbytes` of a program's stdout (or stderr) log."""

@@ -8,7 +8,10 @@ so it reaps and respawns at once. It repeats the call only while supervisord sti
 reports the dead pid, a few times at most.
 
 Every PROCESS_STATE event is appended as one JSON line to $DATA/logs/events.jsonl
-(rotated to events.jsonl.1 at 1 MiB); `serve` reads it. stdout is the protocol channel:
+(rotated to events.jsonl.1 at 1 MiB); `serve` and the runner's event feed read it. The
+event has no exit status, and supervisord forgets it when it respawns the app, so the
+listener reads it from the dead app itself (its /proc entry, before the wake-up lets
+supervisord reap it) and adds it to the EXITED record. stdout is the protocol channel:
 nothing else may be written there, so logging goes to stderr.
 """
 
@@ -25,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from controlplane.adapters.supervisor.client import ProcessInfo, Supervisor, is_ours
+from controlplane.adapters.supervisor.client import Supervisor
 from controlplane.adapters.tail import FileCursor
+from controlplane.domain.runner import ProcessInfo, is_ours
 from controlplane.errors import SupervisorError
 from controlplane.settings import Settings
 
@@ -113,6 +117,21 @@ class EventLog:
 Info = Callable[[str], ProcessInfo]
 
 
+def zombie_status(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """The exit status of a process that has exited but is not reaped yet (a zombie): its
+    exit code, or minus the signal that killed it; None when it is not a zombie (any more).
+    /proc/PID/stat's exit_code field (Linux 3.5) needs the right to trace it, which the
+    listener, run as supervisord's user, has over the apps."""
+    try:
+        text = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()  # from field 3 (state); the name may hold ")"
+    if len(fields) < 50 or fields[0] != "Z":
+        return None
+    return os.waitstatus_to_exitcode(int(fields[49]))  # field 52, exit_code
+
+
 def wake(info: Info, namespec: str, dead_pid: int, tries: int = WAKE_TRIES) -> ProcessInfo | None:
     """Ask supervisord about a program until it no longer reports the dead pid.
 
@@ -167,6 +186,7 @@ class Listener:
         self.selector = selectors.DefaultSelector()
         self.watch = Watch(self.selector)
         self.reader = ProtocolReader()
+        self.exits: dict[str, tuple[int, int]] = {}  # namespec → (dead pid, exit status)
 
     def seed(self) -> None:
         """Watch the programs of ours that were running before this listener started."""
@@ -183,10 +203,14 @@ class Listener:
         record = state_record(header, payload, time.time())
         if record is None:
             return
-        self.log.append(record)
-        if not is_ours(record["group"]):
-            return
+        ours = is_ours(record["group"])
         namespec = f"{record['group']}:{record['program']}"
+        died = self.exits.pop(namespec, None)
+        if ours and record["state"] == "EXITED" and died and died[0] == record.get("pid"):
+            record["exitstatus"] = died[1]
+        self.log.append(record)
+        if not ours:
+            return
         if record["state"] == "RUNNING" and record.get("pid"):
             self.watch.watch(namespec, record["pid"])
         else:
@@ -195,9 +219,14 @@ class Listener:
     def handle_death(self, namespec: str) -> None:
         pid, _fd = self.watch.by_program[namespec]
         self.watch.forget(namespec)
+        status = zombie_status(pid)  # first: the wake-up lets supervisord reap it
         started = time.monotonic()
         after = wake(self.client.info, namespec, pid)
         took = (time.monotonic() - started) * 1000
+        if status is None and after is not None and (after.state, after.pid) == ("EXITED", 0):
+            status = after.exitstatus  # reaped already, not yet respawned
+        if status is not None:
+            self.exits[namespec] = (pid, status)
         logger.info(
             "%s (pid %d) died; supervisord woken: now %s pid %s (%.1f ms)",
             namespec,
@@ -218,7 +247,8 @@ class Listener:
         self.seed()
         self.send(READY)
         while True:
-            for key, _mask in self.selector.select():
+            # deaths first: an app's death comes before the EXITED event that tells of it
+            for key, _mask in sorted(self.selector.select(), key=lambda km: km[0].data is None):
                 if key.data is not None:
                     self.handle_death(key.data)
                     continue
@@ -250,5 +280,5 @@ def main(settings: Settings) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    client = Supervisor(settings, timeout=10.0)
-    return Listener(settings, client, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer).run()
+    with Supervisor(settings, timeout=10.0) as client:
+        return Listener(settings, client, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer).run()

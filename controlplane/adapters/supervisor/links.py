@@ -1,0 +1,58 @@
+"""Slot links: how supervisord's slots are pointed at a release.
+
+A slot's program runs the code in the slot's folder (layout.slot_code): prod runs from the
+admin's project folder, test from projects/NAME/test, and each is a symlink to a release.
+A link is switched by making a new link beside it and renaming it over the old one, so the
+folder always points at a whole release. A folder holding files we did not put there is
+never deleted or taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from controlplane.adapters.files import fsync_dir
+from controlplane.errors import ControlPlaneError
+
+logger = logging.getLogger(__name__)
+
+
+class FolderTaken(ControlPlaneError):
+    """The project folder holds someone's files."""
+
+
+def link_target(link: Path) -> Path | None:
+    """Where a slot link points (resolved), or None when it is not a link."""
+    if not link.is_symlink():
+        return None
+    return Path(os.path.realpath(link))
+
+
+def switch_link(link: Path, target: Path) -> None:
+    """Point `link` at `target` atomically (a new link renamed over the old)."""
+    if link.exists() and not link.is_symlink():
+        if link.is_dir() and not any(link.iterdir()):
+            link.rmdir()  # an empty folder the admin made for us
+        else:
+            raise FolderTaken(
+                f"{link} holds files the control plane did not put there; move them away "
+                "or give the project another folder (`controlplane project set` cannot "
+                "change it: remove and add the project)"
+            )
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.switch-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
+    fsync_dir(link.parent)
+    logger.info("%s -> %s", link, target)
+
+
+def remove_link(link: Path) -> None:
+    """Remove a slot link (never a real folder)."""
+    if link.is_symlink():
+        link.unlink()

@@ -1,0 +1,1 @@
+"""Contract suites: one behaviour, every implementation of a seam held to it."""
