@@ -23,6 +23,7 @@ run: $(BIN)/controlplane
 lint: $(BIN)/controlplane
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/controlplane
 	$(BIN)/mypy --strict controlplane

@@ -10,6 +10,15 @@ import pytest
 from controlplane.adapters.store import Store
 from controlplane.settings import Settings
 
+# Shared fixtures are registered once, here; test modules never import a fixture.
+pytest_plugins = [
+    "tests.support.fixtures_repos",
+    "tests.support.fixtures_supervisor",
+    "tests.support.fixtures_release",
+    "tests.support.fixtures_faults",
+    "tests.support.chat",
+]
+
 MakeSettings = Callable[..., Settings]
 
 
