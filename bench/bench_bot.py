@@ -24,9 +24,9 @@ from bench.bench_deploy import Sample
 from bench.common import RUNS, Figure, log, percentile, tempdir
 from controlplane.bot.app import BotRunner, quiet_http_logs
 from controlplane.service.serve import build_stack
-from tests.botapi import FakeBotAPI
-from tests.fixtures_repos import make_wheel
-from tests.fixtures_supervisor import start_box
+from tests.support.botapi import FakeBotAPI
+from tests.support.fixtures_repos import make_wheel
+from tests.support.fixtures_supervisor import start_box
 
 TOKEN = "424242:BENCH-BOT-TOKEN"
 ECHO_TOKEN = "434343:BENCH-ECHO-TOKEN"

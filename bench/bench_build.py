@@ -14,7 +14,7 @@ from pathlib import Path
 from controlplane.adapters import git
 from controlplane.engine import build
 from controlplane.layout import release_in
-from tests.fixtures_repos import make_wheel, sh_git
+from tests.support.fixtures_repos import make_wheel, sh_git
 
 
 def make_project(root: Path) -> tuple[Path, str, dict[str, str]]:

@@ -23,8 +23,8 @@ from controlplane.adapters.supervisor.client import slot_logs
 from controlplane.adapters.supervisor.links import switch_link
 from controlplane.engine.releases import Quiet
 from controlplane.service.serve import build_stack
-from tests.fixtures_repos import make_wheel, sh_git
-from tests.fixtures_supervisor import start_box
+from tests.support.fixtures_repos import make_wheel, sh_git
+from tests.support.fixtures_supervisor import start_box
 
 PLAIN = "plain procedure (clone, venv, pip -U pip, pip install -r, start)"
 

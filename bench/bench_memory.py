@@ -10,8 +10,8 @@ import time
 from bench.common import ROOT, RUNS, Figure, kill_group, log, rss_mb, tempdir, wait_until
 from bench.pm2 import PM2, pm2
 from bench.populate import populate
-from tests.botapi import FakeBotAPI
-from tests.fixtures_supervisor import start_box
+from tests.support.botapi import FakeBotAPI
+from tests.support.fixtures_supervisor import start_box
 
 PROJECTS = 200
 TOKEN = "424242:BENCH-TOKEN"

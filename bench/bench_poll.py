@@ -12,7 +12,7 @@ from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.engine.releases import Engine
 from controlplane.service.outbox import Outbox
 from controlplane.service.poller import Poller
-from tests.fixtures_repos import GIT_ENV, sh_git
+from tests.support.fixtures_repos import GIT_ENV, sh_git
 
 PROJECTS = 200
 

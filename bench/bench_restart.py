@@ -28,7 +28,7 @@ from controlplane.adapters.supervisor.client import (
 )
 from controlplane.errors import SupervisorError
 from controlplane.settings import Settings
-from tests.fixtures_supervisor import APP_PYTHON, Box, start_box, write_app
+from tests.support.fixtures_supervisor import APP_PYTHON, Box, start_box, write_app
 
 CRASH_APP = "import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(3600)\n"
 STARTSECS = 1.0  # an app must stay up this long between kills, or it counts as a failed start

@@ -30,7 +30,7 @@ PROJECT = "demo"
 
 def run_checks(api: object) -> str:
     """One pass over the checks; returns 'ok …' or raises AssertionError with the story."""
-    from tests.botapi import FakeBotAPI, Msg
+    from tests.support.botapi import FakeBotAPI, Msg
 
     assert isinstance(api, FakeBotAPI)
     api.wait_for(lambda: bool(api.calls("getUpdates")), timeout=120)
@@ -57,7 +57,7 @@ def run_checks(api: object) -> str:
 
 
 def serve(folder: Path) -> None:
-    from tests.botapi import FakeBotAPI
+    from tests.support.botapi import FakeBotAPI
 
     api = FakeBotAPI(TOKEN)
     url = api.start()
