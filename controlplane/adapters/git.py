@@ -34,6 +34,7 @@ from controlplane.adapters.files import chown_tree
 from controlplane.adapters.gitaccess import (
     NETWORK_VARS,
     Access,
+    access_for,
     agent_for,
     basic_credential,
     git_env,
@@ -67,6 +68,7 @@ __all__ = [
     "HostKeyChanged",
     "HostUnreachable",
     "RepoNotFound",
+    "access_for",
     "classify",
     "git_env",
     "git_user",

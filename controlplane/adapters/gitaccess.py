@@ -75,6 +75,16 @@ class Access:
         return os.geteuid() == 0
 
 
+def access_for(settings: Settings, name: str, deploy_key: str | None) -> Access:
+    """git for project `name`: as its unprivileged user, with the project's pinned host
+    keys and its deploy key (which the caller reads from the store)."""
+    return Access(
+        user=git_user(settings),
+        known_hosts=settings.layout.known_hosts(name),
+        deploy_key=deploy_key,
+    )
+
+
 def git_user(settings: Settings) -> str | None:
     """The account git runs as when we are root: CONTROLPLANE_GIT_USER, else the run-as
     user. None when we are not root (git runs as us) or no unprivileged user is set."""

@@ -244,10 +244,14 @@ async def b_output(update: Update, context: Ctx, name: str, rest: list[str]) -> 
 
 async def b_deploy_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     """The project's deploy key, made on first view, and its pinned host keys."""
-    d = deps(context)
-    key = await blocking(d.service.config.deploy_key, name)
-    await show(update, *screens.deploy_key(d.lang(chat_of(update)), name, key.public, key.hosts))
+    await show_deploy_key(update, context, name, new=False)
     return None
+
+
+async def show_deploy_key(update: Update, context: Ctx, name: str, *, new: bool) -> None:
+    d = deps(context)
+    key = await blocking(lambda: d.service.config.deploy_key(name, new=new))
+    await show(update, *screens.deploy_key(d.lang(chat_of(update)), name, key.public, key.hosts))
 
 
 async def b_new_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -256,9 +260,7 @@ async def b_new_key(update: Update, context: Ctx, name: str, rest: list[str]) ->
 
 
 async def b_new_key_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    d = deps(context)
-    key = await blocking(lambda: d.service.config.deploy_key(name, new=True))
-    await show(update, *screens.deploy_key(d.lang(chat_of(update)), name, key.public, key.hosts))
+    await show_deploy_key(update, context, name, new=True)
     return None
 
 

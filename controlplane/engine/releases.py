@@ -141,11 +141,7 @@ class Engine:
 
     def git_access(self, name: str) -> git.Access:
         """git as its unprivileged user, with the project's pinned hosts and deploy key."""
-        return git.Access(
-            user=git.git_user(self.settings),
-            known_hosts=self.settings.known_hosts(name),
-            deploy_key=self.store.deploy_key(name),
-        )
+        return git.access_for(self.settings, name, self.store.deploy_key(name))
 
     # -- fetch and number ---------------------------------------------------------------
 

@@ -221,11 +221,7 @@ class Configuration:
         # start-up of `controlplane status`
         from controlplane.adapters import git
 
-        return git.Access(
-            user=git.git_user(self.settings),
-            known_hosts=self.settings.layout.known_hosts(name),
-            deploy_key=self.store.deploy_key(name),
-        )
+        return git.access_for(self.settings, name, self.store.deploy_key(name))
 
     # -- deploy keys -----------------------------------------------------------------------
 
