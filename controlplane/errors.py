@@ -1,14 +1,21 @@
-"""The one exception hierarchy: every failure a person may see is a ControlPlaneError."""
+"""The one exception hierarchy: every failure a person may see is a ControlPlaneError.
+
+An error carries its message as a `Text` (`.text`): a msgid and the data it names, which
+each face renders in its reader's language; `str()` is the English text, for the logs.
+"""
 
 from __future__ import annotations
+
+from controlplane.i18n import Text, as_text, tr
 
 
 class ControlPlaneError(Exception):
     """Root of every error the control plane raises on purpose; str() is for people."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: Text | str) -> None:
+        self.text = as_text(message)
+        self.message = str(self.text)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
@@ -17,9 +24,11 @@ class ControlPlaneError(Exception):
 class ValidationError(ControlPlaneError, ValueError):
     """A value a person typed is not accepted; the message says what is."""
 
-    def __init__(self, field: str, value: object, accepted: str) -> None:
+    def __init__(self, field: Text | str, value: object, accepted: Text | str) -> None:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        super().__init__(f"bad {field} {shown}: {accepted}")
+        super().__init__(
+            tr("bad {field} {value}: {accepted}", field=field, value=shown, accepted=accepted)
+        )
         self.field = field
         self.value = value
         self.accepted = accepted
@@ -70,9 +79,15 @@ class CommandFailed(ControlPlaneError):
         self.returncode = returncode
         self.output = output
         self.timed_out = timed_out
-        what = "timed out" if timed_out else f"exited with status {returncode}"
-        tail = "\n".join(output.splitlines()[-5:])
-        message = f"{' '.join(argv)} {what}" + (f" in {cwd}" if cwd else "")
+        command, tail = " ".join(argv), "\n".join(output.splitlines()[-5:])
+        if timed_out:
+            message = tr("{command} timed out", command=command)
+        else:
+            message = tr(
+                "{command} exited with status {status}", command=command, status=returncode
+            )
+        if cwd:
+            message = tr("{what} in {folder}", what=message, folder=cwd)
         if tail:
-            message += f":\n{tail}"
+            message = tr("{what}:\n{output}", what=message, output=tail)
         super().__init__(message)

@@ -41,6 +41,7 @@ from controlplane.settings import Settings
 KEY_CHECK = "controlplane-key-check"
 SCHEMA = 2
 OUTBOX = "outbox"
+CHATS = "chats"
 PROJECT_TABLES = ("commits", "releases", "state")
 
 
@@ -449,6 +450,22 @@ class Store:
         the name can be added again with the key the repository knows; see set_deploy_key)."""
         with self.transaction():
             self._shard(f"project:{name}").remove()
+
+    # -- chats ---------------------------------------------------------------------------
+
+    def chat_langs(self) -> dict[int, str]:
+        """The language each admin chat chose with 🌐 (chats that chose none are absent)."""
+        with self.rows(None, CHATS, write=False) as rows:
+            return {int(row["chat"]): str(row["lang"]) for row in rows.values() if row.get("lang")}
+
+    def set_chat_lang(self, chat: int, lang: str | None) -> None:
+        """Remember (or, with None, forget) the language a chat chose."""
+        with self.rows(None, CHATS, write=True) as rows:
+            for key in [k for k, row in rows.items() if int(row["chat"]) == chat]:
+                del rows[key]
+            if lang:
+                doc_id = max((int(k) for k in rows), default=0) + 1
+                rows[str(doc_id)] = {"chat": chat, "lang": lang}
 
     # -- keys ---------------------------------------------------------------------------
 

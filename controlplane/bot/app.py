@@ -67,7 +67,7 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # a listed group lets its members in; in a private chat the person must be the admin
     if chat and chat in admins and (user is None or chat < 0 or user.id in admins):
         if user is not None and chat not in d.langs:
-            d.langs[chat] = pick_lang(d.settings.lang, user.language_code)
+            d.langs[chat] = pick_lang(d.settings.lang, None, user.language_code)
         return
     who = f"@{user.username}" if user and user.username else (user.full_name if user else "?")
     logger.warning(
@@ -117,10 +117,12 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     seen[key] = (now, 0)
     for admin in d.settings.admin_chat_ids:
         lang = d.lang(admin)
-        extra = t(lang, "error.count", count=count) if count > 1 else ""
+        extra = t(lang, " (×{count} in the last 10 minutes)", count=count) if count > 1 else ""
         try:
             await context.bot.send_message(
-                admin, t(lang, "error", error=key, count=extra), parse_mode="HTML"
+                admin,
+                t(lang, "⚠️ Internal error: {error}{count}", error=key, count=extra),
+                parse_mode="HTML",
             )
         except TelegramError:
             logger.warning("could not tell %s about an error", admin)

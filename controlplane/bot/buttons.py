@@ -20,7 +20,7 @@ from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.progress import start_op
 from controlplane.bot.render import number
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, t
 from controlplane.bot.views import (
     ask,
     screen_config,
@@ -46,7 +46,7 @@ def started(context: Ctx, update: Update, op: Op, name: str, args: dict[str, Any
     """Start an operation for a button: the toast when it started; a refusal (busy, a bad
     argument) is raised for on_button to show."""
     start_op(context, update, op, name, args)
-    return t(deps(context).lang(chat_of(update)), "toast.started")
+    return t(deps(context).lang(chat_of(update)), "Started")
 
 
 def slot_of(rest: list[str]) -> str:
@@ -76,7 +76,13 @@ async def b_follow(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     views = follows.registry(context.application.bot_data)
     if views.start(context.application, d, chat, name, slot, seconds):
         return None
-    return t(d.lang(chat), "logs.following", name=name, slot=slot, seconds=seconds)
+    return t(
+        d.lang(chat),
+        "Already following {name} {slot} in the message above: extended to {seconds} s from now.",
+        name=name,
+        slot=slot,
+        seconds=seconds,
+    )
 
 
 async def b_logfile(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -95,7 +101,13 @@ async def b_delete_var(update: Update, context: Ctx, name: str, rest: list[str])
     with contextlib.suppress(NotFound):  # gone already: the refreshed screen shows it
         await blocking(d.service.config.env_unset, name, slot, [key])
     await screen_config(update, context, name, slot)
-    return t(d.lang(chat_of(update)), "config.deleted", name=name, slot=slot, var=key)
+    return t(
+        d.lang(chat_of(update)),
+        "Deleted {var} from <b>{name}</b> {slot}.",
+        name=name,
+        slot=slot,
+        var=key,
+    )
 
 
 async def b_poll_menu(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -109,10 +121,15 @@ async def b_poll_set(update: Update, context: Ctx, name: str, rest: list[str]) -
     d = deps(context)
     seconds = number(rest[0]) if rest else None
     if seconds is None or seconds not in screens.POLL_CHOICES:
-        return t(d.lang(chat_of(update)), "stale.button")
+        return t(d.lang(chat_of(update)), "That button is out of date; open the menu again.")
     project = await blocking(d.service.config.set_poll, name, str(seconds))
     await show(update, *screens.poll_menu(d.lang(chat_of(update)), project))
-    return t(d.lang(chat_of(update)), "poll.set", name=name, poll=format_interval(seconds))
+    return t(
+        d.lang(chat_of(update)),
+        "<b>{name}</b> now polls every {poll}.",
+        name=name,
+        poll=format_interval(seconds),
+    )
 
 
 async def b_policy_menu(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -145,7 +162,7 @@ async def b_extend(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     try:
         return await blocking(d.service.extend, name, seconds)
     except NotFound:
-        return t(d.lang(chat_of(update)), "stale.test")
+        return t(d.lang(chat_of(update)), "That test has finished.")
 
 
 async def b_cancel(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -153,8 +170,8 @@ async def b_cancel(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     try:
         d.service.cancel(name)
     except NotFound:
-        return t(d.lang(chat_of(update)), "stale.test")
-    return t(d.lang(chat_of(update)), "cancelled")
+        return t(d.lang(chat_of(update)), "That test has finished.")
+    return t(d.lang(chat_of(update)), "Cancelled.")
 
 
 async def b_discard(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -171,7 +188,14 @@ async def b_confirm(
 
 async def b_deploy(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     yes = (Cb.DEPLOY_YES, name)
-    return await b_confirm(update, context, name, rest, key="confirm.deploy", yes=yes)
+    return await b_confirm(
+        update,
+        context,
+        name,
+        rest,
+        key=N_("Deploy the branch head of <b>{name}</b> to <b>prod</b>?"),
+        yes=yes,
+    )
 
 
 async def b_deploy_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -209,8 +233,8 @@ async def b_rollback_confirm(
     lang = deps(context).lang(chat_of(update))
     n = rest[0] if rest and number(rest[0]) is not None else ""
     if not n:
-        return t(lang, "stale.button")
-    text = t(lang, "confirm.rollback", name=name, n=n)
+        return t(lang, "That button is out of date; open the menu again.")
+    text = t(lang, "Roll <b>{name}</b> prod back to #{n}?", name=name, n=n)
     await ask(update, context, text, (Cb.ROLLBACK_YES, name, n), (Cb.PROJECT, name))
     return None
 
@@ -222,10 +246,14 @@ async def b_rollback_yes(update: Update, context: Ctx, name: str, rest: list[str
 async def b_slot(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     slot, verb = slot_of(rest), rest[1] if len(rest) > 1 else ""
     if verb not in (Op.START, Op.STOP, Op.RESTART):
-        return t(deps(context).lang(chat_of(update)), "stale.button")
+        return t(
+            deps(context).lang(chat_of(update)), "That button is out of date; open the menu again."
+        )
     if slot == "prod" and verb == Op.STOP:
         yes = (Cb.STOP_YES, name)
-        return await b_confirm(update, context, name, rest, key="confirm.stop", yes=yes)
+        return await b_confirm(
+            update, context, name, rest, key=N_("Stop <b>{name}</b> <b>prod</b>?"), yes=yes
+        )
     return started(context, update, Op(verb), name, {"slot": slot})
 
 
@@ -239,7 +267,12 @@ async def b_output(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     value = "off" if project.output else "on"
     await blocking(d.service.config.set_setting, name, "output", value)
     await screen_project(update, context, name)
-    return t(d.lang(chat_of(update)), "output.set", name=name, state=value)
+    return t(
+        d.lang(chat_of(update)),
+        "Output of <b>{name}</b>'s commands to chat: {state}.",
+        name=name,
+        state=value,
+    )
 
 
 async def b_deploy_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -256,7 +289,18 @@ async def show_deploy_key(update: Update, context: Ctx, name: str, *, new: bool)
 
 async def b_new_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     yes = (Cb.NEW_KEY_YES, name)
-    return await b_confirm(update, context, name, rest, key="confirm.new_key", yes=yes)
+    return await b_confirm(
+        update,
+        context,
+        name,
+        rest,
+        key=N_(
+            "Make a new deploy key for <b>{name}</b>? The current one "
+            "stops working: add the new one to the repository and remove "
+            "the old one there."
+        ),
+        yes=yes,
+    )
 
 
 async def b_new_key_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -268,12 +312,25 @@ async def b_forget_hosts(update: Update, context: Ctx, name: str, rest: list[str
     d = deps(context)
     await blocking(d.service.config.forget_hosts, name)
     await b_deploy_key(update, context, name, rest)
-    return t(d.lang(chat_of(update)), "key.hosts_forgotten")
+    return t(
+        d.lang(chat_of(update)), "Pinned host keys forgotten: the next fetch pins and reports them."
+    )
 
 
 async def b_remove(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     yes = (Cb.REMOVE_YES, name)
-    return await b_confirm(update, context, name, rest, key="confirm.remove", yes=yes)
+    return await b_confirm(
+        update,
+        context,
+        name,
+        rest,
+        key=N_(
+            "Remove <b>{name}</b>? Its slots stop; its releases, history "
+            "and data folders (APP_DATA_DIR) are deleted; files you put "
+            "in its folder stay."
+        ),
+        yes=yes,
+    )
 
 
 async def b_remove_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -285,8 +342,8 @@ async def b_remove_yes(update: Update, context: Ctx, name: str, rest: list[str])
     lang = d.lang(chat_of(update))
     await show(
         update,
-        t(lang, "removed", name=name),
-        InlineKeyboardMarkup([[screens.button(t(lang, "back"), Cb.PROJECTS)]]),
+        t(lang, "<b>{name}</b> removed.", name=name),
+        InlineKeyboardMarkup([[screens.button(t(lang, "⬅️ Back"), Cb.PROJECTS)]]),
     )
     return None
 

@@ -25,7 +25,7 @@ from controlplane.bot import screens
 from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.progress import start_op
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, t
 from controlplane.domain.models import (
     has_credentials,
     parse_duration,
@@ -63,7 +63,7 @@ async def answer(update: Update) -> None:
 async def cancel(update: Update, context: Ctx) -> int:
     """/cancel: leave any conversation; nothing was written."""
     context.user_data.clear() if context.user_data is not None else None
-    await say(update, context, "cancelled")
+    await say(update, context, N_("Cancelled."))
     return ConversationHandler.END
 
 
@@ -78,7 +78,11 @@ def draft(context: Ctx) -> dict[str, Any]:
 async def add_start(update: Update, context: Ctx) -> int:
     await answer(update)
     draft(context).clear()
-    await say(update, context, "add.name")
+    await say(
+        update,
+        context,
+        N_("New project. Send its <b>name</b> (a-z, 0-9, - and _). /cancel to stop."),
+    )
     return NAME
 
 
@@ -87,9 +91,11 @@ async def add_name(update: Update, context: Ctx) -> int:
     try:
         draft(context)["name"] = validate_name(text)
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return NAME
-    await say(update, context, "add.repo")
+    await say(
+        update, context, N_("Send the <b>repository URL</b> (https://…, git@host:owner/repo).")
+    )
     return REPO
 
 
@@ -99,10 +105,15 @@ async def add_repo(update: Update, context: Ctx) -> int:
     try:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return REPO
     draft(context)["repo"] = text
-    await say(update, context, "add.path", name=draft(context)["name"])
+    await say(
+        update,
+        context,
+        N_("Send the <b>project folder</b> the app runs from (absolute, e.g. /srv/{name})."),
+        name=draft(context)["name"],
+    )
     return PATH
 
 
@@ -112,10 +123,10 @@ async def add_path(update: Update, context: Ctx) -> int:
     try:
         validate_folder(text, data_dir=d.settings.data_dir, allowed_inside=(d.settings.apps_dir,))
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return PATH
     draft(context)["path"] = text
-    await say(update, context, "add.branch")
+    await say(update, context, N_("Send the <b>branch</b>, or /skip for main."))
     return BRANCH
 
 
@@ -129,11 +140,11 @@ async def add_branch(update: Update, context: Ctx) -> int:
     try:
         branch = validate_branch(text)
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return BRANCH
     info = dict(draft(context), branch=branch)
     draft(context).clear()
-    await say(update, context, "add.checking")
+    await say(update, context, N_("Checking the repository…"))
     context.application.create_task(_add(update, context, info))
     return ConversationHandler.END
 
@@ -149,12 +160,19 @@ async def _add(update: Update, context: Ctx, info: dict[str, str]) -> None:
         adding = await blocking(add)
         added = await blocking(adding.result)
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return
     for warning in added.warnings:
-        await say(update, context, "add.warning", warning=warning)
+        await say(update, context, N_("⚠️ {warning}"), warning=warning)
     lang, head = lang_of(update, context), added.head
-    text = t(lang, "add.done", name=info["name"], n=head.n, sha=head.short, subject=head.subject)
+    text = t(
+        lang,
+        "✅ Added <b>{name}</b>: numbered {n} commits, head #{n} {sha} {subject}.",
+        name=info["name"],
+        n=head.n,
+        sha=head.short,
+        subject=head.subject,
+    )
     state = await blocking(svc.query.state, info["name"])
     menu_text, markup = screens.project_menu(lang, added.project, state)
     chat = update.effective_chat
@@ -171,7 +189,17 @@ async def vars_start(update: Update, context: Ctx) -> int:
     assert query is not None and query.data is not None
     _key, name, slot = ([*parts(query.data), "", ""])[:3]
     draft(context).update(name=name, slot="test" if slot == "test" else "prod")
-    await say(update, context, "config.ask", name=name, slot=draft(context)["slot"])
+    await say(
+        update,
+        context,
+        N_(
+            "Send one or more lines <code>KEY=VALUE</code> for "
+            "<b>{name}</b> {slot}. Your message is deleted once saved. "
+            "/cancel to stop."
+        ),
+        name=name,
+        slot=draft(context)["slot"],
+    )
     return VALUES
 
 
@@ -185,11 +213,18 @@ async def vars_values(update: Update, context: Ctx) -> int:
         keys = await blocking(d.service.config.env_set, name, slot, lines)
     except ControlPlaneError as exc:
         await _delete(update)  # the values may be secrets even when a line is bad
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return VALUES
     await _delete(update)
     draft(context).clear()
-    await say(update, context, "config.saved", name=name, slot=slot, keys=", ".join(keys))
+    await say(
+        update,
+        context,
+        N_("Saved {keys} for <b>{name}</b> {slot}. Your message was deleted."),
+        name=name,
+        slot=slot,
+        keys=", ".join(keys),
+    )
     return ConversationHandler.END
 
 
@@ -218,7 +253,7 @@ async def duration_start(update: Update, context: Ctx) -> int:
     query = update.callback_query
     assert query is not None and query.data is not None
     draft(context)["name"] = ([*parts(query.data), ""])[1]
-    await say(update, context, "test.ask")
+    await say(update, context, N_("Send the duration, for example 90, 45s, 10m. /cancel to stop."))
     return DURATION
 
 
@@ -227,13 +262,13 @@ async def duration_value(update: Update, context: Ctx) -> int:
     try:
         seconds = parse_duration(text, field_name="duration", low=5, high=86400)
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return DURATION
     name = draft(context).pop("name")
     try:
         start_op(context, update, Op.TEST, name, {"duration": str(seconds)})
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
     return ConversationHandler.END
 
 
@@ -242,7 +277,7 @@ async def duration_value(update: Update, context: Ctx) -> int:
 
 async def launch_start(update: Update, context: Ctx) -> int:
     await answer(update)
-    await say(update, context, "launch.url")
+    await say(update, context, N_("Send the <b>repository URL</b> to run. /cancel to stop."))
     return URL
 
 
@@ -253,21 +288,25 @@ async def launch_url(update: Update, context: Ctx) -> int:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
         name = launch_name(text)
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
         return URL
     draft(context).update(url=text, name=name)
     lang = lang_of(update, context)
     markup = InlineKeyboardMarkup(
         [
             [
-                screens.button(t(lang, "btn.test_mode"), Cb.LAUNCH_MODE, "test"),
-                screens.button(t(lang, "btn.prod_mode"), Cb.LAUNCH_MODE, "prod"),
+                screens.button(t(lang, "🧪 Test"), Cb.LAUNCH_MODE, "test"),
+                screens.button(t(lang, "🚢 Prod"), Cb.LAUNCH_MODE, "prod"),
             ]
         ]
     )
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_message(t(lang, "launch.mode"), parse_mode="HTML", reply_markup=markup)
+    await chat.send_message(
+        t(lang, "Run it in the test slot or straight in prod?"),
+        parse_mode="HTML",
+        reply_markup=markup,
+    )
     return MODE
 
 
@@ -293,7 +332,7 @@ async def _launch(update: Update, context: Ctx, info: dict[str, str], test: bool
         await blocking(adding.result)
         start_op(context, update, Op.TEST if test else Op.DEPLOY, name, {})
     except ControlPlaneError as exc:
-        await say(update, context, "bad", reason=str(exc))
+        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
 
 
 def build() -> list[ConversationHandler[Any]]:

@@ -24,7 +24,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from controlplane.bot.context import Deps
 from controlplane.bot.render import fit, pre
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, t
 from controlplane.service.facade import LogReader
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,11 @@ class Follows:
 
 def render(d: Deps, view: View) -> str:
     """The view's message: a title and its newest lines, secrets removed before escaping."""
-    key = "logs.follow_end" if view.ended else "logs.follow"
+    key = (
+        N_("👁 <b>{name}</b> {slot}: followed for {seconds} s, ended")
+        if view.ended
+        else N_("👁 <b>{name}</b> {slot}: new lines for {seconds} s")
+    )
     seconds = round(view.until - view.started)
     title = t(view.lang, key, name=view.name, slot=view.slot, seconds=seconds)
     lines = d.redactor()("\n".join(view.lines)).splitlines() if view.lines else []

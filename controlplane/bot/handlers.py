@@ -50,7 +50,7 @@ async def project_or_toast(query: CallbackQuery, d: Deps, lang: str, name: str) 
     try:
         return await blocking(d.service.query.project, name)
     except (NotFound, ControlPlaneError):
-        await query.answer(t(lang, "stale.project"), show_alert=False)
+        await query.answer(t(lang, "That project no longer exists."), show_alert=False)
         return None
 
 
@@ -60,12 +60,12 @@ async def with_name(
     args = context.args or []
     lang = deps(context).lang(chat_of(update))
     if not args:
-        await show(update, t(lang, "usage", usage=usage))
+        await show(update, t(lang, "Usage: {usage}", usage=usage))
         return
     try:
         await blocking(deps(context).service.query.project, args[0])
     except ControlPlaneError as exc:
-        await show(update, t(lang, "bad", reason=str(exc)))
+        await show(update, t(lang, "⚠️ {reason}", reason=str(exc)))
         return
     await then(args[0], args[1:])
 
@@ -97,7 +97,7 @@ async def cmd_deploy(update: Update, context: Ctx) -> None:
     lang = deps(context).lang(chat_of(update))
 
     async def then(name: str, _rest: list[str]) -> None:
-        text = t(lang, "confirm.deploy", name=name)
+        text = t(lang, "Deploy the branch head of <b>{name}</b> to <b>prod</b>?", name=name)
         await ask(update, context, text, (Cb.DEPLOY_YES, name), (Cb.PROJECT, name))
 
     await with_name(update, context, "/deploy NAME", then)
@@ -112,9 +112,9 @@ async def cmd_test(update: Update, context: Ctx) -> None:
         try:
             start_op(context, update, Op.TEST, name, args)
         except ControlPlaneError as exc:
-            await show(update, t(lang, "bad", reason=str(exc)))
+            await show(update, t(lang, "⚠️ {reason}", reason=str(exc)))
         else:
-            await show(update, t(lang, "toast.started"))
+            await show(update, t(lang, "Started"))
 
     await with_name(update, context, "/test NAME [SECONDS]", then)
 
@@ -135,10 +135,10 @@ async def cmd_rollback(update: Update, context: Ctx) -> None:
 
     async def then(name: str, rest: list[str]) -> None:
         if not rest or number(rest[0].lstrip("#")) is None:
-            await show(update, t(lang, "usage", usage="/rollback NAME N"))
+            await show(update, t(lang, "Usage: {usage}", usage="/rollback NAME N"))
             return
         n = int(rest[0].lstrip("#"))
-        text = t(lang, "confirm.rollback", name=name, n=n)
+        text = t(lang, "Roll <b>{name}</b> prod back to #{n}?", name=name, n=n)
         await ask(update, context, text, (Cb.ROLLBACK_YES, name, n), (Cb.PROJECT, name))
 
     await with_name(update, context, "/rollback NAME N", then)
@@ -156,7 +156,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         await GLOBAL[key](update, context)
         return
     if key not in PROJECT or not rest:
-        await query.answer(t(lang, "stale.button"))
+        await query.answer(t(lang, "That button is out of date; open the menu again."))
         return
     if key in YES:
         claimed = await claim_yes(update, context, lang)
@@ -173,7 +173,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         try:
             await PROJECT[key](update, context, name, rest[1:])
         except ControlPlaneError as exc:
-            await show(update, t(lang, "bad", reason=str(exc)), screens.back_to(lang, name))
+            await show(update, t(lang, "⚠️ {reason}", reason=str(exc)), screens.back_to(lang, name))
         return
     try:
         toast = await PROJECT[key](update, context, name, rest[1:])
@@ -217,7 +217,10 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     for name, fn in (
         ("start", screen_menu),
         ("menu", screen_menu),
-        ("help", screen_help),
+        (
+            "help",
+            screen_help,
+        ),
         ("projects", screen_projects),
         ("status", cmd_status),
         ("logs", cmd_logs),

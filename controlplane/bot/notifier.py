@@ -77,7 +77,7 @@ def collapse(events: list[Event]) -> list[Batch]:
 
 def event_text(batch: Batch, lang: str) -> str:
     event = batch.first
-    repeat = t(lang, "event.repeat", count=len(batch.events)) if len(batch.events) > 1 else ""
+    repeat = t(lang, " (×{count})", count=len(batch.events)) if len(batch.events) > 1 else ""
     return fit(f"{ICONS.get(event.kind, 'ℹ️')} {html.escape(event.text, quote=False)}{repeat}")
 
 
@@ -85,14 +85,12 @@ def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
     """A verdict comes with what to do next."""
     if event.kind != EventKind.VERDICT or not event.project or "n" not in event.data:
         return None
-    row = [
-        InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb(Cb.DISCARD, event.project))
-    ]
+    row = [InlineKeyboardButton(t(lang, "🗑 Discard"), callback_data=cb(Cb.DISCARD, event.project))]
     if event.data.get("passed"):
         row.insert(
             0,
             InlineKeyboardButton(
-                t(lang, "btn.promote", n=event.data["n"]),
+                t(lang, "✅ Promote #{n}", n=event.data["n"]),
                 callback_data=cb(Cb.PROMOTE, event.project),
             ),
         )

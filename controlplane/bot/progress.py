@@ -21,7 +21,7 @@ from telegram.ext import ContextTypes
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.context import Deps, Throttle, blocking, chat_of, deps
 from controlplane.bot.render import fit, pre
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, t
 from controlplane.domain.kinds import ProgressKind
 from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
@@ -56,21 +56,29 @@ class Card:
     def body(self, lang: str, verdict: dict[str, Any] | None = None, n: int | None = None) -> str:
         op = self.op
         if verdict is not None and op.done:
-            key = "card.verdict_ok" if verdict.get("passed") else "card.verdict_bad"
+            key = (
+                N_("✅ <b>Test of {name} #{n} passed</b>\n{reason}")
+                if verdict.get("passed")
+                else N_("❌ <b>Test of {name} #{n} failed</b>\n{reason}")
+            )
             head = t(lang, key, name=op.project, n=n, reason=verdict.get("reason", ""))
         elif op.state == RUNNING:
-            head = t(lang, "op.started", op=op.op, name=op.project)
+            head = t(lang, "⏳ <b>{op}</b> {name}", op=op.op, name=op.project)
         elif op.state == OK:
-            head = t(lang, "op.ok", op=op.op, name=op.project, text=op.result)
+            head = t(
+                lang, "✅ <b>{op}</b> {name}: {text}", op=op.op, name=op.project, text=op.result
+            )
         elif op.state == CANCELLED:
-            head = t(lang, "op.cancelled", op=op.op, name=op.project)
+            head = t(lang, "✖️ <b>{op}</b> {name}: cancelled", op=op.op, name=op.project)
         else:
-            head = t(lang, "op.failed", op=op.op, name=op.project, text=op.result)
+            head = t(
+                lang, "❌ <b>{op}</b> {name}: {text}", op=op.op, name=op.project, text=op.result
+            )
         steps = "\n".join(f"• {html.escape(s, quote=False)}" for s in self.steps)
         parts = [head, steps]
         if self.lines:
             if self.omitted:
-                parts.append(t(lang, "op.lines", omitted=self.omitted))
+                parts.append(t(lang, "{omitted} earlier lines left out", omitted=self.omitted))
             parts.append(pre(list(self.lines)))
         return fit("\n".join(p for p in parts if p))
 
@@ -84,11 +92,11 @@ def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
             [
                 [
                     InlineKeyboardButton(
-                        t(lang, "btn.extend", seconds=60),
+                        t(lang, "⏳ Extend +{seconds}s", seconds=60),
                         callback_data=cb(Cb.EXTEND, op.project, 60),
                     ),
                     InlineKeyboardButton(
-                        t(lang, "cancel"), callback_data=cb(Cb.CANCEL, op.project)
+                        t(lang, "✖️ Cancel"), callback_data=cb(Cb.CANCEL, op.project)
                     ),
                 ]
             ]
@@ -97,12 +105,12 @@ def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
     verdict = (state.test_run or {}).get("verdict")
     if state.test is None or verdict is None:
         return None
-    row = [InlineKeyboardButton(t(lang, "btn.discard"), callback_data=cb(Cb.DISCARD, op.project))]
+    row = [InlineKeyboardButton(t(lang, "🗑 Discard"), callback_data=cb(Cb.DISCARD, op.project))]
     if verdict.get("passed"):
         row.insert(
             0,
             InlineKeyboardButton(
-                t(lang, "btn.promote", n=state.test), callback_data=cb(Cb.PROMOTE, op.project)
+                t(lang, "✅ Promote #{n}", n=state.test), callback_data=cb(Cb.PROMOTE, op.project)
             ),
         )
     return InlineKeyboardMarkup([row])

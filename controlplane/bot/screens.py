@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from controlplane.bot.callbacks import Cb, cb
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, t
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
 
@@ -27,11 +27,14 @@ def button(text: str, *data: object) -> InlineKeyboardButton:
 
 def main_menu(lang: str) -> Screen:
     rows = [
-        [button(t(lang, "menu.projects"), Cb.PROJECTS)],
-        [button(t(lang, "menu.add"), Cb.ADD), button(t(lang, "menu.launch"), Cb.LAUNCH)],
-        [button(t(lang, "menu.load"), Cb.LOAD), button(t(lang, "menu.help"), Cb.HELP)],
+        [button(t(lang, "📦 Projects"), Cb.PROJECTS)],
+        [
+            button(t(lang, "➕ Add project"), Cb.ADD),
+            button(t(lang, "🚀 Run a third-party repository"), Cb.LAUNCH),
+        ],
+        [button(t(lang, "📊 System load"), Cb.LOAD), button(t(lang, "❓ Help"), Cb.HELP)],
     ]
-    return t(lang, "menu.title"), InlineKeyboardMarkup(rows)
+    return t(lang, "<b>controlplane</b>: choose what to do"), InlineKeyboardMarkup(rows)
 
 
 def icon(state: SlotState, prod_state: str | None) -> str:
@@ -46,19 +49,19 @@ def icon(state: SlotState, prod_state: str | None) -> str:
 
 def projects_list(lang: str, rows: list[tuple[Project, SlotState, str | None]]) -> Screen:
     if not rows:
-        return t(lang, "projects.none"), InlineKeyboardMarkup(
-            [[button(t(lang, "menu.add"), Cb.ADD)], [button(t(lang, "back"), Cb.MENU)]]
+        return t(lang, "No projects yet. Add one with ➕ Add project."), InlineKeyboardMarkup(
+            [[button(t(lang, "➕ Add project"), Cb.ADD)], [button(t(lang, "⬅️ Back"), Cb.MENU)]]
         )
     keys = [[button(f"{icon(s, ps)} {p.name}", Cb.PROJECT, p.name)] for p, s, ps in rows]
-    keys.append([button(t(lang, "back"), Cb.MENU)])
-    return t(lang, "projects.title"), InlineKeyboardMarkup(keys)
+    keys.append([button(t(lang, "⬅️ Back"), Cb.MENU)])
+    return t(lang, "<b>Projects</b>"), InlineKeyboardMarkup(keys)
 
 
 def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
     n = p.name
     title = t(
         lang,
-        "project.title",
+        N_("<b>{name}</b> · {branch} · poll {poll} · policy {policy}"),
         name=n,
         branch=p.branch,
         poll=format_interval(p.poll),
@@ -66,57 +69,67 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
     )
     live = t(
         lang,
-        "project.live",
+        N_("prod: {prod} · test: {test}"),
         prod=f"#{s.prod}" if s.prod else "—",
         test=f"#{s.test}" if s.test else "—",
     )
-    output = "btn.output_on" if p.output else "btn.output_off"
+    output = N_("🗒 Output to chat: on") if p.output else N_("🗒 Output to chat: off")
     rows = [
         [
-            button(t(lang, "btn.status"), Cb.STATUS, n),
-            button(t(lang, "btn.logs"), Cb.LOGS, n, "prod"),
-        ],
-        [button(t(lang, "btn.test"), Cb.TEST_MENU, n), button(t(lang, "btn.deploy"), Cb.DEPLOY, n)],
-        [
-            button(t(lang, "btn.rollback"), Cb.ROLLBACK_LIST, n, 0),
-            button(t(lang, "btn.config"), Cb.CONFIG, n, "prod"),
+            button(t(lang, "ℹ️ Status"), Cb.STATUS, n),
+            button(t(lang, "📜 Logs"), Cb.LOGS, n, "prod"),
         ],
         [
-            button(t(lang, "btn.start"), Cb.SLOT, n, "prod", "start"),
-            button(t(lang, "btn.stop"), Cb.SLOT, n, "prod", "stop"),
-            button(t(lang, "btn.restart"), Cb.SLOT, n, "prod", "restart"),
+            button(t(lang, "🧪 Test deploy"), Cb.TEST_MENU, n),
+            button(t(lang, "🚢 Deploy to prod"), Cb.DEPLOY, n),
         ],
         [
-            button(t(lang, "btn.poll"), Cb.POLL_MENU, n),
-            button(t(lang, "btn.policy"), Cb.POLICY_MENU, n),
-            button(t(lang, "btn.deploy_key"), Cb.DEPLOY_KEY, n),
+            button(t(lang, "⏪ Rollback"), Cb.ROLLBACK_LIST, n, 0),
+            button(t(lang, "🔐 Config"), Cb.CONFIG, n, "prod"),
         ],
         [
-            button(t(lang, "btn.logs_test"), Cb.LOGS, n, "test"),
+            button(t(lang, "▶️ Start"), Cb.SLOT, n, "prod", "start"),
+            button(t(lang, "⏹ Stop"), Cb.SLOT, n, "prod", "stop"),
+            button(t(lang, "🔄 Restart"), Cb.SLOT, n, "prod", "restart"),
+        ],
+        [
+            button(t(lang, "⏱ Poll interval"), Cb.POLL_MENU, n),
+            button(t(lang, "🔀 On new commit"), Cb.POLICY_MENU, n),
+            button(t(lang, "🔑 Deploy key"), Cb.DEPLOY_KEY, n),
+        ],
+        [
+            button(t(lang, "📜 Test logs"), Cb.LOGS, n, "test"),
             button(t(lang, output), Cb.OUTPUT, n),
         ],
-        [button(t(lang, "btn.remove"), Cb.REMOVE, n), button(t(lang, "back"), Cb.PROJECTS)],
+        [button(t(lang, "🗑 Remove project"), Cb.REMOVE, n), button(t(lang, "⬅️ Back"), Cb.PROJECTS)],
     ]
     return f"{title}\n{live}", InlineKeyboardMarkup(rows)
 
 
 def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Screen:
     other = "test" if slot == "prod" else "prod"
-    text = t(lang, "config.title" if shown else "config.none", name=name, slot=slot)
+    text = t(
+        lang,
+        "<b>{name}</b> {slot} variables (values masked):"
+        if shown
+        else N_("<b>{name}</b> has no {slot} variables yet."),
+        name=name,
+        slot=slot,
+    )
     if shown:
         text += "\n" + "\n".join(
             f"<code>{html.escape(k)}</code> = {html.escape(v, quote=False)}" for k, v in shown
         )
     rows = [
-        [button(t(lang, "btn.delete_var", var=k), Cb.DELETE_VAR, name, slot, k)]
+        [button(t(lang, "🗑 {var}", var=k), Cb.DELETE_VAR, name, slot, k)]
         for k, _ in shown
         if len(cb(Cb.DELETE_VAR, name, slot, k).encode()) <= 64
     ]
-    rows.append([button(t(lang, "btn.add_vars"), Cb.ADD_VARS, name, slot)])
+    rows.append([button(t(lang, "➕ Add KEY=VALUE"), Cb.ADD_VARS, name, slot)])
     rows.append(
         [
             button(t(lang, f"btn.{other}_vars"), Cb.CONFIG, name, other),
-            button(t(lang, "back"), Cb.PROJECT, name),
+            button(t(lang, "⬅️ Back"), Cb.PROJECT, name),
         ]
     )
     return text, InlineKeyboardMarkup(rows)
@@ -127,10 +140,13 @@ def poll_menu(lang: str, p: Project) -> Screen:
         button(("• " if s == p.poll else "") + format_interval(s), Cb.POLL_SET, p.name, s)
         for s in POLL_CHOICES
     ]
-    rows = [keys[:4], keys[4:], [button(t(lang, "back"), Cb.PROJECT, p.name)]]
-    return t(lang, "poll.title", name=p.name, poll=format_interval(p.poll)), InlineKeyboardMarkup(
-        rows
-    )
+    rows = [keys[:4], keys[4:], [button(t(lang, "⬅️ Back"), Cb.PROJECT, p.name)]]
+    return t(
+        lang,
+        "How often should <b>{name}</b> check for new commits? Now: {poll}",
+        name=p.name,
+        poll=format_interval(p.poll),
+    ), InlineKeyboardMarkup(rows)
 
 
 def policy_menu(lang: str, p: Project) -> Screen:
@@ -145,8 +161,13 @@ def policy_menu(lang: str, p: Project) -> Screen:
         ]
         for pol in ("notify", "test", "promote")
     ]
-    rows.append([button(t(lang, "back"), Cb.PROJECT, p.name)])
-    return t(lang, "policy.title", name=p.name, policy=p.policy), InlineKeyboardMarkup(rows)
+    rows.append([button(t(lang, "⬅️ Back"), Cb.PROJECT, p.name)])
+    return t(
+        lang,
+        "What should a new commit of <b>{name}</b> do? Now: {policy}",
+        name=p.name,
+        policy=p.policy,
+    ), InlineKeyboardMarkup(rows)
 
 
 def test_menu(lang: str, name: str) -> Screen:
@@ -156,10 +177,12 @@ def test_menu(lang: str, name: str) -> Screen:
     ]
     rows = [
         keys,
-        [button(t(lang, "btn.typed"), Cb.TYPED_DURATION, name)],
-        [button(t(lang, "back"), Cb.PROJECT, name)],
+        [button(t(lang, "⌨️ Type a duration"), Cb.TYPED_DURATION, name)],
+        [button(t(lang, "⬅️ Back"), Cb.PROJECT, name)],
     ]
-    return t(lang, "test.title", name=name), InlineKeyboardMarkup(rows)
+    return t(
+        lang, "How long should the test of <b>{name}</b> run?", name=name
+    ), InlineKeyboardMarkup(rows)
 
 
 def commit_label(c: CommitRow, release: Release | None, s: SlotState) -> str:
@@ -186,8 +209,8 @@ def rollback_menu(
     page: int,
 ) -> Screen:
     if not commits:
-        return t(lang, "rollback.none"), InlineKeyboardMarkup(
-            [[button(t(lang, "back"), Cb.PROJECT, name)]]
+        return t(lang, "No numbered commits yet."), InlineKeyboardMarkup(
+            [[button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]]
         )
     newest = list(reversed(commits))
     chunk = newest[page * PAGE : (page + 1) * PAGE]
@@ -195,38 +218,56 @@ def rollback_menu(
         [button(commit_label(c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n)]
         for c in chunk
     ]
-    nav = [button(t(lang, "back"), Cb.PROJECT, name)]
+    nav = [button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]
     if (page + 1) * PAGE < len(newest):
-        nav.append(button(t(lang, "btn.more"), Cb.ROLLBACK_LIST, name, page + 1))
+        nav.append(button(t(lang, "Older ▶️"), Cb.ROLLBACK_LIST, name, page + 1))
     rows.append(nav)
-    return t(lang, "rollback.title", name=name), InlineKeyboardMarkup(rows)
+    return t(
+        lang, "Roll back <b>{name}</b> prod to which commit?", name=name
+    ), InlineKeyboardMarkup(rows)
 
 
 def deploy_key(lang: str, name: str, public: str, hosts: list[HostKey]) -> Screen:
     """The project's deploy key (public half) and the host keys pinned for it."""
-    text = t(lang, "key.title", name=name, public=html.escape(public))
+    text = t(
+        lang,
+        (
+            "🔑 Deploy key of <b>{name}</b>, for an ssh repository "
+            "(git@host:owner/repo). Add it to the repository as a "
+            "<b>read-only deploy key</b> (GitHub: Settings → Deploy "
+            "keys):\n<code>{public}</code>"
+        ),
+        name=name,
+        public=html.escape(public),
+    )
     if hosts:
-        text += "\n\n" + t(lang, "key.hosts") + "\n"
+        text += (
+            "\n\n"
+            + t(lang, "Pinned ssh host keys (compare them with the ones your git host publishes):")
+            + "\n"
+        )
         text += "\n".join(
             f"<code>{html.escape(h.host)} {html.escape(h.kind)} {html.escape(h.fingerprint)}</code>"
             for h in hosts
         )
     else:
-        text += "\n\n" + t(lang, "key.no_hosts")
+        text += "\n\n" + t(
+            lang, "No host key pinned yet: the first ssh fetch pins it and tells you."
+        )
     rows = [
         [
-            button(t(lang, "btn.new_key"), Cb.NEW_KEY, name),
-            button(t(lang, "btn.forget_hosts"), Cb.FORGET_HOSTS, name),
+            button(t(lang, "🔄 New key"), Cb.NEW_KEY, name),
+            button(t(lang, "🧹 Forget pinned hosts"), Cb.FORGET_HOSTS, name),
         ],
-        [button(t(lang, "back"), Cb.PROJECT, name)],
+        [button(t(lang, "⬅️ Back"), Cb.PROJECT, name)],
     ]
     return text, InlineKeyboardMarkup(rows)
 
 
 def confirm(lang: str, text: str, yes: tuple[object, ...], no: tuple[object, ...]) -> Screen:
-    rows = [[button(t(lang, "yes"), *yes), button(t(lang, "no"), *no)]]
+    rows = [[button(t(lang, "✅ Yes, do it"), *yes), button(t(lang, "✖️ No"), *no)]]
     return text, InlineKeyboardMarkup(rows)
 
 
 def back_to(lang: str, name: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[button(t(lang, "back"), Cb.PROJECT, name)]])
+    return InlineKeyboardMarkup([[button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]])

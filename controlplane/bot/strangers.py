@@ -122,16 +122,35 @@ async def report(
 
 
 def one_text(lang: str, stranger: Stranger) -> str:
-    return t(lang, "stranger", chat=stranger.chat, who=stranger.who)
+    return t(
+        lang,
+        (
+            "⚠️ Someone who is not an admin wrote to the bot: chat {chat} "
+            "({who}). Ignored. (Each person is reported once an hour; "
+            "others who write soon after are summed up every 10 minutes.)"
+        ),
+        chat=stranger.chat,
+        who=stranger.who,
+    )
 
 
 def summary_text(lang: str, strangers: list[Stranger]) -> str:
     """'N more strangers wrote: @a (chat 1, ×3), … and K more', HTML, bounded."""
     named = ", ".join(
-        t(lang, "strangers.one", who=s.who, chat=s.chat, count=s.count) for s in strangers[:NAMED]
+        t(lang, "{who} in chat {chat} (×{count})", who=s.who, chat=s.chat, count=s.count)
+        for s in strangers[:NAMED]
     )
     others = len(strangers) - NAMED
     if others > 0:
-        named += t(lang, "strangers.others", count=others)
+        named += t(lang, " and {count} more", count=others)
     updates = sum(s.count for s in strangers)
-    return t(lang, "strangers.more", count=len(strangers), updates=updates, names=Html(named))
+    return t(
+        lang,
+        (
+            "⚠️ {count} more people who are not admins wrote to the bot "
+            "({updates} updates): {names}. Ignored."
+        ),
+        count=len(strangers),
+        updates=updates,
+        names=Html(named),
+    )

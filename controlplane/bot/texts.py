@@ -1,9 +1,10 @@
-"""Every text the bot sends, in English and Russian, from the one catalog
-(controlplane.domain.texts, which the status screen shares).
+"""The bot's texts: gettext msgids in English (HTML), rendered in each chat's language.
 
-Handlers never write text themselves; they call `t(lang, key, **values)`. Values are
-HTML-escaped here (the bot sends HTML), so a project name or a log line can never break
-Telegram's parser; a value built with t() itself is passed as `Html(...)`.
+Handlers never write text themselves; they call `t(lang, msgid, **values)` (or
+`tn(lang, singular, plural, n, **values)` for a count). Values are HTML-escaped here (the
+bot sends HTML), so a project name or a log line can never break Telegram's parser; a
+`Text` from below is rendered in the chat's language and escaped the same way, and a value
+that is HTML already (built with t()) is passed as `Html(...)`.
 """
 
 from __future__ import annotations
@@ -11,23 +12,39 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from controlplane.domain.texts import LANGS, template
+from controlplane.i18n import N_, Text, normalize
+
+__all__ = ["N_", "Html", "escape", "pick_lang", "t", "text", "tn"]
 
 
 class Html(str):
     """A value that is HTML already (built with t()): t() fills it in as it is."""
 
-
-def t(lang: str, key: str, **values: Any) -> str:
-    """The text `key` in `lang` with its values HTML-escaped (but Html ones) and filled in."""
-    safe = {
-        k: v if isinstance(v, Html) else html.escape(str(v), quote=False) for k, v in values.items()
-    }
-    return template(lang, key).format(**safe)
+    __slots__ = ()
 
 
-def pick_lang(forced: str | None, telegram_code: str | None) -> str:
-    """CONTROLPLANE_LANG when set, else the admin's Telegram language (ru → ru)."""
-    if forced in LANGS:
-        return forced
-    return "ru" if (telegram_code or "").lower().startswith("ru") else "en"
+def escape(value: str) -> str:
+    return value if isinstance(value, Html) else html.escape(value, quote=False)
+
+
+def t(lang: str, msgid: str, **values: Any) -> str:
+    """The message `msgid` in `lang` with its values HTML-escaped (but Html ones)."""
+    return Text(msgid, values).render(lang, escape)
+
+
+def tn(lang: str, singular: str, plural: str, n: int, **values: Any) -> str:
+    """The message about `n` things in `lang`, in the plural form `n` takes there."""
+    return Text(singular, values, plural=plural, n=n).render(lang, escape)
+
+
+def text(lang: str, value: Text | str) -> str:
+    """A Text from below (an error, an event, a step) in `lang`, HTML-escaped."""
+    if isinstance(value, Text):
+        return html.escape(value.render(lang), quote=False)
+    return escape(value)
+
+
+def pick_lang(forced: str | None, chosen: str | None, telegram_code: str | None) -> str:
+    """CONTROLPLANE_LANG when set, else the language the chat chose with 🌐, else the
+    admin's Telegram language (ru → ru), else English."""
+    return normalize(forced) or normalize(chosen) or normalize(telegram_code) or "en"

@@ -15,7 +15,7 @@ from controlplane.bot.callbacks import Cb
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.render import fit, pre
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, t
 
 Ctx = ContextTypes.DEFAULT_TYPE
 LOG_LINES = 30
@@ -56,7 +56,20 @@ async def screen_menu(update: Update, context: Ctx) -> None:
 
 async def screen_help(update: Update, context: Ctx) -> None:
     """The list of commands (/help)."""
-    await show(update, t(deps(context).lang(chat_of(update)), "help"))
+    await show(
+        update,
+        t(
+            deps(context).lang(chat_of(update)),
+            (
+                "<b>Commands</b>\n/projects — your projects\n/status NAME — "
+                "state of a project\n/deploy NAME — deploy the branch head to "
+                "prod\n/test NAME [SECONDS] — test deploy\n/promote NAME — "
+                "promote the tested release\n/rollback NAME N — prod back to "
+                "commit N\n/logs NAME — last 30 lines\n/load — system "
+                "load\n/cancel — stop what you are typing"
+            ),
+        ),
+    )
 
 
 async def screen_projects(update: Update, context: Ctx) -> None:
@@ -78,7 +91,7 @@ async def screen_status(update: Update, context: Ctx, name: str) -> None:
     text = await blocking(d.service.query.status_text, name, lang)  # plain: escaped by pre
     await show(
         update,
-        t(lang, "status.title", name=name) + "\n" + pre(text.splitlines(), budget=3800),
+        t(lang, "<b>{name}</b>", name=name) + "\n" + pre(text.splitlines(), budget=3800),
         screens.back_to(lang, name),
     )
 
@@ -92,14 +105,22 @@ async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> Non
     d = deps(context)
     lang = d.lang(chat_of(update))
     lines = await blocking(log_tail, d, name, slot)
-    title = t(lang, "logs.title" if lines else "logs.empty", name=name, slot=slot, n=len(lines))
+    title = t(
+        lang,
+        "<b>{name}</b> {slot}: last {n} lines"
+        if lines
+        else N_("<b>{name}</b> {slot} has printed nothing yet."),
+        name=name,
+        slot=slot,
+        n=len(lines),
+    )
     markup = InlineKeyboardMarkup(
         [
             [
-                screens.button(t(lang, "btn.follow"), Cb.FOLLOW, name, slot, FOLLOW_SECONDS),
-                screens.button(t(lang, "btn.logfile"), Cb.LOG_FILE, name, slot),
+                screens.button(t(lang, "👁 Follow"), Cb.FOLLOW, name, slot, FOLLOW_SECONDS),
+                screens.button(t(lang, "📎 Full log"), Cb.LOG_FILE, name, slot),
             ],
-            [screens.button(t(lang, "back"), Cb.PROJECT, name)],
+            [screens.button(t(lang, "⬅️ Back"), Cb.PROJECT, name)],
         ]
     )
     await show(update, title + "\n" + pre(lines), markup)
@@ -116,7 +137,7 @@ async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> No
     chat = update.effective_chat
     assert chat is not None
     if not data:
-        await chat.send_message(t(d.lang(chat.id), "nothing"))
+        await chat.send_message(t(d.lang(chat.id), "Nothing to show yet."))
         return
     await chat.send_document(InputFile(data, filename=f"{name}-{slot}.log"))
 
@@ -132,11 +153,24 @@ async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> Non
     lang = d.lang(chat_of(update))
     state = await blocking(d.service.query.state, name)
     if state.test is None:
-        await show(update, t(lang, "bad", reason=f"{name}: no tested release to promote"))
+        await show(update, t(lang, "⚠️ {reason}", reason=f"{name}: no tested release to promote"))
         return
     keys = await blocking(d.service.query.variables_diff, name)
-    diff = t(lang, "diff.some", keys=", ".join(keys)) if keys else t(lang, "diff.none")
-    text = t(lang, "confirm.promote", name=name, n=state.test, diff="") + diff
+    diff = (
+        t(lang, "\nVariables that differ between test and prod: {keys}", keys=", ".join(keys))
+        if keys
+        else t(lang, "\nTest and prod variables are the same.")
+    )
+    text = (
+        t(
+            lang,
+            "Promote #{n} of <b>{name}</b> to <b>prod</b>?{diff}",
+            name=name,
+            n=state.test,
+            diff="",
+        )
+        + diff
+    )
     await ask(update, context, text, (Cb.PROMOTE_YES, name), (Cb.PROJECT, name))
 
 
@@ -144,5 +178,5 @@ async def screen_load(update: Update, context: Ctx) -> None:
     d = deps(context)
     report = await blocking(d.service.query.load)
     text = report.text()
-    markup = InlineKeyboardMarkup([[screens.button(t(d.lang(chat_of(update)), "back"), Cb.MENU)]])
+    markup = InlineKeyboardMarkup([[screens.button(t(d.lang(chat_of(update)), "⬅️ Back"), Cb.MENU)]])
     await show(update, pre(text.splitlines(), budget=3900), markup)

@@ -23,9 +23,9 @@ from controlplane.domain.backoff import poll_wait
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, format_interval
 from controlplane.domain.runner import ProcessInfo, program_name
-from controlplane.domain.texts import t
 from controlplane.domain.units import human_bytes
 from controlplane.domain.units import human_duration as duration
+from controlplane.i18n import N_, t
 from controlplane.layout import rotated
 
 if TYPE_CHECKING:
@@ -266,11 +266,11 @@ def slot_line(s: SlotStatus, lang: str = "en") -> str:
     if s.pid:
         parts.append(f"pid {s.pid}")
     if s.uptime:
-        parts.append(t(lang, "status.up", duration=duration(s.uptime)))
+        parts.append(t(lang, "up {duration}", duration=duration(s.uptime)))
     if s.exitstatus is not None:
-        parts.append(t(lang, "status.exit", status=s.exitstatus))
+        parts.append(t(lang, "exit status {status}", status=s.exitstatus))
     if s.restarts:
-        parts.append(t(lang, "status.restarts", count=s.restarts))
+        parts.append(t(lang, "{count} restarts in the last hour", count=s.restarts))
     return "  ".join(parts)
 
 
@@ -278,23 +278,25 @@ def poll_text(ps: ProjectStatus, lang: str = "en") -> tuple[str, str]:
     """(last poll, next poll) as words."""
     last = ps.last_poll
     if not last:
-        last_text = t(lang, "status.never")
+        last_text = t(lang, "never")
     else:
-        ago = t(lang, "status.ago", age=duration(ps.now - float(last.get("at", ps.now))))
+        ago = t(lang, "{age} ago", age=duration(ps.now - float(last.get("at", ps.now))))
         result = (
-            t(lang, "status.ok")
+            t(lang, "ok")
             if last.get("ok")
-            else t(lang, "status.failed", error=last.get("error"))
+            else t(lang, "failed: {error}", error=last.get(N_("⚠️ Internal error: {error}{count}")))
         )
         last_text = f"{ago}, {result}"
     nxt = ps.next_poll
     if nxt is None or nxt == math.inf or ps.poll_interval <= 0:
-        next_text = t(lang, "status.off")
+        next_text = t(lang, "off")
     elif nxt <= ps.now:
-        next_text = t(lang, "status.due")
+        next_text = t(lang, "due now")
     else:
         next_text = t(
-            lang, "status.in" if ps.next_poll_exact else "status.about", wait=duration(nxt - ps.now)
+            lang,
+            "in {wait}" if ps.next_poll_exact else N_("about in {wait}"),
+            wait=duration(nxt - ps.now),
         )
     interval = format_interval(ps.poll_interval)
     return last_text, f"{next_text} (every {interval})" if ps.poll_interval > 0 else next_text
@@ -310,22 +312,28 @@ def format_status(ps: ProjectStatus, lang: str = "en") -> str:
             age = f" ({t(lang, 'status.committed', age=duration(ps.now - date))})" if date else ""
             lines.append("      " + commit_text(s.release) + age)
         elif s.slot == "prod":
-            lines.append("      " + t(lang, "status.no_release"))
+            lines.append("      " + t(lang, "nothing deployed"))
     last, nxt = poll_text(ps, lang)
-    rows = [(t(lang, "status.last_poll"), last), (t(lang, "status.next_poll"), nxt)]
+    rows = [(t(lang, "last poll"), last), (t(lang, "next poll"), nxt)]
     if ps.waiting is not None:
-        rows.append((t(lang, "status.waiting"), commit_text(ps.waiting)))
+        rows.append((t(lang, "newer commit"), commit_text(ps.waiting)))
     if ps.op:
         since = duration(ps.now - float(ps.op.get("since", ps.now)))
         rows.append(
-            (t(lang, "status.op"), t(lang, "status.since", op=ps.op.get("op"), duration=since))
+            (
+                t(lang, "in progress"),
+                t(lang, "{op} for {duration}", op=ps.op.get("op"), duration=since),
+            )
         )
     on_disk = t(
-        lang, "status.on_disk", count=ps.releases_on_disk, size=human_bytes(ps.releases_bytes)
+        lang,
+        "{count} on disk, {size}",
+        count=ps.releases_on_disk,
+        size=human_bytes(ps.releases_bytes),
     )
-    rows.append((t(lang, "status.releases"), on_disk))
+    rows.append((t(lang, "releases"), on_disk))
     if ps.note:
-        rows.append((t(lang, "status.note"), ps.note))
+        rows.append((t(lang, "note"), ps.note))
     width = max(len(k) for k, _ in rows)
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
@@ -342,11 +350,11 @@ def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
         again = f" {t(lang, 'status.restarts_short', count=s.restarts)}" if s.restarts else ""
         parts.append(f"{s.slot} {s.state}{number}{up}{again}")
     if len(parts) == 1:
-        parts.append(t(lang, "status.no_release"))
+        parts.append(t(lang, "nothing deployed"))
     if ps.waiting is not None:
         parts.append(f"{t(lang, 'status.waiting')} {commit_text(ps.waiting).split(' ')[0]}")
     if ps.last_poll and not ps.last_poll.get("ok"):
-        parts.append(t(lang, "status.failed", error="poll"))
+        parts.append(t(lang, "failed: {error}", error="poll"))
     if ps.op:
         parts.append(f"{ps.op.get('op')} {duration(ps.now - float(ps.op.get('since', ps.now)))}")
     return "  ".join(parts)
@@ -355,7 +363,7 @@ def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
 def format_overview(statuses: Sequence[ProjectStatus], lang: str = "en") -> str:
     """All projects, one line each."""
     if not statuses:
-        return t(lang, "status.no_projects")
+        return t(lang, "no projects yet: add one with `controlplane project add`")
     return "\n".join(overview_line(ps, lang) for ps in statuses)
 
 

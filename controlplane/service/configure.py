@@ -43,6 +43,7 @@ from controlplane.domain.models import (
     validate_var_name,
 )
 from controlplane.errors import AlreadyExists, NotFound, SupervisorError, ValidationError
+from controlplane.i18n import LANGS, tr
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
@@ -247,6 +248,14 @@ class Configuration:
         self.settings.layout.known_hosts(validate_name(name)).unlink(missing_ok=True)
 
     # -- settings ----------------------------------------------------------------------------
+
+    def set_chat_lang(self, chat: int, lang: str | None) -> None:
+        """The language a chat chose with 🌐 (None: back to the admin's Telegram language)."""
+        if lang is not None and lang not in LANGS:
+            raise ValidationError(
+                "language", lang, tr("use one of: {langs}", langs=", ".join(LANGS))
+            )
+        self.store.set_chat_lang(chat, lang)
 
     def set_setting(self, name: str, key: str, value: str) -> Project:
         """`project set NAME KEY VALUE` (`repo` changes the URL and its credentials)."""

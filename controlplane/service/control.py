@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import Text, as_text, tr
 from controlplane.service.executor import OK, Operation, Progress
 from controlplane.service.requests import SERVE_DOWN as SERVE_DOWN
 from controlplane.service.requests import ServeDown as ServeDown
@@ -100,18 +101,36 @@ def event_message(event: Progress) -> Message:
 
 
 def result_message(op: Operation) -> Message:
-    """The last line for a followed operation."""
-    return {"result": {"ok": op.state == OK, "state": op.state, "id": op.id, "text": op.result}}
+    """The last line for a followed operation: `text` in English, `msg` the Text as data
+    (the CLI renders it in its locale's language)."""
+    return {
+        "result": {
+            "ok": op.state == OK,
+            "state": op.state,
+            "id": op.id,
+            "text": op.result,
+            "msg": op.result_text.to_dict(),
+        }
+    }
 
 
 def started_message(op: Operation) -> Message:
     """The answer for an operation handed over without following it."""
-    text = f"started {op.op} for {op.project}"
-    return {"result": {"ok": True, "state": "running", "id": op.id, "text": text}}
+    text = tr("started {op} for {project}", op=op.op, project=op.project)
+    return {
+        "result": {
+            "ok": True,
+            "state": "running",
+            "id": op.id,
+            "text": str(text),
+            "msg": text.to_dict(),
+        }
+    }
 
 
-def error_message(text: str) -> Message:
-    return {"result": {"ok": False, "text": text}}
+def error_message(text: Text | str) -> Message:
+    message = as_text(text)
+    return {"result": {"ok": False, "text": str(message), "msg": message.to_dict()}}
 
 
 def answer_message(answer: Mapping[str, Any]) -> Message:

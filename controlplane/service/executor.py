@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from controlplane.domain.kinds import ProgressKind
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import Text, as_text, tr, verbatim
 
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS = 500
 KEEP_FINISHED = 100
-WAITING_FOR_SLOT = "waiting for a build slot"
+WAITING_FOR_SLOT = tr("waiting for a build slot")
 
 STEP, LOG = ProgressKind.STEP, ProgressKind.LOG
 DONE, FAILED = ProgressKind.DONE, ProgressKind.FAILED
@@ -43,7 +44,7 @@ class Busy(ControlPlaneError):
     """The project already has an operation running; a new one is refused, never queued."""
 
     def __init__(self, project: str, op: str, since: float) -> None:
-        super().__init__(f"busy: {op} since {clock_text(since)}")
+        super().__init__(tr("busy: {op} since {clock}", op=op, clock=clock_text(since)))
         self.project = project
         self.op = op
         self.since = since
@@ -52,7 +53,7 @@ class Busy(ControlPlaneError):
 class OperationFailed(ControlPlaneError):
     """An operation ended without success; `state` is "failed" or "cancelled"."""
 
-    def __init__(self, op: str, project: str, state: str, text: str) -> None:
+    def __init__(self, op: str, project: str, state: str, text: Text | str) -> None:
         super().__init__(text)
         self.op = op
         self.project = project
@@ -63,14 +64,14 @@ class OperationCancelled(ControlPlaneError):
     """Raised inside an operation that noticed its cancel request."""
 
     def __init__(self) -> None:
-        super().__init__("cancelled")
+        super().__init__(tr("cancelled"))
 
 
 class ShuttingDown(ControlPlaneError):
     """The executor is stopping and takes no new operations."""
 
     def __init__(self) -> None:
-        super().__init__("controlplane serve is shutting down; ask again once it is back")
+        super().__init__(tr("controlplane serve is shutting down; ask again once it is back"))
 
 
 @dataclass(frozen=True)
@@ -79,19 +80,32 @@ class Progress:
 
     seq: int
     at: float
-    text: str
+    text: str  # English, for the logs
     kind: ProgressKind
+    msg: dict[str, object] | None = None  # the Text, as data (None for a line of output)
+
+    @property
+    def message(self) -> Text:
+        """The step or outcome, to render in the reader's language; output verbatim."""
+        return Text.from_dict(self.msg) if self.msg else verbatim(self.text)
 
 
-def outcome(exc: BaseException, cancel_requested: bool) -> tuple[str, str]:
+def outcome(exc: BaseException, cancel_requested: bool) -> tuple[str, Text]:
     """The state and the text a person sees for an exception that ended an operation."""
     if isinstance(exc, OperationCancelled) or (
         cancel_requested and isinstance(exc, ControlPlaneError)
     ):
-        return CANCELLED, "cancelled"
+        return CANCELLED, tr("cancelled")
     if isinstance(exc, ControlPlaneError):
-        return FAILED_STATE, str(exc)
-    return FAILED_STATE, f"internal error: {type(exc).__name__}: {exc}"
+        return FAILED_STATE, exc.text
+    return FAILED_STATE, tr(
+        "internal error: {error}", error=verbatim(f"{type(exc).__name__}: {exc}")
+    )
+
+
+def _progress(seq: int, text: Text, kind: ProgressKind) -> Progress:
+    msg = None if text.verbatim else text.to_dict()
+    return Progress(seq, time.time(), str(text), kind, msg)
 
 
 class Operation:
@@ -108,7 +122,8 @@ class Operation:
         self.id = secrets.token_hex(4)
         self.since = time.time()
         self.state = RUNNING
-        self.result = ""
+        self.result = ""  # English, for the logs and callers in this process
+        self.result_text: Text = verbatim("")  # the same, to render in a reader's language
         self.value: object = None  # what the operation produced, for callers in this process
         self.cancel = threading.Event()
         self.events: deque[Progress] = deque(maxlen=MAX_EVENTS)
@@ -132,33 +147,35 @@ class Operation:
         with self._cond:
             return self._seq
 
-    def step(self, text: str) -> None:
+    def step(self, text: Text | str) -> None:
         """Report the start of a named step ("fetch", "install requirements" ...)."""
-        self._publish(text, STEP)
+        self._publish(as_text(text), STEP)
 
     def log(self, line: str) -> None:
-        """Report one line of output."""
-        self._publish(line.rstrip("\n"), LOG)
+        """Report one line of output (never translated)."""
+        self._publish(verbatim(line.rstrip("\n")), LOG)
 
     def raise_if_cancelled(self) -> None:
         """Stop the operation here when someone asked to cancel it."""
         if self.cancel.is_set():
             raise OperationCancelled()
 
-    def _publish(self, text: str, kind: ProgressKind) -> None:
+    def _publish(self, text: Text, kind: ProgressKind) -> None:
         with self._cond:
             self._seq += 1
-            self.events.append(Progress(self._seq, time.time(), text, kind))
+            self.events.append(_progress(self._seq, text, kind))
             self._cond.notify_all()
 
-    def _finish(self, state: str, text: str) -> None:
+    def _finish(self, state: str, text: Text | str) -> None:
         """Set the outcome and publish the last event, which wakes every follower."""
+        message = as_text(text)
         with self._cond:
             self.state = state
-            self.result = text
+            self.result_text = message
+            self.result = str(message)
             self._seq += 1
             kind = DONE if state == OK else FAILED
-            self.events.append(Progress(self._seq, time.time(), text, kind))
+            self.events.append(_progress(self._seq, message, kind))
             self._cond.notify_all()
 
     def events_after(self, after: int = 0) -> list[Progress]:
@@ -196,7 +213,7 @@ class Operation:
         OperationFailed carrying the state and the reason."""
         self.wait()
         if self.state != OK:
-            raise OperationFailed(self.op, self.project, self.state, self.result)
+            raise OperationFailed(self.op, self.project, self.state, self.result_text)
         return self.result
 
 
@@ -218,7 +235,7 @@ class Executor:
         self._closed = False
 
     def submit(
-        self, project: str, op: str, fn: Callable[[Operation], str], *, heavy: bool = False
+        self, project: str, op: str, fn: Callable[[Operation], Text | str], *, heavy: bool = False
     ) -> Operation:
         """Start fn for project at once in a worker thread; Busy when one runs already."""
         operation = Operation(project, op, heavy=heavy)
@@ -246,19 +263,20 @@ class Executor:
                 break
             self._recent.popitem(last=False)
 
-    def _work(self, operation: Operation, fn: Callable[[Operation], str]) -> None:
+    def _work(self, operation: Operation, fn: Callable[[Operation], Text | str]) -> None:
         """The worker thread: wait for a slot when heavy, run fn, record the outcome."""
-        state, text = CANCELLED, "cancelled"
+        state = CANCELLED
+        text_or_str: Text | str = tr("cancelled")
         try:
             if not operation.heavy:
-                state, text = self._run(operation, fn)
+                state, text_or_str = self._run(operation, fn)
             elif self._take_slot(operation):
                 try:
-                    state, text = self._run(operation, fn)
+                    state, text_or_str = self._run(operation, fn)
                 finally:
                     self._give_slot()
         finally:
-            self._end(operation, state, text)
+            self._end(operation, state, text_or_str)
 
     def _take_slot(self, operation: Operation) -> bool:
         """Wait for a build slot; False when cancelled while waiting."""
@@ -278,7 +296,9 @@ class Executor:
             self._heavy_running -= 1
             self._lock.notify_all()
 
-    def _run(self, operation: Operation, fn: Callable[[Operation], str]) -> tuple[str, str]:
+    def _run(
+        self, operation: Operation, fn: Callable[[Operation], Text | str]
+    ) -> tuple[str, Text | str]:
         try:
             return OK, fn(operation)
         except BaseException as exc:  # nothing may escape a worker thread
@@ -292,7 +312,7 @@ class Executor:
                 )
             return state, text
 
-    def _end(self, operation: Operation, state: str, text: str) -> None:
+    def _end(self, operation: Operation, state: str, text: Text | str) -> None:
         """Free the project before followers hear the end, so they may submit again."""
         with self._lock:
             self._active.pop(operation.project, None)

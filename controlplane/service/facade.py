@@ -32,6 +32,7 @@ from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project, validate_name
 from controlplane.errors import NotFound
+from controlplane.i18n import Text
 from controlplane.service.configure import (
     Clients,
     Configuration,
@@ -95,7 +96,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Work = Callable[[Operation], str]
+Work = Callable[[Operation], Text | str]
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class Service:
         self.store.get_project(req.project)
         work = self._work(req)
 
-        def tracked(operation: Operation) -> str:
+        def tracked(operation: Operation) -> Text | str:
             self.store.update_state(req.project, op={"op": req.op, "since": time.time()})
             try:
                 return work(operation)

@@ -19,6 +19,7 @@ from typing import Any
 from controlplane.adapters.store import OUTBOX, Store
 from controlplane.domain.events import Event
 from controlplane.domain.kinds import EventKind
+from controlplane.i18n import Text, as_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +46,26 @@ class Outbox:
             if fn in self._subscribers:
                 self._subscribers.remove(fn)
 
-    def publish(self, kind: EventKind, project: str | None, text: str, **data: Any) -> Event:
+    def publish(self, kind: EventKind, project: str | None, text: Text | str, **data: Any) -> Event:
         """Persist the event, then tell in-process subscribers (their errors are logged)."""
+        message = as_text(text)
         with self.store.rows(OUTBOX, OUTBOX, write=True) as rows:
             last = max((row["seq"] for row in rows.values()), default=0)
             event = Event(
-                seq=last + 1, at=time.time(), kind=str(kind), project=project, text=text, data=data
+                seq=last + 1,
+                at=time.time(),
+                kind=str(kind),
+                project=project,
+                text=str(message),
+                data=data,
+                msg=message.to_dict(),
             )
             doc_id = max((int(k) for k in rows), default=0) + 1
             rows[str(doc_id)] = {**event.to_dict(), "acked": []}
             cutoff = event.seq - KEEP_EVENTS
             for key in [k for k, row in rows.items() if row["seq"] <= cutoff]:
                 del rows[key]
-        logger.info("event %s %s: %s", kind, project or "-", text)
+        logger.info("event %s %s: %s", kind, project or "-", event.text)
         with self._lock:
             subscribers = list(self._subscribers)
         for fn in subscribers:

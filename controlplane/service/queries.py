@@ -96,6 +96,10 @@ class Queries:
     def projects(self) -> list[Project]:
         return self.store.list_projects()
 
+    def chat_langs(self) -> dict[int, str]:
+        """The language each admin chat chose with 🌐."""
+        return self.store.chat_langs()
+
     def state(self, name: str) -> SlotState:
         return self.store.state(name)
 

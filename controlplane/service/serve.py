@@ -138,7 +138,7 @@ class FatalRetry:
             try:
                 start(program)
             except RPCFault as fault:
-                record.error = fault.text
+                record.error = fault.fault
                 if fault.code == Faults.BAD_NAME:
                     self.attempts.pop(program, None)
             except SupervisorError as exc:

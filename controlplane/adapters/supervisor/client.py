@@ -34,6 +34,7 @@ from controlplane.domain.runner import is_ours as is_ours
 from controlplane.domain.runner import parse_program as parse_program
 from controlplane.domain.runner import program_name as program_name
 from controlplane.errors import SupervisorError
+from controlplane.i18n import tr
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -395,7 +396,7 @@ class Supervisor:
             action(*args)
         except RPCFault as fault:
             if fault.code not in (Faults.BAD_NAME, Faults.ALREADY_ADDED):
-                failures.append(f"{group}: {fault.text}")
+                failures.append(f"{group}: {fault.fault}")
 
     def start(self, program: str, wait: bool = True) -> bool:
         """Start a program; False when it was running already."""
@@ -474,9 +475,11 @@ class RPCFault(SupervisorError):
 
     def __init__(self, method: str, args: tuple[Any, ...], code: int, text: str) -> None:
         shown = ", ".join(str(a) for a in args)
-        super().__init__(f"supervisord: {method}({shown}) failed: {text}")
+        super().__init__(
+            tr("supervisord: {call} failed: {reason}", call=f"{method}({shown})", reason=text)
+        )
         self.code = code
-        self.text = text
+        self.fault = text  # supervisord's own words
 
 
 def _read_auth(settings: Settings) -> tuple[str, str]:
