@@ -220,10 +220,10 @@ class Text:
         template = self.template(lang)
         try:
             return template.format(**values)
-        except (KeyError, IndexError, ValueError):
+        except (KeyError, IndexError, ValueError, AttributeError):
             logger.error("translation of %r does not fit its values; English is used", self.msgid)
             english = self.msgid if self.plural is None or self.n == 1 else self.plural
-            return english.format(**values)
+            return fill(english, values)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.msgid}
@@ -245,6 +245,20 @@ class Text:
             n=data.get("n"),
             verbatim=bool(data.get("raw")),
         )
+
+
+class _Missing(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """`template` with the values it names; a placeholder without a value stays as it is,
+    and a template that does not parse is shown as it is (a text never fails to show)."""
+    try:
+        return template.format_map(_Missing(values))
+    except (IndexError, ValueError, AttributeError):
+        return template
 
 
 def tr(msgid: str, **values: Any) -> Text:
@@ -283,7 +297,10 @@ def render(value: Any, lang: str) -> str:
 def render_value(value: Any, lang: str, escape: Any) -> str:
     if isinstance(value, Text):
         return value.render(lang, escape)
-    shown = value.render(lang) if isinstance(value, Number | Duration | Size) else str(value)
+    if isinstance(value, Number | Duration | Size):
+        shown = value.render(lang)
+    else:  # a str subclass (the bot's Html) keeps its type, so `escape` can tell it
+        shown = value if isinstance(value, str) else str(value)
     return escape(shown) if escape else shown
 
 
