@@ -48,12 +48,15 @@ RUN uv export --frozen --no-dev --no-emit-project --format requirements-txt -o /
  && uv venv --python /usr/bin/python3 /opt/controlplane \
  && uv pip install --python /opt/controlplane/bin/python --require-hashes -r /tmp/requirements.txt
 
-COPY supervisord.conf.tmpl ./
+COPY supervisord.conf.tmpl hatch_build.py ./
 COPY templates/ templates/
 COPY controlplane/ controlplane/
+# The build hook (hatch_build.py) compiles the translations (.po → .mo) into the wheel.
 RUN uv build --wheel --out-dir /tmp/dist . \
  && uv pip install --python /opt/controlplane/bin/python --no-deps /tmp/dist/*.whl \
- && /opt/controlplane/bin/controlplane --help > /dev/null
+ && /opt/controlplane/bin/controlplane --help > /dev/null \
+ && /opt/controlplane/bin/python -c "from controlplane.i18n import LOCALE_DIR as d; \
+assert (d / 'ru/LC_MESSAGES/controlplane.mo').is_file(), 'no compiled Russian catalog'"
 
 # ---- runtime ----------------------------------------------------------------------------
 FROM ${BASE}

@@ -7,7 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= $(CURDIR)/data
 
-.PHONY: run test lint typecheck pytest clean
+PO := controlplane/i18n/locale/ru/LC_MESSAGES/controlplane.po
+MO := $(PO:.po=.mo)
+
+.PHONY: run test lint typecheck pytest clean catalogs
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools || { echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }
@@ -17,7 +20,17 @@ $(BIN)/controlplane: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-run: $(BIN)/controlplane
+# The compiled Russian catalog (the build hook makes it for wheels and the image too).
+$(MO): $(PO) | $(BIN)/controlplane
+	$(BIN)/pybabel compile
+
+# After changing texts in the code: the template and the catalogs follow it, then compile.
+catalogs: $(BIN)/controlplane
+	$(BIN)/pybabel extract
+	$(BIN)/pybabel update
+	$(BIN)/pybabel compile
+
+run: $(BIN)/controlplane $(MO)
 	CONTROLPLANE_DATA_DIR=$${CONTROLPLANE_DATA_DIR:-$(DATA)} $(BIN)/controlplane up
 
 lint: $(BIN)/controlplane
@@ -28,7 +41,7 @@ lint: $(BIN)/controlplane
 typecheck: $(BIN)/controlplane
 	$(BIN)/mypy --strict controlplane
 
-pytest: $(BIN)/controlplane
+pytest: $(BIN)/controlplane $(MO)
 	$(BIN)/pytest
 
 test: lint typecheck pytest

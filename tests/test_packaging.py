@@ -147,3 +147,10 @@ def test_installed_package_renders_both_configs(installed: Path, tmp_path: Path)
     command = next(line for line in program.splitlines() if line.startswith("command="))
     assert command.endswith("run-slot demo prod")
     assert str(python) in command and "-m controlplane" in command
+
+
+def test_installed_package_speaks_russian_from_its_compiled_catalog(installed: Path) -> None:
+    site = next(installed.glob("lib/python*/site-packages/controlplane"))
+    assert (site / "i18n" / "locale" / "ru" / "LC_MESSAGES" / "controlplane.mo").is_file()
+    code = "from controlplane.i18n import tr; print(tr('cancelled').render('ru'))"
+    assert must([str(installed / "bin" / "python"), "-c", code], installed).strip() == "отменено"
