@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum, unique
 
+from controlplane.i18n import N_, Text, verbatim
+
 
 @unique
 class EventKind(StrEnum):
@@ -64,3 +66,29 @@ class ProgressKind(StrEnum):
     LOG = "log"  # a line of output
     DONE = "done"  # the last line: it succeeded
     FAILED = "failed"  # the last line: it failed or was cancelled
+
+
+OP_NAMES: dict[str, str] = {  # each operation as a person reads it (translated where shown)
+    OpKind.DEPLOY: N_("deploy"),
+    OpKind.TEST: N_("test"),
+    OpKind.PROMOTE: N_("promote"),
+    OpKind.DISCARD: N_("discard"),
+    OpKind.ROLLBACK: N_("rollback"),
+    OpKind.START: N_("start"),
+    OpKind.STOP: N_("stop"),
+    OpKind.RESTART: N_("restart"),
+    OpKind.SYNC: N_("sync"),
+    OpKind.PRUNE: N_("prune"),
+    OpKind.ADD: N_("add"),
+    OpKind.LAUNCH: N_("launch"),
+    OpKind.REMOVE: N_("remove"),
+    OpKind.CANCEL: N_("cancel"),
+    OpKind.EXTEND: N_("extend"),
+    OpKind.NEW_COMMIT: N_("new commit"),
+}
+
+
+def op_name(op: str) -> Text:
+    """An operation's name for a person ('deploy' / 'деплой'); an unknown one as it is."""
+    msgid = OP_NAMES.get(op)
+    return Text(msgid) if msgid is not None else verbatim(op)

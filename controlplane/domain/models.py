@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from controlplane.errors import ValidationError
+from controlplane.i18n import N_, Text
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -450,6 +451,16 @@ def format_interval(seconds: int, zero: str = "off") -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def interval_text(seconds: int) -> Text:
+    """format_interval in the reader's language: 0 → 'off', 300 → '5m' / '5 мин'."""
+    if seconds == 0:
+        return Text(N_("off"))
+    for unit, size in ((N_("{n}d"), 86400), (N_("{n}h"), 3600), (N_("{n}m"), 60)):
+        if seconds % size == 0:
+            return Text(unit, {"n": seconds // size})
+    return Text(N_("{n}s"), {"n": seconds})
 
 
 def validate_entry(raw: str) -> str:
