@@ -6,6 +6,8 @@ each face renders in its reader's language; `str()` is the English text, for the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from controlplane.i18n import Text, as_text, tr
 
 
@@ -35,7 +37,13 @@ class ValidationError(ControlPlaneError, ValueError):
 
 
 class SettingsError(ControlPlaneError):
-    """An environment variable holds a malformed value."""
+    """An environment variable holds a malformed value: `variable` names it, `value` is
+    what it holds; the message says what is accepted."""
+
+    def __init__(self, message: Text | str, *, variable: str = "", value: str = "") -> None:
+        super().__init__(message)
+        self.variable = variable
+        self.value = value
 
 
 class NotFound(ControlPlaneError):
@@ -51,7 +59,15 @@ class StoreError(ControlPlaneError):
 
 
 class StoreCorrupt(StoreError):
-    """The store file does not parse; the message names the last good copy."""
+    """A store file does not parse; `backup` is its last good copy (None: there is none),
+    and the message names it."""
+
+    def __init__(
+        self, message: Text | str, *, path: Path | None = None, backup: Path | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.backup = backup
 
 
 class KeyringError(ControlPlaneError):

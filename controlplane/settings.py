@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from controlplane.errors import SettingsError
+from controlplane.i18n import Text, tr
 from controlplane.layout import Layout
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -30,9 +31,10 @@ class Platform:
     arch: str
     in_container: bool
 
-    def describe(self) -> str:
-        where = "in a container" if self.in_container else "on the host"
-        return f"{self.os}/{self.arch}, {where}"
+    def describe(self) -> Text:
+        if self.in_container:
+            return tr("{os}/{arch}, in a container", os=self.os, arch=self.arch)
+        return tr("{os}/{arch}, on the host", os=self.os, arch=self.arch)
 
 
 def detect_platform(root: Path = Path("/")) -> Platform:
@@ -84,8 +86,14 @@ def parse_admin_ids(raw: str) -> frozenset[int]:
             ids.add(int(part))
         except ValueError:
             raise SettingsError(
-                f"ADMIN_CHAT_IDS: {part!r} is not a chat id; "
-                "give whole numbers separated by commas, like 123456789,-1001234567890"
+                tr(
+                    "{variable}: {value} is not a chat id; give whole numbers separated by "
+                    "commas, like 123456789,-1001234567890",
+                    variable="ADMIN_CHAT_IDS",
+                    value=repr(part),
+                ),
+                variable="ADMIN_CHAT_IDS",
+                value=part,
             ) from None
     return frozenset(ids)
 
@@ -97,14 +105,35 @@ def parse_bool(name: str, raw: str) -> bool:
         return True
     if value in ("", "0", "false", "no", "off"):
         return False
-    raise SettingsError(f"{name}: {raw!r} is not a switch; use 1 or 0")
+    raise SettingsError(
+        tr("{variable}: {value} is not a switch; use 1 or 0", variable=name, value=repr(raw)),
+        variable=name,
+        value=raw,
+    )
+
+
+def either(words: tuple[str, ...]) -> Text | str:
+    """'a or b or c', in the reader's language."""
+    shown: Text | str = words[0]
+    for word in words[1:]:
+        shown = tr("{a} or {b}", a=shown, b=word)
+    return shown
 
 
 def parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     """An absolute URL with one of `schemes` and a host."""
     parts = urlsplit(raw.strip())
     if parts.scheme not in schemes or not parts.netloc:
-        raise SettingsError(f"{name}: {raw!r} is not a URL; use {' or '.join(schemes)}://host")
+        raise SettingsError(
+            tr(
+                "{variable}: {value} is not a URL; use {schemes}://host",
+                variable=name,
+                value=repr(raw),
+                schemes=either(schemes),
+            ),
+            variable=name,
+            value=raw,
+        )
     return raw.strip().rstrip("/")
 
 
@@ -134,11 +163,27 @@ class Settings:
         plat = plat or detect_platform()
         lang = env.get("CONTROLPLANE_LANG", "").strip().lower() or None
         if lang is not None and lang not in LANGS:
-            raise SettingsError(f"CONTROLPLANE_LANG: {lang!r} is not a language; use en or ru")
+            raise SettingsError(
+                tr(
+                    "{variable}: {value} is not a language; use en or ru",
+                    variable="CONTROLPLANE_LANG",
+                    value=repr(lang),
+                ),
+                variable="CONTROLPLANE_LANG",
+                value=lang,
+            )
         data = env.get("CONTROLPLANE_DATA_DIR", "").strip()
         data_dir = Path(data).expanduser() if data else default_data_dir(plat, env)
         if not data_dir.is_absolute():
-            raise SettingsError(f"CONTROLPLANE_DATA_DIR: {data!r} must be an absolute path")
+            raise SettingsError(
+                tr(
+                    "{variable}: {value} must be an absolute path",
+                    variable="CONTROLPLANE_DATA_DIR",
+                    value=repr(data),
+                ),
+                variable="CONTROLPLANE_DATA_DIR",
+                value=data,
+            )
         keys = tuple(k.strip() for k in env.get("CONTROLPLANE_KEY", "").split(",") if k.strip())
         proxy = env.get("TELEGRAM_PROXY", "").strip()
         run_as = env.get("CONTROLPLANE_RUN_AS", "").strip() or None
@@ -166,16 +211,18 @@ class Settings:
             ),
         )
 
-    def trust_warnings(self, euid: int) -> list[str]:
+    def trust_warnings(self, euid: int) -> list[Text]:
         """What weakens the trust boundary (docs/security.md), said at start: as root with
         no unprivileged user, a project's code and variables get root's rights."""
         if euid != 0:
             return []
         if self.run_as in (None, "root"):
             return [
-                "CONTROLPLANE_RUN_AS is not set: apps, builds and checks run as root, so a "
-                "project's code and variables have root's rights; set it to an "
-                "unprivileged user (the image uses app)"
+                tr(
+                    "CONTROLPLANE_RUN_AS is not set: apps, builds and checks run as root, so a "
+                    "project's code and variables have root's rights; set it to an "
+                    "unprivileged user (the image uses app)"
+                )
             ]
         return []
 

@@ -65,6 +65,24 @@ def test_malformed_values_are_refused_with_a_reason(env: dict[str, str], needle:
     assert "\n" not in str(info.value)
 
 
+def test_a_settings_error_names_its_variable_in_either_language() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"HOME": "/root", "TELEGRAM_PROXY": "ftp://x"}, LINUX)
+    error = info.value
+    assert (error.variable, error.value) == ("TELEGRAM_PROXY", "ftp://x")
+    assert (
+        str(error) == "TELEGRAM_PROXY: 'ftp://x' is not a URL; use http or https or socks5://host"
+    )
+    assert error.text.render("en") == str(error)
+    assert error.text.render("ru") == (
+        "TELEGRAM_PROXY: 'ftp://x' — не URL; укажите http или https или socks5://host"
+    )
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"HOME": "/root", "ADMIN_CHAT_IDS": "12,me"}, LINUX)
+    assert info.value.variable == "ADMIN_CHAT_IDS" and info.value.value == "me"
+    assert info.value.text.render("ru").startswith("ADMIN_CHAT_IDS: 'me' — не id чата; укажите")
+
+
 def test_default_data_dir_per_platform() -> None:
     env = {"HOME": "/home/u", "LOCALAPPDATA": r"C:\Users\u\AppData\Local"}
     win = Platform(os="windows", arch="amd64", in_container=False)
@@ -83,12 +101,15 @@ def test_container_detection_from_markers(tmp_path: Path) -> None:
     (other / "proc/1").mkdir(parents=True)
     (other / "proc/1/cgroup").write_text("0::/system.slice/docker-abc.scope\n")
     assert detect_platform(other).in_container is True
-    assert detect_platform(other).describe().endswith("in a container")
+    assert str(detect_platform(other).describe()).endswith("in a container")
+    assert detect_platform(other).describe().render("ru").endswith("в контейнере")
 
 
 def test_running_apps_as_root_is_said_at_start() -> None:
     as_root = Settings.from_env({"CONTROLPLANE_DATA_DIR": "/d"}, LINUX)
-    assert as_root.trust_warnings(0) and "CONTROLPLANE_RUN_AS" in as_root.trust_warnings(0)[0]
+    warnings = as_root.trust_warnings(0)
+    assert warnings and "CONTROLPLANE_RUN_AS" in str(warnings[0])
+    assert "CONTROLPLANE_RUN_AS не задан" in warnings[0].render("ru")
     assert as_root.trust_warnings(1000) == []  # not root: nothing has more rights than us
     split = Settings.from_env({"CONTROLPLANE_DATA_DIR": "/d", "CONTROLPLANE_RUN_AS": "app"}, LINUX)
     assert split.trust_warnings(0) == []

@@ -1,6 +1,7 @@
 """Accounts from the password database: who an app, a build or git runs as.
 
-On the restart path (run-slot): it imports only the standard library and the domain.
+On the restart path (run-slot): it imports only the standard library, the domain and the
+errors (with the translation core they carry their messages in).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import pwd
 
 from controlplane.domain.appenv import Account
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import tr
 
 
 class UnknownUser(ControlPlaneError):
@@ -17,7 +19,10 @@ class UnknownUser(ControlPlaneError):
 
     def __init__(self, user: str) -> None:
         super().__init__(
-            f"user {user!r} (CONTROLPLANE_RUN_AS) does not exist; create it or unset it"
+            tr(
+                "user {user} (CONTROLPLANE_RUN_AS) does not exist; create it or unset it",
+                user=repr(user),
+            )
         )
         self.user = user
 

@@ -1,5 +1,6 @@
 """Files: durable writes (a temp file in the same folder, fsync, rename, fsync the folder),
-what a folder takes, and handing a tree to another user.
+what a folder takes, handing a tree to another user, and why a file call failed (the
+system's words for the common causes, in the reader's language).
 
 A reader (or a restart after a kill) sees either the old content or the new, never half.
 `write_atomic` is the one way a file is replaced: the store, the keys, supervisord's
@@ -9,12 +10,31 @@ files, a release's ready marker and the load samples all go through it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 
 from controlplane.adapters.account import account_ids
+from controlplane.i18n import N_, Text, tr
+
+# The system's own words (os.strerror) for the failures an admin can act on.
+REASONS = {
+    errno.ENOSPC: N_("No space left on device"),
+    errno.EDQUOT: N_("Disk quota exceeded"),
+    errno.EACCES: N_("Permission denied"),
+    errno.EPERM: N_("Operation not permitted"),
+    errno.EROFS: N_("Read-only file system"),
+    errno.ENOENT: N_("No such file or directory"),
+}
+
+
+def os_reason(exc: OSError) -> Text | str:
+    """Why a file call failed, as the reader's language says it (the system's words for
+    a cause that is not in REASONS)."""
+    known = REASONS.get(exc.errno or 0)
+    return tr(known) if known else (exc.strerror or str(exc))
 
 
 def fsync_dir(path: Path) -> None:

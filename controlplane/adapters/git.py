@@ -45,6 +45,7 @@ from controlplane.adapters.gitaccess import (
     ssh_command,
 )
 from controlplane.adapters.giterrors import (
+    MIRROR,
     AuthFailed,
     BranchMissing,
     CommitMissing,
@@ -52,11 +53,13 @@ from controlplane.adapters.giterrors import (
     HostKeyChanged,
     HostUnreachable,
     RepoNotFound,
+    branch_missing,
     classify,
 )
 from controlplane.adapters.secrets import MASK, Redactor
 from controlplane.domain.models import split_credentials
 from controlplane.errors import CommandFailed
+from controlplane.i18n import Text, tr
 
 __all__ = [
     "NETWORK_VARS",
@@ -139,7 +142,7 @@ def _git(
     timeout: float = LOCAL_TIMEOUT,
     log: IO[str] | None = None,
     cancel: threading.Event | None = None,
-    what: str = "git",
+    what: Text | str = "git",
     extra_env: Mapping[str, str] | None = None,
     access: Access | None = None,
 ) -> str:
@@ -177,7 +180,7 @@ def _git(
         except runner.Cancelled:
             raise
         except CommandFailed as exc:
-            url = remote.url if remote else "the mirror"
+            url = remote.url if remote else MIRROR
             raise classify(exc, redact(url), what) from None
 
 
@@ -197,7 +200,7 @@ def ls_remote_heads(
         env=env,
         timeout=timeout,
         cancel=cancel,
-        what="ls-remote",
+        what=tr("ls-remote"),
         access=access,
     )
     heads: dict[str, str] = {}
@@ -221,18 +224,8 @@ def ls_remote(
     remote = Remote.parse(url)
     heads = ls_remote_heads(remote, env=env, timeout=timeout, cancel=cancel, access=access)
     if branch not in heads:
-        raise _branch_missing(remote.url, branch, sorted(heads))
+        raise branch_missing(remote.url, branch, sorted(heads))
     return heads[branch]
-
-
-def _branch_missing(url: str, branch: str, branches: list[str]) -> BranchMissing:
-    shown = ", ".join(branches[:20]) + (", …" if len(branches) > 20 else "")
-    return BranchMissing(
-        f"branch {branch} does not exist on {url}; branches: {shown or 'none (empty repository)'}",
-        url=url,
-        tail="",
-        branches=branches,
-    )
 
 
 def ensure_mirror(url: str | Remote, path: Path, *, access: Access | None = None) -> Path:
@@ -247,12 +240,12 @@ def ensure_mirror(url: str | Remote, path: Path, *, access: Access | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         _git(
             ["init", "--quiet", "--bare", "--", str(path)],
-            what="creating the mirror",
+            what=tr("creating the mirror"),
             access=access,
         )
     _git(
         ["-C", str(path), "config", "remote.origin.url", remote.url],
-        what="mirror config",
+        what=tr("mirror config"),
         access=access,
     )
     return path
@@ -290,13 +283,13 @@ def fetch(
             timeout=timeout,
             log=log,
             cancel=cancel,
-            what="fetch",
+            what=tr("fetch"),
             access=access,
         )
     except GitError as exc:
         if "couldn't find remote ref" not in exc.tail.lower():
             raise
-        raise _branch_missing(remote.url, branch, []) from None
+        raise branch_missing(remote.url, branch, None) from None
     head = resolve(mirror, f"refs/heads/{branch}", access=access)
     logger.info("fetched %s %s: head %s", remote.url, branch, head[:7])
     return head
@@ -380,14 +373,18 @@ def _fetch_by_id(
             timeout=timeout,
             log=log,
             cancel=cancel,
-            what="fetch commit",
+            what=tr("fetch commit"),
             access=access,
         )
     except GitError as exc:
         if type(exc) is not GitError:
             raise  # auth, host, repository: say that, not "commit missing"
         raise CommitMissing(
-            f"commit {sha[:7]} is not on {remote.url} any more (force-pushed away and cleaned up?)",
+            tr(
+                "commit {sha} is not on {url} any more (force-pushed away and cleaned up?)",
+                sha=sha[:7],
+                url=remote.url,
+            ),
             url=remote.url,
             tail=exc.tail,
         ) from None
@@ -402,7 +399,7 @@ def keep(mirror: Path, shas: Iterable[str], *, access: Access | None = None) -> 
         # One call per sha: the runner gives children no stdin for `update-ref --stdin`.
         _git(
             ["-C", str(mirror), "update-ref", f"{KEEP_PREFIX}{sha}", sha],
-            what="keeping a commit",
+            what=tr("keeping a commit"),
             access=access,
         )
 
@@ -419,7 +416,7 @@ def resolve(mirror: Path, rev: str, *, access: Access | None = None) -> str:
             "--end-of-options",
             f"{rev}^{{commit}}",
         ],
-        what=f"finding {rev}",
+        what=tr("finding {rev}", rev=rev),
         access=access,
     )
     return out.strip()
@@ -465,7 +462,7 @@ def first_parent_log(
             rev,
             "--",
         ],
-        what="reading history",
+        what=tr("reading history"),
         access=access,
     )
     return list(reversed(_parse_log(out)))
@@ -484,12 +481,12 @@ def commit_info(mirror: Path, sha: str, *, access: Access | None = None) -> Comm
             f"{sha}^{{commit}}",
             "--",
         ],
-        what=f"reading commit {sha}",
+        what=tr("reading commit {sha}", sha=sha),
         access=access,
     )
     commits = _parse_log(out)
     if not commits:
-        raise CommitMissing(f"commit {sha} is not in the mirror", url="the mirror", tail="")
+        raise CommitMissing(tr("commit {sha} is not in the mirror", sha=sha), url=MIRROR, tail="")
     return commits[0]
 
 
@@ -529,7 +526,7 @@ def export(
                 "--end-of-options",
                 f"{sha}^{{tree}}",
             ],
-            what=f"exporting {sha[:7]}",
+            what=tr("exporting {sha}", sha=sha[:7]),
             timeout=timeout,
             log=log,
             cancel=cancel,

@@ -23,6 +23,7 @@ from controlplane.adapters import runner, sshkeys
 from controlplane.adapters.account import account_ids
 from controlplane.adapters.files import chown_tree
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import tr
 from controlplane.settings import Settings
 
 # The only variables git is given beyond its fixed environment: how to reach a remote
@@ -225,7 +226,7 @@ def _wait_for(socket: Path, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 10
     while not socket.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise ControlPlaneError("ssh-agent did not start (is openssh-client installed?)")
+            raise ControlPlaneError(tr("ssh-agent did not start (is openssh-client installed?)"))
         time.sleep(0.005)
 
 

@@ -1,17 +1,25 @@
 """What a failed git command means: a small hierarchy of errors a person can act on,
-and the classification of git's own words into them."""
+and the classification of git's own words into them.
+
+Each error keeps its data (the credential-free `url`, the `tail` of git's output, a
+missing branch's `branches`); its message is a Text made from that data, and git's own
+words in it stay as git wrote them.
+"""
 
 from __future__ import annotations
 
 import re
 
 from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.i18n import Text, tr
+
+MIRROR = "the mirror"  # the url of errors about the local mirror (no remote involved)
 
 
 class GitError(ControlPlaneError):
     """A git command failed; carries the credential-free URL and the tail of git's output."""
 
-    def __init__(self, message: str, *, url: str, tail: str) -> None:
+    def __init__(self, message: Text | str, *, url: str, tail: str) -> None:
         super().__init__(message)
         self.url = url
         self.tail = tail
@@ -28,9 +36,18 @@ class RepoNotFound(GitError):
 class BranchMissing(GitError):
     """The repository exists but has no such branch; `branches` lists the ones it has."""
 
-    def __init__(self, message: str, *, url: str, tail: str, branches: list[str]) -> None:
+    def __init__(
+        self,
+        message: Text | str,
+        *,
+        url: str,
+        tail: str,
+        branches: list[str],
+        branch: str = "",
+    ) -> None:
         super().__init__(message, url=url, tail=tail)
         self.branches = branches
+        self.branch = branch
 
 
 class HostUnreachable(GitError):
@@ -43,6 +60,33 @@ class HostKeyChanged(GitError):
 
 class CommitMissing(GitError):
     """The commit is neither in the mirror nor fetchable from the remote."""
+
+
+def place(url: str) -> Text | str:
+    """The url as a person reads it: the mirror is named in their language."""
+    return tr("the mirror") if url == MIRROR else url
+
+
+def branch_missing(url: str, branch: str, branches: list[str] | None) -> BranchMissing:
+    """The branch is not on the remote; the message lists (up to 20 of) the ones that are
+    (`branches` None: they are not known, a fetch found no such ref)."""
+    if branches is None:
+        message = tr("branch {branch} does not exist on {url}", branch=branch, url=place(url))
+    elif branches:
+        shown = ", ".join(branches[:20]) + (", …" if len(branches) > 20 else "")
+        message = tr(
+            "branch {branch} does not exist on {url}; branches: {branches}",
+            branch=branch,
+            url=place(url),
+            branches=shown,
+        )
+    else:
+        message = tr(
+            "branch {branch} does not exist on {url}; branches: none (empty repository)",
+            branch=branch,
+            url=place(url),
+        )
+    return BranchMissing(message, url=url, tail="", branches=branches or [], branch=branch)
 
 
 AUTH_MARKS = (
@@ -77,53 +121,62 @@ HOST_MARKS = (
 )
 
 
-def classify(exc: CommandFailed, url: str, what: str) -> GitError:
-    """Turn git's failure into an error a person can act on (url is credential-free)."""
+def classify(exc: CommandFailed, url: str, what: Text | str) -> GitError:
+    """Turn git's failure into an error a person can act on (url is credential-free;
+    `what` names the step, e.g. tr("reading history"))."""
     tail = "\n".join(exc.output.strip().splitlines()[-10:])
     low = tail.lower()
-    if exc.timed_out:
-        return HostUnreachable(
-            f"{what}: {url} did not answer in time; check the network, the proxy variables "
+    kind, message = _meaning(exc.timed_out, low, url, tail, what)
+    return kind(message, url=url, tail=tail)
+
+
+def _meaning(
+    timed_out: bool, low: str, url: str, tail: str, what: Text | str
+) -> tuple[type[GitError], Text]:
+    where = place(url)
+    if timed_out:
+        return HostUnreachable, tr(
+            "{what}: {url} did not answer in time; check the network, the proxy variables "
             "(HTTPS_PROXY, NO_PROXY) or try again later",
-            url=url,
-            tail=tail,
+            what=what,
+            url=where,
         )
     if "host key verification failed" in low or "host identification has changed" in low:
-        return HostKeyChanged(
-            f"{what}: the ssh host key of {url} is not the one pinned at the first fetch; if the "
-            "host really changed its key, forget the pinned key (`controlplane project key NAME "
-            "--forget-hosts`) and compare the new fingerprint with the one the host publishes",
-            url=url,
-            tail=tail,
+        return HostKeyChanged, tr(
+            "{what}: the ssh host key of {url} is not the one pinned at the first fetch; if "
+            "the host really changed its key, forget the pinned key (`controlplane project "
+            "key NAME --forget-hosts`) and compare the new fingerprint with the one the host "
+            "publishes",
+            what=what,
+            url=where,
         )
     if any(m in low for m in AUTH_MARKS) and is_ssh(url):
-        return AuthFailed(
-            f"{what}: {url} did not accept the project's deploy key: add it to the repository "
+        return AuthFailed, tr(
+            "{what}: {url} did not accept the project's deploy key: add it to the repository "
             "as a deploy key (`controlplane project key NAME` prints it; 🔑 in the bot)",
-            url=url,
-            tail=tail,
+            what=what,
+            url=where,
         )
     if any(m in low for m in AUTH_MARKS):
-        return AuthFailed(
-            f"{what}: authentication failed for {url}: check the token or password in the "
+        return AuthFailed, tr(
+            "{what}: authentication failed for {url}: check the token or password in the "
             "repository URL (and that it may read this repository)",
-            url=url,
-            tail=tail,
+            what=what,
+            url=where,
         )
     if any(m in low for m in NOT_FOUND_MARKS):
-        return RepoNotFound(
-            f"{what}: no repository at {url}: check the URL (a private repository also "
+        return RepoNotFound, tr(
+            "{what}: no repository at {url}: check the URL (a private repository also "
             "needs credentials)",
-            url=url,
-            tail=tail,
+            what=what,
+            url=where,
         )
     if any(m in low for m in HOST_MARKS):
-        return HostUnreachable(
-            f"{what}: cannot reach {url}: {tail.splitlines()[-1] if tail else 'no answer'}",
-            url=url,
-            tail=tail,
+        reason = tail.splitlines()[-1] if tail else tr("no answer")
+        return HostUnreachable, tr(
+            "{what}: cannot reach {url}: {reason}", what=what, url=where, reason=reason
         )
-    return GitError(f"{what} failed for {url}:\n{tail}", url=url, tail=tail)
+    return GitError, tr("{what} failed for {url}:\n{output}", what=what, url=where, output=tail)
 
 
 def is_ssh(url: str) -> bool:

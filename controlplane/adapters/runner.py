@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.i18n import tr
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def primary_group(user: str) -> str:
         return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
     except KeyError:
         raise ControlPlaneError(
-            f"CONTROLPLANE_RUN_AS: there is no user {user!r} on this system"
+            tr("CONTROLPLANE_RUN_AS: there is no user {user} on this system", user=repr(user))
         ) from None
 
 

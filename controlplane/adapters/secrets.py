@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from controlplane.adapters.files import write_atomic
 from controlplane.errors import KeyringError
+from controlplane.i18n import tr
 from controlplane.settings import Settings
 
 MIN_REDACT_LEN = 4
@@ -39,11 +40,15 @@ def parse_keys(raw: Iterable[str], origin: str) -> list[Fernet]:
             fernets.append(Fernet(key.strip().encode()))
         except (ValueError, TypeError):
             raise KeyringError(
-                f"key {i} in {origin} is not a Fernet key "
-                "(32 url-safe base64-encoded bytes; make one with `controlplane key generate`)"
+                tr(
+                    "key {n} in {origin} is not a Fernet key (32 url-safe base64-encoded "
+                    "bytes; make one with `controlplane key generate`)",
+                    n=i,
+                    origin=origin,
+                )
             ) from None
     if not fernets:
-        raise KeyringError(f"{origin} holds no key")
+        raise KeyringError(tr("{origin} holds no key", origin=origin))
     return fernets
 
 
@@ -96,8 +101,11 @@ class KeyRing:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             raise KeyringError(
-                f"the key in {self.origin} does not decrypt the store; "
-                "use the key the store was written with (keys are tried newest first)"
+                tr(
+                    "the key in {origin} does not decrypt the store; use the key the store "
+                    "was written with (keys are tried newest first)",
+                    origin=self.origin,
+                )
             ) from None
 
     def rotate(self, token: str) -> str:
@@ -105,7 +113,9 @@ class KeyRing:
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken:
-            raise KeyringError(f"the key in {self.origin} does not decrypt the store") from None
+            raise KeyringError(
+                tr("the key in {origin} does not decrypt the store", origin=self.origin)
+            ) from None
 
 
 def mask(value: str) -> str:

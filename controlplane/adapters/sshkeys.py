@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import tr
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ def public_of(private: str, comment: str) -> str:
     try:
         key = serialization.load_ssh_private_key(private.encode(), password=None)
     except (ValueError, TypeError):
-        raise ControlPlaneError("the stored deploy key cannot be read; make a new one") from None
+        raise ControlPlaneError(
+            tr("the stored deploy key cannot be read; make a new one")
+        ) from None
     line = (
         key.public_key()
         .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)

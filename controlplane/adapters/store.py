@@ -31,11 +31,12 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
-from controlplane.adapters.files import fsync_dir, write_atomic
+from controlplane.adapters.files import fsync_dir, os_reason, write_atomic
 from controlplane.adapters.secrets import KeyRing, generate_key, write_key_file
 from controlplane.domain.history import CommitRow, Release, SlotState, number_new
 from controlplane.domain.models import SLOTS, Project, validate_slot
 from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError
+from controlplane.i18n import Text, tr
 from controlplane.settings import Settings
 
 KEY_CHECK = "controlplane-key-check"
@@ -79,17 +80,30 @@ class AtomicJSONStorage(Storage):
     def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
             data = json.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("top level is not an object")
         except ValueError as exc:
-            hint = (
-                f"the last good copy is {self.backup}: stop `controlplane serve`, then run "
-                "`controlplane store restore`"
-                if self.backup.exists()
-                else "there is no backup copy beside it"
-            )
-            raise StoreCorrupt(f"{self.path} is damaged ({exc}); {hint}") from None
+            raise self._corrupt(str(exc)) from None
+        if not isinstance(data, dict):
+            raise self._corrupt(tr("top level is not an object"))
         return data
+
+    def _corrupt(self, problem: Text | str) -> StoreCorrupt:
+        """The file does not parse: say so, and where the last good copy is."""
+        backup = self.backup if self.backup.exists() else None
+        if backup is not None:
+            message = tr(
+                "{path} is damaged ({problem}); the last good copy is {backup}: stop "
+                "`controlplane serve`, then run `controlplane store restore`",
+                path=str(self.path),
+                problem=problem,
+                backup=str(backup),
+            )
+        else:
+            message = tr(
+                "{path} is damaged ({problem}); there is no backup copy beside it",
+                path=str(self.path),
+                problem=problem,
+            )
+        return StoreCorrupt(message, path=self.path, backup=backup)
 
     def write(self, data: dict[str, Any]) -> None:
         self._cache = None
@@ -99,7 +113,13 @@ class AtomicJSONStorage(Storage):
             st = os.stat(self.path)
             self._cache = ((st.st_ino, st.st_mtime_ns, st.st_size), data)
         except OSError as exc:
-            raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            raise StoreError(
+                tr(
+                    "cannot write {path}: {reason}",
+                    path=str(self.path),
+                    reason=os_reason(exc),
+                )
+            ) from exc
 
     def invalidate(self) -> None:
         self._cache = None
@@ -156,7 +176,7 @@ class Store:
             elif kind == "project" and name and "/" not in name and not name.startswith("."):
                 path = self.settings.layout.project_store(name)
             else:
-                raise StoreError(f"no store file for {shard!r}")
+                raise StoreError(tr("no store file for {shard}", shard=repr(shard)))
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             storage = self._shards[shard] = AtomicJSONStorage(str(path))
         return storage
@@ -255,7 +275,7 @@ class Store:
         with self.transaction() as db:
             projects = self.table(db, "projects")
             if projects.contains(Query().name == project.name):
-                raise AlreadyExists(f"project {project.name} exists already")
+                raise AlreadyExists(tr("project {name} exists already", name=project.name))
             doc = project.to_dict()
             doc["repo_auth"] = self.keyring.encrypt(repo_auth) if repo_auth else None
             doc["env"] = {slot: {} for slot in SLOTS}
@@ -264,7 +284,9 @@ class Store:
     def _doc(self, db: TinyDB, name: str) -> dict[str, Any]:
         doc = self.table(db, "projects").get(Query().name == name)
         if doc is None:
-            raise NotFound(f"no project named {name}; `controlplane project list` shows them")
+            raise NotFound(
+                tr("no project named {name}; `controlplane project list` shows them", name=name)
+            )
         return dict(doc)
 
     def get_project(self, name: str) -> Project:
@@ -499,7 +521,7 @@ class Store:
         self._restore_damaged_shards()
         backup = self._storage.backup
         if not backup.exists():
-            raise StoreError(f"there is no backup copy at {backup}")
+            raise StoreError(tr("there is no backup copy at {path}", path=str(backup)))
         self._storage._parse(backup.read_bytes())
         with self.transaction():
             damaged = self.path.with_name(self.path.name + ".damaged")

@@ -14,6 +14,8 @@ import psutil
 import pytest
 
 from controlplane.adapters import git, runner
+from controlplane.adapters.giterrors import MIRROR
+from controlplane.i18n import tr
 from tests.support.fixtures_repos import Origin, sh_git
 from tests.support.gitserver import serve
 
@@ -122,9 +124,12 @@ def test_missing_branch_names_the_branches(origin: OriginFactory, tmp_path: Path
     o.push(branch="develop")
     with pytest.raises(git.BranchMissing) as caught:
         git.ls_remote(o.url, "prod")
-    assert caught.value.branches == ["develop", "main"]
-    assert "branch prod does not exist" in str(caught.value)
-    assert "develop, main" in str(caught.value)
+    assert caught.value.branches == ["develop", "main"] and caught.value.branch == "prod"
+    assert caught.value.url == o.url
+    assert str(caught.value) == f"branch prod does not exist on {o.url}; branches: develop, main"
+    assert caught.value.text.render("ru") == (
+        f"ветки prod нет в {o.url}; есть ветки: develop, main"
+    )
     mirror = git.ensure_mirror(o.url, tmp_path / "m.git")
     with pytest.raises(git.BranchMissing):
         git.fetch(mirror, o.url, "prod")
@@ -148,7 +153,15 @@ def test_http_with_credentials_fetches_and_never_shows_them(
         anonymous = f"{server.base_url}/app.git"
         with pytest.raises(git.AuthFailed):
             git.ls_remote(anonymous, "main")
+    refused = caught.value
+    assert refused.url == bad.replace("bot:wrong-password@", "")
+    assert str(refused).startswith(f"ls-remote: authentication failed for {refused.url}: check")
+    assert refused.text.render("ru") == (
+        f"запрос веток: {refused.url} — учётные данные не приняты: проверьте токен или пароль "
+        "в URL репозитория (и что им можно читать этот репозиторий)"
+    )
     shown = str(caught.value) + caught.value.tail + caught.value.url + log.getvalue()
+    shown += caught.value.text.render("ru")
     assert "wrong-password" not in shown and TOKEN not in shown
     assert TOKEN not in (mirror / "config").read_text()
 
@@ -264,7 +277,15 @@ def test_classify_and_redact_are_pure() -> None:
     assert isinstance(
         git.classify(failed("Permission denied (publickey)."), url, "x"), git.AuthFailed
     )
-    assert type(git.classify(failed("fatal: something odd"), url, "x")) is git.GitError
+    odd = git.classify(failed("fatal: something odd"), url, tr("reading history"))
+    assert type(odd) is git.GitError and odd.tail == "fatal: something odd"
+    assert str(odd) == "reading history failed for https://h/x.git:\nfatal: something odd"
+    assert (
+        odd.text.render("ru") == "чтение истории: ошибка (https://h/x.git):\nfatal: something odd"
+    )
+    local = git.classify(failed(""), MIRROR, tr("reading history"))
+    assert local.url == MIRROR and str(local) == "reading history failed for the mirror:\n"
+    assert local.text.render("ru") == "чтение истории: ошибка (зеркало):\n"
     remote = git.Remote.parse("https://u:pa55word@h/x.git")
     assert remote.url == url and "pa55word" not in repr(remote)
     redact = git.redactor(remote.secrets())

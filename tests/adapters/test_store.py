@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlplane.adapters.secrets import generate_key
-from controlplane.adapters.store import Store
+from controlplane.adapters.store import AtomicJSONStorage, Store
 from controlplane.domain.models import Project
 from controlplane.errors import AlreadyExists, KeyringError, NotFound, StoreCorrupt
 from controlplane.settings import Settings
@@ -124,6 +124,9 @@ def test_wrong_or_malformed_key_is_a_clear_error(make_settings: MakeSettings) ->
     with pytest.raises(KeyringError) as info:
         Store.open(make_settings(CONTROLPLANE_KEY=generate_key()))
     assert "does not decrypt" in str(info.value)
+    assert info.value.text.render("ru").startswith(
+        "ключ из CONTROLPLANE_KEY не расшифровывает хранилище"
+    )
     with pytest.raises(KeyringError) as info:
         Store.open(make_settings(CONTROLPLANE_KEY="not-a-key"))
     assert "controlplane key generate" in str(info.value)
@@ -162,10 +165,30 @@ def test_corrupt_file_is_detected_and_last_good_copy_restores(
     with pytest.raises(StoreCorrupt) as info:
         Store.open(settings)
     assert "store.json.bak" in str(info.value) and "controlplane store restore" in str(info.value)
+    assert info.value.backup == settings.data_dir / "store.json.bak"
+    assert info.value.path == settings.store_path
+    russian = info.value.text.render("ru")
+    assert russian.startswith(f"{settings.store_path} повреждён (")
+    assert f"последняя исправная копия — {info.value.backup}" in russian
+    assert "`controlplane store restore`" in russian
     Store(settings, store.keyring).restore_backup()
     restored = Store.open(settings)
     assert restored.env("p", "prod") == {"A": "1"}  # the copy before the last write
     assert (settings.data_dir / "store.json.damaged").exists()
+
+
+def test_a_store_file_with_no_good_copy_says_so_in_either_language(tmp_path: Path) -> None:
+    path = tmp_path / "store.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(StoreCorrupt) as info:
+        AtomicJSONStorage(str(path)).read()
+    assert info.value.backup is None and info.value.path == path
+    assert str(info.value) == (
+        f"{path} is damaged (top level is not an object); there is no backup copy beside it"
+    )
+    assert info.value.text.render("ru") == (
+        f"{path} повреждён (верхний уровень — не объект); резервной копии рядом нет"
+    )
 
 
 def test_writer_killed_at_random_moments_never_leaves_an_unreadable_store(

@@ -12,6 +12,7 @@ from supervisor.options import ClientOptions, ServerOptions, UnhosedConfigParser
 
 from controlplane.adapters.supervisor.client import (
     ProgramOptions,
+    Supervisor,
     check_program,
     plan_update,
     process_info,
@@ -160,9 +161,25 @@ def test_a_bad_program_file_never_lands(tmp_path: Path) -> None:
 
 def test_a_value_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
     settings = settings_at(tmp_path / 'da"ta')
-    with pytest.raises(SupervisorError, match="cannot write the program config for shop-prod"):
+    with pytest.raises(
+        SupervisorError, match="cannot write the program config for shop-prod"
+    ) as info:
         write_program(settings, project(), "prod")
     assert not any(settings.confd.glob("*.conf"))
+    assert "cannot be written into a supervisord environment= line" in str(info.value)
+    assert info.value.text.render("ru").startswith(
+        "не удаётся записать конфигурацию программы shop-prod: '"
+    )
+    assert "нельзя записать в строку environment= supervisord" in info.value.text.render("ru")
+
+
+def test_no_supervisord_is_said_in_either_language(tmp_path: Path) -> None:
+    with pytest.raises(SupervisorError) as info:
+        Supervisor(settings_at(tmp_path / "data"))
+    assert str(info.value) == "supervisord is not running; start it with `controlplane up`"
+    assert info.value.text.render("ru") == (
+        "supervisord не запущен; запустите его командой `controlplane up`"
+    )
 
 
 def test_check_refuses_a_file_for_another_program(tmp_path: Path) -> None:

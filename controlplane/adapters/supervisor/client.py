@@ -33,14 +33,14 @@ from controlplane.domain.runner import ProcessState
 from controlplane.domain.runner import is_ours as is_ours
 from controlplane.domain.runner import parse_program as parse_program
 from controlplane.domain.runner import program_name as program_name
-from controlplane.errors import SupervisorError
-from controlplane.i18n import tr
+from controlplane.errors import ControlPlaneError, SupervisorError
+from controlplane.i18n import N_, Text, join, tr
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 USERNAME = "controlplane"
-NOT_RUNNING_MESSAGE = "supervisord is not running; start it with `controlplane up`"
+NOT_RUNNING_MESSAGE = N_("supervisord is not running; start it with `controlplane up`")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def find_supervisord() -> str:
     found = shutil.which("supervisord")
     if found is None:
         raise SupervisorError(
-            "supervisord not found beside python or on PATH; install the supervisor package"
+            tr("supervisord not found beside python or on PATH; install the supervisor package")
         )
     return found
 
@@ -200,10 +200,22 @@ def check_program(text: str, program: str, here: Path) -> None:
         parser.read_string(text)
         groups = options.process_groups_from_parser(parser)
     except Exception as exc:  # supervisor raises ValueError and configparser errors
-        raise SupervisorError(f"program config for {program} is invalid: {exc}") from exc
+        raise SupervisorError(
+            tr(
+                "program config for {program} is invalid: {reason}",
+                program=program,
+                reason=str(exc),
+            )
+        ) from exc
     names = [(g.name, [p.name for p in g.process_configs]) for g in groups]
     if names != [(program, [program])]:
-        raise SupervisorError(f"program config for {program} defines {names}, not {program}")
+        raise SupervisorError(
+            tr(
+                "program config for {program} defines {names}, not {program}",
+                program=program,
+                names=str(names),
+            )
+        )
 
 
 def program_path(settings: Settings, name: str, slot: str) -> Path:
@@ -223,7 +235,14 @@ def write_program(
     try:
         text = render_program(settings, project, slot, options=options, cli=cli)
     except ValueError as exc:
-        raise SupervisorError(f"cannot write the program config for {program}: {exc}") from exc
+        reason = exc.text if isinstance(exc, ControlPlaneError) else str(exc)
+        raise SupervisorError(
+            tr(
+                "cannot write the program config for {program}: {reason}",
+                program=program,
+                reason=reason,
+            )
+        ) from exc
     ensure_dirs(settings)
     check_program(text, program, settings.confd)
     path = program_path(settings, project.name, slot)
@@ -344,23 +363,29 @@ class Supervisor:
             raise RPCFault(method, args, fault.faultCode, fault.faultString) from None
         except (FileNotFoundError, ConnectionRefusedError):
             self._transport.close()
-            raise SupervisorError(NOT_RUNNING_MESSAGE) from None
+            raise SupervisorError(tr(NOT_RUNNING_MESSAGE)) from None
         except xmlrpc.client.ProtocolError as exc:
             self._transport.close()
             raise SupervisorError(
-                f"supervisord refused the request ({exc.errcode} {exc.errmsg}); "
-                f"the password in {self.settings.supervisor_auth} does not match its config: "
-                "restart it with `controlplane up`"
+                tr(
+                    "supervisord refused the request ({code} {reason}); the password in "
+                    "{path} does not match its config: restart it with `controlplane up`",
+                    code=exc.errcode,
+                    reason=exc.errmsg,
+                    path=str(self.settings.supervisor_auth),
+                )
             ) from None
         except OSError as exc:
             self._transport.close()
-            raise SupervisorError(f"cannot talk to supervisord: {exc}") from None
+            raise SupervisorError(
+                tr("cannot talk to supervisord: {reason}", reason=str(exc))
+            ) from None
 
     def apply(self) -> UpdatePlan:
         """Reread conf.d and add, restart or remove our changed groups (like `update`)."""
         added, changed, removed = self.call("reloadConfig")[0]
         plan = plan_update(added, changed, removed)
-        failures: list[str] = []
+        failures: list[Text] = []
         for group in plan.removed + plan.changed:
             self._guard(failures, group, self._stop_and_remove, group)
         for group in plan.changed + plan.added:
@@ -370,7 +395,7 @@ class Supervisor:
                 "applied: added %s changed %s removed %s", plan.added, plan.changed, plan.removed
             )
         if failures:
-            raise SupervisorError("update failed for " + "; ".join(failures))
+            raise SupervisorError(tr("update failed for {groups}", groups=join(failures, "; ")))
         return plan
 
     def _stop_and_remove(self, group: str) -> None:
@@ -389,14 +414,14 @@ class Supervisor:
         return end(self.settings, *slot) if slot else 0
 
     @staticmethod
-    def _guard(failures: list[str], group: str, action: Any, *args: Any) -> None:
+    def _guard(failures: list[Text], group: str, action: Any, *args: Any) -> None:
         from supervisor.xmlrpc import Faults
 
         try:
             action(*args)
         except RPCFault as fault:
             if fault.code not in (Faults.BAD_NAME, Faults.ALREADY_ADDED):
-                failures.append(f"{group}: {fault.fault}")
+                failures.append(tr("{group}: {reason}", group=group, reason=fault.fault))
 
     def start(self, program: str, wait: bool = True) -> bool:
         """Start a program; False when it was running already."""
@@ -474,10 +499,8 @@ class RPCFault(SupervisorError):
     """supervisord answered a request with a fault (bad name, not running, …)."""
 
     def __init__(self, method: str, args: tuple[Any, ...], code: int, text: str) -> None:
-        shown = ", ".join(str(a) for a in args)
-        super().__init__(
-            tr("supervisord: {call} failed: {reason}", call=f"{method}({shown})", reason=text)
-        )
+        call = "{}({})".format(method, ", ".join(str(a) for a in args))
+        super().__init__(tr("supervisord: {call} failed: {reason}", call=call, reason=text))
         self.code = code
         self.fault = text  # supervisord's own words
 
@@ -486,8 +509,10 @@ def _read_auth(settings: Settings) -> tuple[str, str]:
     try:
         raw = settings.supervisor_auth.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SupervisorError(NOT_RUNNING_MESSAGE) from None
+        raise SupervisorError(tr(NOT_RUNNING_MESSAGE)) from None
     except PermissionError:
-        raise SupervisorError(f"cannot read {settings.supervisor_auth}: run as root") from None
+        raise SupervisorError(
+            tr("cannot read {path}: run as root", path=str(settings.supervisor_auth))
+        ) from None
     user, _, password = raw.strip().partition(":")
     return user, password

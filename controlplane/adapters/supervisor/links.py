@@ -16,6 +16,7 @@ from pathlib import Path
 
 from controlplane.adapters.files import fsync_dir
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import tr
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,12 @@ def switch_link(link: Path, target: Path) -> None:
             link.rmdir()  # an empty folder the admin made for us
         else:
             raise FolderTaken(
-                f"{link} holds files the control plane did not put there; move them away "
-                "or give the project another folder (`controlplane project set` cannot "
-                "change it: remove and add the project)"
+                tr(
+                    "{folder} holds files the control plane did not put there; move them "
+                    "away or give the project another folder (`controlplane project set` "
+                    "cannot change it: remove and add the project)",
+                    folder=str(link),
+                )
             )
     link.parent.mkdir(parents=True, exist_ok=True)
     tmp = link.with_name(f".{link.name}.switch-{os.getpid()}")

@@ -11,8 +11,19 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from controlplane.errors import ControlPlaneError
+from controlplane.i18n import tr
+
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # controlplane/ (this is adapters/supervisor/)
 SEARCH_DIRS = (PACKAGE_DIR / "_data", PACKAGE_DIR.parent)
+
+
+class MissingFile(ControlPlaneError, FileNotFoundError):
+    """A packaged file is not where the package puts it (a broken install)."""
+
+
+class Unwritable(ControlPlaneError, ValueError):
+    """A value that a supervisord config line cannot hold (a newline, a quote)."""
 
 
 def resource_path(name: str) -> Path:
@@ -22,8 +33,12 @@ def resource_path(name: str) -> Path:
         if candidate.exists():
             return candidate
     searched = ", ".join(str(b) for b in SEARCH_DIRS)
-    raise FileNotFoundError(
-        f"packaged file {name!r} not found in {searched}; reinstall controlplane"
+    raise MissingFile(
+        tr(
+            "packaged file {name} not found in {folders}; reinstall controlplane",
+            name=repr(name),
+            folders=searched,
+        )
     )
 
 
@@ -41,7 +56,9 @@ def env_value(value: object) -> str:
     """A double-quoted value for `environment=`; supervisord's lexer has no escapes."""
     text = str(value)
     if any(c in text for c in "\"'\n\r\x00"):
-        raise ValueError(f"{text!r} cannot be written into a supervisord environment= line")
+        raise Unwritable(
+            tr("{value} cannot be written into a supervisord environment= line", value=repr(text))
+        )
     return '"' + percent_escape(text) + '"'
 
 
@@ -49,7 +66,9 @@ def config_value(value: object) -> str:
     """A single-line ini value (paths, names): no newlines, % escaped."""
     text = str(value)
     if any(c in text for c in "\n\r\x00"):
-        raise ValueError(f"{text!r} cannot be written into a supervisord config line")
+        raise Unwritable(
+            tr("{value} cannot be written into a supervisord config line", value=repr(text))
+        )
     return percent_escape(text)
 
 
