@@ -34,7 +34,8 @@ from controlplane.adapters.files import folder_size, write_atomic
 from controlplane.adapters.slotprocs import slot_usage
 from controlplane.domain.events import EventSink
 from controlplane.domain.kinds import EventKind
-from controlplane.domain.units import human_bytes
+from controlplane.errors import ControlPlaneError
+from controlplane.i18n import N_, Number, Size, Text, gettext, ntr, render, t, tr
 
 if TYPE_CHECKING:
     from controlplane.domain.runner import ProcessInfo
@@ -118,8 +119,8 @@ class Snapshot:
     disk_parts: dict[str, int] | None = None
     slots: tuple[SlotUsage, ...] = ()
     docker: tuple[dict[str, Any], ...] = ()
-    docker_note: str | None = None
-    slots_note: str | None = None  # why there are no per-project figures
+    docker_note: Text | str | None = None
+    slots_note: Text | str | None = None  # why there are no per-project figures
 
     @property
     def memory_percent(self) -> float:
@@ -133,6 +134,8 @@ class Snapshot:
         data = asdict(self)
         data["memory_percent"] = round(self.memory_percent, 1)
         data["disk_free_percent"] = round(self.disk_free_percent, 1)
+        for note in ("docker_note", "slots_note"):
+            data[note] = None if data[note] is None else str(data[note])
         return data
 
 
@@ -199,14 +202,14 @@ class Probe:
             return None, capacity
         return cpu_percent(int(prev[1] * 1e9), int(used * 1e9), now - prev[0], capacity), capacity
 
-    def _slots(self, now: float) -> tuple[tuple[SlotUsage, ...], str | None]:
+    def _slots(self, now: float) -> tuple[tuple[SlotUsage, ...], Text | str | None]:
         if self.infos is None:
             return (), None
         try:
             infos = [i for i in self.infos() if i.state == "RUNNING" and i.pid]
         except Exception as exc:  # supervisord down: no per-project figures this time
             logger.info("no per-project figures: %s", exc)
-            return (), str(exc)
+            return (), exc.text if isinstance(exc, ControlPlaneError) else str(exc)
         slots: list[SlotUsage] = []
         trees: dict[int, tuple[float, float]] = {}
         for info in infos:
@@ -251,34 +254,44 @@ def measure(settings: Settings, infos: InfoSource | None = None, window: float =
 # -- warnings ------------------------------------------------------------------------------
 
 
-def conditions(snap: Snapshot) -> dict[str, str]:
-    """The warning conditions that hold now: {'disk' | 'memory': text}."""
-    found: dict[str, str] = {}
+def conditions(snap: Snapshot) -> dict[str, Text]:
+    """The warning conditions that hold now: {'disk' | 'memory': what a person reads}."""
+    found: dict[str, Text] = {}
     if snap.disk_free_percent < DISK_FREE_MIN:
-        found["disk"] = (
-            f"disk free {snap.disk_free_percent:.1f}% ({human_bytes(snap.disk_free)} of "
-            f"{human_bytes(snap.disk_total)}) on {snap.disk_path}"
+        found["disk"] = tr(
+            "disk free {percent}% ({free} of {total}) on {path}",
+            percent=Number(snap.disk_free_percent),
+            free=Size(snap.disk_free),
+            total=Size(snap.disk_total),
+            path=snap.disk_path,
         )
     if snap.memory_percent > MEMORY_MAX:
-        what = "the container's limit" if snap.memory_limited else "the host's memory"
+        figures = {
+            "percent": Number(snap.memory_percent),
+            "used": Size(snap.memory_used),
+            "limit": Size(snap.memory_limit),
+        }
         found["memory"] = (
-            f"memory {snap.memory_percent:.1f}% of {what} "
-            f"({human_bytes(snap.memory_used)} of {human_bytes(snap.memory_limit)})"
+            tr("memory {percent}% of the container's limit ({used} of {limit})", **figures)
+            if snap.memory_limited
+            else tr("memory {percent}% of the host's memory ({used} of {limit})", **figures)
         )
     return found
 
 
 def transitions(
-    active: Mapping[str, str], now: Mapping[str, str]
-) -> list[tuple[EventKind, str, str]]:
+    active: Mapping[str, Text], now: Mapping[str, Text]
+) -> list[tuple[EventKind, str, Text]]:
     """(event kind, what, text) for conditions that began or ended since `active`."""
     out = [(EventKind.LOAD_WARNING, k, v) for k, v in now.items() if k not in active]
-    out += [
-        (EventKind.LOAD_OK, k, f"{k} back to normal (was: {v})")
-        for k, v in active.items()
-        if k not in now
-    ]
+    out += [(EventKind.LOAD_OK, k, back_to_normal(k, v)) for k, v in active.items() if k not in now]
     return out
+
+
+def back_to_normal(what: str, was: Text) -> Text:
+    if what == "disk":
+        return tr("disk back to normal (was: {was})", was=was)
+    return tr("memory back to normal (was: {was})", was=was)
 
 
 # -- sparklines ----------------------------------------------------------------------------
@@ -370,7 +383,7 @@ class Sampler:
     interval: float = INTERVAL
     keep: int = KEEP
     samples: deque[dict[str, Any]] = field(default_factory=deque)
-    active: dict[str, str] = field(default_factory=dict)
+    active: dict[str, Text] = field(default_factory=dict)
     last: Snapshot | None = None
     _count: int = 0
 
@@ -393,9 +406,9 @@ class Sampler:
         self._warn(conditions(snap))
         return snap
 
-    def _warn(self, now: dict[str, str]) -> None:
+    def _warn(self, now: dict[str, Text]) -> None:
         for kind, what, text in transitions(self.active, now):
-            logger.warning("%s: %s", kind, text)
+            logger.warning("%s: %s", kind, str(text))
             if self.outbox is not None:
                 self.outbox.publish(kind, None, text, what=what)
         self.active = now
@@ -413,62 +426,105 @@ class Sampler:
 # -- the text (pure) -----------------------------------------------------------------------
 
 
-def format_load(snap: Snapshot, samples: Sequence[Mapping[str, Any]] = (), width: int = 30) -> str:
-    """The container's load as plain text, with last-hour sparklines when there are samples."""
+def row(lang: str, label: str, rest: str) -> str:
+    """A line under its label ('CPU      12.5% of 2 CPUs'): the label in `lang`."""
+    return f"{gettext(lang, label):<8} {rest}"
+
+
+def format_load(
+    snap: Snapshot, samples: Sequence[Mapping[str, Any]] = (), width: int = 30, lang: str = "en"
+) -> str:
+    """The container's load as plain text in `lang`, with last-hour sparklines when there
+    are samples."""
     hour = [s for s in samples if float(s.get("at", 0)) >= snap.at - 3600]
 
     def spark(key: str, lo: float | None = 0.0, hi: float | None = 100.0) -> list[str]:
         values = series(hour, key)
-        return [f"{'':9}{sparkline(values, width, lo, hi)} (last hour)"] if len(values) > 1 else []
+        if len(values) < 2:
+            return []
+        hour_note = t(lang, "(last hour)")
+        return [f"{'':9}{sparkline(values, width, lo, hi)} {hour_note}"]
 
-    cpu = "…" if snap.cpu_percent is None else f"{snap.cpu_percent:.1f}%"
-    quota = "container quota" if snap.cpu_limited else "no quota: the host's CPUs"
-    limit = "container limit" if snap.memory_limited else "no limit: the host's memory"
-    lines = [f"CPU      {cpu} of {snap.cpu_capacity:g} CPUs ({quota})", *spark("cpu")]
+    cpu = "…" if snap.cpu_percent is None else t(lang, "{p}%", p=Number(snap.cpu_percent))
+    decimals = f"{snap.cpu_capacity:g}".partition(".")[2]
+    cpus = Number(snap.cpu_capacity, min(len(decimals), 3))
+    cpu_of = (
+        N_("{cpu} of {n} CPUs (container quota)")
+        if snap.cpu_limited
+        else N_("{cpu} of {n} CPUs (no quota: the host's CPUs)")
+    )
+    memory = (
+        N_("{used} of {limit} ({percent}%, container limit)")
+        if snap.memory_limited
+        else N_("{used} of {limit} ({percent}%, no limit: the host's memory)")
+    )
+    lines = [row(lang, N_("CPU"), t(lang, cpu_of, cpu=cpu, n=cpus)), *spark("cpu")]
+    figures = {"used": Size(snap.memory_used), "limit": Size(snap.memory_limit)}
     lines.append(
-        f"memory   {human_bytes(snap.memory_used)} of {human_bytes(snap.memory_limit)} "
-        f"({snap.memory_percent:.1f}%, {limit})"
+        row(lang, N_("memory"), t(lang, memory, percent=Number(snap.memory_percent), **figures))
     )
     lines += spark("mem")
-    la = " ".join(f"{v:.2f}" for v in snap.load_avg)
-    lines.append(f"load     {la} (host, {snap.host_cpus} CPUs)")
-    lines.append(
-        f"disk     {human_bytes(snap.disk_free)} free of {human_bytes(snap.disk_total)} "
-        f"({snap.disk_free_percent:.0f}%) on {snap.disk_path}"
+    la = " ".join(Number(v, 2).render(lang) for v in snap.load_avg)
+    host = ntr("{load} (host, {n} CPU)", "{load} (host, {n} CPUs)", snap.host_cpus, load=la)
+    lines.append(row(lang, N_("load"), host.render(lang)))
+    disk = t(
+        lang,
+        "{free} free of {total} ({percent}%) on {path}",
+        free=Size(snap.disk_free),
+        total=Size(snap.disk_total),
+        percent=Number(snap.disk_free_percent, 0),
+        path=snap.disk_path,
     )
+    lines.append(row(lang, N_("disk"), disk))
     if snap.disk_parts:
-        parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in snap.disk_parts.items())
+        parts = ", ".join(
+            t(lang, PARTS.get(k, k), size=Size(v)) for k, v in snap.disk_parts.items()
+        )
         lines.append(f"{'':9}{parts}")
-    lines += _slot_lines(snap, hour, width) + _docker_lines(snap)
-    lines.append(f"source   {snap.source}")
+    lines += _slot_lines(snap, hour, width, lang) + _docker_lines(snap, lang)
+    lines.append(row(lang, N_("source"), snap.source))
     return "\n".join(lines)
 
 
-def _slot_lines(snap: Snapshot, hour: Sequence[Mapping[str, Any]], width: int) -> list[str]:
+PARTS = {  # what takes the disk (disk_parts' keys)
+    "releases": N_("releases {size}"),
+    "logs": N_("logs {size}"),
+    "cache": N_("cache {size}"),
+}
+
+
+def _slot_lines(
+    snap: Snapshot, hour: Sequence[Mapping[str, Any]], width: int, lang: str
+) -> list[str]:
     if snap.slots_note:
-        return [f"projects {snap.slots_note}"]
+        return [row(lang, N_("projects"), render(snap.slots_note, lang))]
     if not snap.slots:
         return []
-    kinds = sorted({s.memory_kind for s in snap.slots})
-    lines = [f"projects (memory: {', '.join(kinds)})"]
+    kinds = ", ".join(sorted({s.memory_kind for s in snap.slots}))
+    lines = [t(lang, "projects (memory: {kinds})", kinds=kinds)]
     for s in snap.slots:
-        cpu = "…" if s.cpu_percent is None else f"{s.cpu_percent:.1f}% CPU"
+        cpu = "…" if s.cpu_percent is None else t(lang, "{p}% CPU", p=Number(s.cpu_percent))
+        procs = ntr("{n} proc", "{n} proc", s.pids).render(lang)
         values = series(hour, s.program)
-        line = f"  {s.program:<24} {human_bytes(s.memory):>10}  {cpu:<10} {s.pids} proc"
+        line = f"  {s.program:<24} {Size(s.memory).render(lang):>10}  {cpu:<10} {procs}"
         if len([v for v in values if v is not None]) > 1:
             line += "  " + sparkline(values, width // 2, 0.0, None)
         lines.append(line)
     return lines
 
 
-def _docker_lines(snap: Snapshot) -> list[str]:
+def _docker_lines(snap: Snapshot, lang: str) -> list[str]:
     if snap.docker_note:
-        return [f"docker   {snap.docker_note}"]
+        return [row(lang, N_("docker"), render(snap.docker_note, lang))]
     lines = ["docker"] if snap.docker else []
     for c in snap.docker:
-        own = " (this one)" if c.get("own") else ""
-        lines.append(
-            f"  {c['name'] + own:<24} {c['cpu_percent']:.1f}% CPU  "
-            f"{human_bytes(c['memory_used'])} of {human_bytes(c['memory_limit'])}"
+        name = t(lang, "{name} (this one)", name=c["name"]) if c.get("own") else c["name"]
+        figures = t(
+            lang,
+            "{cpu}% CPU  {used} of {limit}",
+            cpu=Number(c["cpu_percent"]),
+            used=Size(c["memory_used"]),
+            limit=Size(c["memory_limit"]),
         )
+        lines.append(f"  {name:<24} {figures}")
     return lines

@@ -20,6 +20,7 @@ from typing import Any
 from controlplane.adapters.supervisor.client import program_name, slot_logs
 from controlplane.adapters.tail import FileCursor as FileCursor
 from controlplane.adapters.tail import last_lines
+from controlplane.i18n import ntr, t
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,15 +69,17 @@ def log_file(settings: Settings, name: str, slot: str, stream: str = "stdout") -
     return err_log if stream == "stderr" else out_log
 
 
-def format_logs(logs: SlotLogs, which: str = "both") -> str:
-    """Plain text: each stream under its own heading, or a note that it is empty."""
+def format_logs(logs: SlotLogs, which: str = "both", lang: str = "en") -> str:
+    """Plain text in `lang`: each stream under its own heading, or a note that it is
+    empty (the lines themselves as they are)."""
     parts: list[str] = []
     for stream in STREAMS:
         if which not in (stream, "both"):
             continue
         lines: list[str] = getattr(logs, stream)
-        head = f"── {logs.program} {stream} ({len(lines)} lines) ──"
-        parts.append(head + "\n" + ("\n".join(lines) if lines else "(empty)"))
+        count = ntr("{n} line", "{n} lines", len(lines)).render(lang)
+        head = f"── {logs.program} {stream} ({count}) ──"
+        parts.append(head + "\n" + ("\n".join(lines) if lines else t(lang, "(empty)")))
     return "\n".join(parts)
 
 

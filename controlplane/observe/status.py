@@ -3,9 +3,9 @@
 `project_status` (one) and `gather` (several) collect the store, supervisord,
 events.jsonl and an optional Poller into plain `ProjectStatus` records; `build_status` is
 the pure part that builds one. The texts
-(`format_status`, `format_overview`, `format_load`) are pure functions of those records,
-in English or Russian from the one catalog (controlplane.domain.texts), plain text:
-the bot escapes them for Telegram.
+(`format_status`, `format_overview`) are pure functions of those records, plain text in
+the language asked for (the gettext catalog: labels, durations, sizes and counts in that
+language; states, names and commits as they are); the bot escapes them for Telegram.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from controlplane.domain.backoff import poll_wait
 from controlplane.domain.history import CommitRow, Release, SlotState
-from controlplane.domain.models import Project, format_interval
+from controlplane.domain.kinds import op_name
+from controlplane.domain.models import Project, interval_text
 from controlplane.domain.runner import ProcessInfo, program_name
-from controlplane.domain.units import human_bytes
-from controlplane.domain.units import human_duration as duration
-from controlplane.i18n import N_, t
+from controlplane.i18n import Duration, Size, Text, ntr, render, t
 from controlplane.layout import rotated
 
 if TYPE_CHECKING:
@@ -86,10 +85,11 @@ class ProjectStatus:
     releases_on_disk: int
     releases_bytes: int
     now: float
-    note: str | None = None  # why supervisord's figures are missing
+    note: Text | str | None = None  # why supervisord's figures are missing
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["note"] = None if self.note is None else str(self.note)
         if self.next_poll is not None and math.isinf(self.next_poll):
             data["next_poll"] = None
         return data
@@ -159,7 +159,7 @@ def build_status(
     restarts: Mapping[str, int],
     now: float,
     next_poll: float | None = None,
-    note: str | None = None,
+    note: Text | str | None = None,
 ) -> ProjectStatus:
     """One project's status from plain data (`infos` and `restarts` keyed by program)."""
     slots = {
@@ -215,7 +215,7 @@ def read_events(events_log: Path) -> list[dict[str, Any]]:
     return records
 
 
-def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], str | None]:
+def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], Text | None]:
     """Every program supervisord knows, by name; an empty map and the reason when it is down."""
     from controlplane.adapters.supervisor.client import Supervisor
     from controlplane.errors import SupervisorError
@@ -224,7 +224,7 @@ def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], str | 
         with Supervisor(settings, timeout=5.0) as client:
             return {i.name: i for i in client.all_info()}, None
     except SupervisorError as exc:
-        return {}, str(exc)
+        return {}, exc.text
 
 
 def gather(
@@ -239,7 +239,7 @@ def gather(
     """Status of the named projects (all when None), one supervisord call for all."""
     now = time.time() if now is None else now
     projects = [store.get_project(n) for n in names] if names is not None else store.list_projects()
-    note = None
+    note: Text | None = None
     if infos is None:
         infos, note = supervisor_infos(settings) if projects else ({}, None)
     restarts = restarts_by_program(read_events(settings.layout.events_log), now - HOUR)
@@ -261,16 +261,17 @@ def commit_text(c: CommitInfo) -> str:
 
 
 def slot_line(s: SlotStatus, lang: str = "en") -> str:
-    """'prod  RUNNING  pid 812  up 2h 3m  1× restarted' (plain text)."""
+    """'prod  RUNNING  pid 812  up 2h 3m  1 restart in the last hour' (plain text)."""
     parts = [f"{s.slot:<5} {s.state}"]
     if s.pid:
         parts.append(f"pid {s.pid}")
     if s.uptime:
-        parts.append(t(lang, "up {duration}", duration=duration(s.uptime)))
+        parts.append(t(lang, "up {duration}", duration=Duration(s.uptime)))
     if s.exitstatus is not None:
         parts.append(t(lang, "exit status {status}", status=s.exitstatus))
     if s.restarts:
-        parts.append(t(lang, "{count} restarts in the last hour", count=s.restarts))
+        restarts = ntr("{n} restart in the last hour", "{n} restarts in the last hour", s.restarts)
+        parts.append(restarts.render(lang))
     return "  ".join(parts)
 
 
@@ -280,26 +281,24 @@ def poll_text(ps: ProjectStatus, lang: str = "en") -> tuple[str, str]:
     if not last:
         last_text = t(lang, "never")
     else:
-        ago = t(lang, "{age} ago", age=duration(ps.now - float(last.get("at", ps.now))))
-        result = (
-            t(lang, "ok")
-            if last.get("ok")
-            else t(lang, "failed: {error}", error=last.get(N_("⚠️ Internal error: {error}{count}")))
-        )
-        last_text = f"{ago}, {result}"
+        age = Duration(ps.now - float(last.get("at", ps.now)))
+        if last.get("ok"):
+            last_text = t(lang, "{age} ago, ok", age=age)
+        else:
+            error = str(last.get("error") or "")
+            last_text = t(lang, "{age} ago, failed: {error}", age=age, error=error)
     nxt = ps.next_poll
     if nxt is None or nxt == math.inf or ps.poll_interval <= 0:
-        next_text = t(lang, "off")
-    elif nxt <= ps.now:
-        next_text = t(lang, "due now")
+        return last_text, t(lang, "off")
+    wait = Duration(nxt - ps.now)
+    every = interval_text(ps.poll_interval)
+    if nxt <= ps.now:
+        next_text = t(lang, "due now (every {interval})", interval=every)
+    elif ps.next_poll_exact:
+        next_text = t(lang, "in {wait} (every {interval})", wait=wait, interval=every)
     else:
-        next_text = t(
-            lang,
-            "in {wait}" if ps.next_poll_exact else N_("about in {wait}"),
-            wait=duration(nxt - ps.now),
-        )
-    interval = format_interval(ps.poll_interval)
-    return last_text, f"{next_text} (every {interval})" if ps.poll_interval > 0 else next_text
+        next_text = t(lang, "about in {wait} (every {interval})", wait=wait, interval=every)
+    return last_text, next_text
 
 
 def format_status(ps: ProjectStatus, lang: str = "en") -> str:
@@ -309,8 +308,10 @@ def format_status(ps: ProjectStatus, lang: str = "en") -> str:
         lines.append(slot_line(s, lang))
         if s.release is not None:
             date = s.release.date
-            age = f" ({t(lang, 'status.committed', age=duration(ps.now - date))})" if date else ""
-            lines.append("      " + commit_text(s.release) + age)
+            line = commit_text(s.release)
+            if date:
+                line += " " + t(lang, "(committed {age} ago)", age=Duration(ps.now - date))
+            lines.append("      " + line)
         elif s.slot == "prod":
             lines.append("      " + t(lang, "nothing deployed"))
     last, nxt = poll_text(ps, lang)
@@ -318,45 +319,45 @@ def format_status(ps: ProjectStatus, lang: str = "en") -> str:
     if ps.waiting is not None:
         rows.append((t(lang, "newer commit"), commit_text(ps.waiting)))
     if ps.op:
-        since = duration(ps.now - float(ps.op.get("since", ps.now)))
-        rows.append(
-            (
-                t(lang, "in progress"),
-                t(lang, "{op} for {duration}", op=ps.op.get("op"), duration=since),
-            )
-        )
-    on_disk = t(
-        lang,
-        "{count} on disk, {size}",
-        count=ps.releases_on_disk,
-        size=human_bytes(ps.releases_bytes),
+        since = Duration(ps.now - float(ps.op.get("since", ps.now)))
+        op = op_name(str(ps.op.get("op", "")))
+        rows.append((t(lang, "in progress"), t(lang, "{op} for {duration}", op=op, duration=since)))
+    on_disk = ntr(
+        "{n} on disk, {size}",
+        "{n} on disk, {size}",
+        ps.releases_on_disk,
+        size=Size(ps.releases_bytes),
     )
-    rows.append((t(lang, "releases"), on_disk))
+    rows.append((t(lang, "releases"), on_disk.render(lang)))
     if ps.note:
-        rows.append((t(lang, "note"), ps.note))
+        rows.append((t(lang, "note"), render(ps.note, lang)))
     width = max(len(k) for k, _ in rows)
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
 
 
 def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
-    """One line: 'shop  prod RUNNING #7 up 2h  test STOPPED  newer #8  deploy 1m'."""
+    """One line: 'shop  prod RUNNING #7 up 2h  test STOPPED  newer commit #8  deploy 1m'."""
     parts = [f"{ps.name:<16}"]
     for s in (ps.prod, ps.test):
         if s.state == "ABSENT" and s.release is None:
             continue
         number = f" #{s.release.n}" if s.release and s.release.n is not None else ""
-        up = f" {t(lang, 'status.up', duration=duration(s.uptime))}" if s.uptime else ""
-        again = f" {t(lang, 'status.restarts_short', count=s.restarts)}" if s.restarts else ""
+        up = " " + t(lang, "up {duration}", duration=Duration(s.uptime)) if s.uptime else ""
+        again = ""
+        if s.restarts:
+            again = " " + ntr("{n}× restarted", "{n}× restarted", s.restarts).render(lang)
         parts.append(f"{s.slot} {s.state}{number}{up}{again}")
     if len(parts) == 1:
         parts.append(t(lang, "nothing deployed"))
     if ps.waiting is not None:
-        parts.append(f"{t(lang, 'status.waiting')} {commit_text(ps.waiting).split(' ')[0]}")
+        newer = commit_text(ps.waiting).split(" ")[0]
+        parts.append(t(lang, "newer commit {commit}", commit=newer))
     if ps.last_poll and not ps.last_poll.get("ok"):
-        parts.append(t(lang, "failed: {error}", error="poll"))
+        parts.append(t(lang, "poll failed"))
     if ps.op:
-        parts.append(f"{ps.op.get('op')} {duration(ps.now - float(ps.op.get('since', ps.now)))}")
+        since = Duration(ps.now - float(ps.op.get("since", ps.now)))
+        parts.append(f"{op_name(str(ps.op.get('op', ''))).render(lang)} {since.render(lang)}")
     return "  ".join(parts)
 
 

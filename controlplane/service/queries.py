@@ -44,10 +44,10 @@ class LoadReport:
     snapshot: Snapshot
     samples: list[dict[str, Any]]
 
-    def text(self) -> str:
+    def text(self, lang: str = "en") -> str:
         from controlplane.observe.load import format_load  # see Queries.load
 
-        return format_load(self.snapshot, self.samples)
+        return format_load(self.snapshot, self.samples, lang=lang)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.snapshot.to_dict(), "samples": self.samples}
@@ -188,13 +188,14 @@ class Queries:
         """The last n lines of a slot's stdout and stderr (or one of them)."""
         return slot_tail(self.settings, name, slot, n, which)
 
-    def logs_text(self, found: SlotLogs, which: str = "both") -> str:
-        return format_logs(found, which)
+    def logs_text(self, found: SlotLogs, which: str = "both", lang: str = "en") -> str:
+        return format_logs(found, which, lang)
 
-    def log_tail_text(self, name: str, slot: str, n: int) -> str:
-        """The last n lines of both streams as text, or "" when the slot printed nothing."""
+    def log_tail_text(self, name: str, slot: str, n: int, lang: str = "en") -> str:
+        """The last n lines of both streams as text (headings in `lang`), or "" when the
+        slot printed nothing."""
         found = self.logs(name, slot, n)
-        return format_logs(found) if found.stdout or found.stderr else ""
+        return format_logs(found, lang=lang) if found.stdout or found.stderr else ""
 
     def log_file_text(self, name: str, slot: str, limit: int) -> str:
         """A slot's full log (the newest limit/2 bytes of each stream) under headings."""

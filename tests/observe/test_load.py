@@ -4,6 +4,7 @@ tree under supervisord, sparklines, warnings once per episode, and the Docker pa
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from controlplane.adapters.supervisor.client import write_program
 from controlplane.observe.load import (
     Probe,
     Sampler,
+    SlotUsage,
     Snapshot,
     conditions,
     format_load,
@@ -262,13 +264,44 @@ def test_conditions_and_transitions() -> None:
     assert conditions(snapshot()) == {}
     bad = conditions(snapshot(disk_free=9 * GiB, memory_used=950 << 20))
     assert set(bad) == {"disk", "memory"}
-    assert "9.0%" in bad["disk"] and "container's limit" in bad["memory"]
+    assert "9.0%" in str(bad["disk"]) and "container's limit" in str(bad["memory"])
     assert [k for k, *_ in transitions({}, bad)] == ["load_warning", "load_warning"]
     assert transitions(bad, bad) == []
     assert [(k, w) for k, w, _ in transitions(bad, {})] == [
         ("load_ok", "disk"),
         ("load_ok", "memory"),
     ]
+
+
+def test_load_screen_in_russian() -> None:
+    snap = snapshot(
+        cpu_capacity=1.5,
+        host_cpus=1,
+        disk_free=9 * GiB,
+        disk_parts={"releases": 5 << 20, "logs": 1000, "cache": 3 * GiB},
+        slots=(SlotUsage("shop-prod", 12, 3, 40 << 20, 2.25),),
+    )
+    samples = [{"at": 900.0 + 30 * i, "cpu": 10.0 * i, "mem": 50.0} for i in range(4)]
+    text = format_load(snap, samples, lang="ru")
+    print(text)
+    lines = text.splitlines()
+    assert lines[0] == "ЦП       12,5% из 1,5 ЦП (квота контейнера)"
+    assert lines[1].endswith(" (за час)")
+    assert "память   100,0 МБ из 1,0 ГБ (9,8%, лимит контейнера)" in lines
+    assert "нагрузка 0,50 0,40 0,30 (хост, 1 ЦП)" in lines
+    assert "диск     свободно 9,0 ГБ из 100,0 ГБ (9%) на /data" in lines
+    assert "         релизы 5,0 МБ, логи 1000 Б, кэш 3,0 ГБ" in lines
+    assert "проекты (память: PSS)" in lines
+    assert "  shop-prod                   40,0 МБ  2,2% ЦП    3 проц." in lines
+    words = set(re.findall(r"[A-Za-z]+", text)) - {"shop", "prod", "data", "PSS", "host"}
+    assert not words, words
+    english = format_load(snap, samples)
+    assert "load     0.50 0.40 0.30 (host, 1 CPU)" in english  # one CPU, not "1 CPUs"
+    assert "CPU      12.5% of 1.5 CPUs (container quota)" in english
+    warning = conditions(snap)["disk"]
+    assert warning.render("ru") == "на диске /data свободно 9,0% (9,0 ГБ из 100,0 ГБ)"
+    ((_kind, _what, back),) = transitions({"disk": warning}, {})
+    assert back.render("ru").startswith("диск снова в норме (было: на диске /data")
 
 
 class FakeProbe:

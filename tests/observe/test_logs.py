@@ -27,6 +27,11 @@ def test_slot_tail_tells_the_streams_apart(settings: Settings) -> None:
     only = slot_tail(settings, "shop", "prod", 30, "stderr")
     assert only.stdout == [] and "stdout" not in format_logs(only, "stderr")
     assert "(empty)" in format_logs(slot_tail(settings, "shop", "test", 30))
+    assert "── shop-prod stdout (1 line) ──" in text
+    ru = format_logs(slot_tail(settings, "shop", "test", 30), lang="ru")
+    assert "── shop-test stdout (0 строк) ──\n(пусто)" in ru
+    write(settings.logs_dir / "shop-prod.out.log", ["a", "b"], "a")
+    assert "(3 строки)" in format_logs(slot_tail(settings, "shop", "prod", 30), lang="ru")
 
 
 def test_follow_sees_new_lines_and_rotation(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ deployed project."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from controlplane.adapters.supervisor.client import ProcessInfo
@@ -92,6 +93,50 @@ def test_status_in_russian() -> None:
     ps = build_status(project, SlotState(), [], [], {}, {}, NOW)
     text = format_status(ps, "ru")
     assert "ничего не развёрнуто" in text and "выкл." in text
+
+
+def status_with(restarts: int, lang: str) -> str:
+    project = Project(name="shop", repo="https://h/o.git", path="/srv/shop", poll=300)
+    slot_state = SlotState(
+        prod=7,
+        prod_running=True,
+        head=COMMITS[-1].sha,
+        last_poll={"at": NOW - 60, "ok": True},
+        op={"op": "deploy", "since": NOW - 90},
+    )
+    releases = [Release(7, COMMITS[1].sha, "ready", size=40 << 20)]
+    infos = {"shop-prod": info("RUNNING", 812, NOW - 7380)}
+    ps = build_status(project, slot_state, releases, COMMITS, infos, {"shop-prod": restarts}, NOW)
+    return format_status(ps, lang) + "\n--\n" + format_overview([ps], lang)
+
+
+def test_status_screen_in_russian_every_label_unit_and_count() -> None:
+    text = status_with(3, "ru")
+    assert "prod  RUNNING  pid 812  работает 2 ч 3 мин  3 перезапуска за час" in text
+    assert "#7 7777777 change 7 (коммит 22 ч 50 мин назад)" in text
+    assert "прошлая проверка    1 мин назад, успешно" in text
+    assert "следующая проверка  примерно через 4 мин (интервал 5 мин)" in text
+    assert "новый коммит        #8 8888888 change 8" in text
+    assert "выполняется         деплой уже 1 мин 30 с" in text
+    assert "релизы              1 на диске, 40,0 МБ" in text
+    overview = text.split("--\n")[1]
+    words = (
+        "shop prod RUNNING #7 работает 2 ч 3 мин 3 перезапуска новый коммит #8 деплой 1 мин 30 с"
+    )
+    assert overview.split() == words.split()
+    # the three Russian plural forms, and English's two
+    for n, ru, en in (
+        (1, "1 перезапуск за час", "1 restart in the last hour"),
+        (5, "5 перезапусков за час", "5 restarts in the last hour"),
+        (11, "11 перезапусков за час", "11 restarts in the last hour"),
+        (21, "21 перезапуск за час", "21 restarts in the last hour"),
+        (22, "22 перезапуска за час", "22 restarts in the last hour"),
+    ):
+        assert ru in status_with(n, "ru") and en in status_with(n, "en"), n
+    assert "1 перезапуск новый" in " ".join(status_with(1, "ru").split("--\n")[1].split())
+    # nothing English is left in the Russian screen but names, states and commits
+    words_left = set(re.findall(r"[A-Za-z]+", text)) - {"shop", "main", "prod", "test", "pid"}
+    assert words_left <= {"RUNNING", "ABSENT", "change"}, words_left
 
 
 def test_restarts_count_exits_and_failed_starts_in_the_hour() -> None:
