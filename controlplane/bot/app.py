@@ -36,26 +36,28 @@ from controlplane.bot.context import Deps, chat_of, deps
 from controlplane.bot.notifier import Notifier
 from controlplane.bot.redaction import RedactingRequest
 from controlplane.bot.strangers import StrangerReports, report
-from controlplane.bot.texts import pick_lang, t
+from controlplane.bot.texts import N_, plain, t
 from controlplane.domain.backoff import Backoff
+from controlplane.errors import ControlPlaneError
+from controlplane.i18n import DEFAULT, LANGS
 from controlplane.service.facade import Service
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 ERROR_EVERY = 600.0
-COMMANDS = (
-    "projects",
-    "status",
-    "deploy",
-    "test",
-    "promote",
-    "rollback",
-    "logs",
-    "load",
-    "help",
-    "cancel",
-)
+COMMANDS = {  # the command menu: each command and what it does
+    "projects": N_("your projects"),
+    "status": N_("state of a project"),
+    "deploy": N_("deploy to prod"),
+    "test": N_("test deploy"),
+    "promote": N_("promote the tested release"),
+    "rollback": N_("roll prod back to commit N"),
+    "logs": N_("last lines of a project's log"),
+    "load": N_("system load"),
+    "help": N_("help"),
+    "cancel": N_("stop what you are typing"),
+}
 
 
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -66,8 +68,9 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     admins = d.settings.admin_chat_ids
     # a listed group lets its members in; in a private chat the person must be the admin
     if chat and chat in admins and (user is None or chat < 0 or user.id in admins):
-        if user is not None and chat not in d.langs:
-            d.langs[chat] = pick_lang(d.settings.lang, None, user.language_code)
+        if user is not None and user.language_code:
+            # the first seen is kept: a group's members may each speak another language
+            d.telegram.setdefault(chat, user.language_code)
         return
     who = f"@{user.username}" if user and user.username else (user.full_name if user else "?")
     logger.warning(
@@ -184,10 +187,11 @@ def build_application(d: Deps) -> Application[Any, Any, Any, Any, Any, Any]:
 
 
 async def set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """The command menu in English (default) and Russian."""
-    for lang in ("en", "ru"):
-        commands = [BotCommand(c, t(lang, f"cmd.{c}")) for c in COMMANDS]
-        await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+    """The command menu in English (the default) and in every other language, for the
+    admins whose Telegram speaks it."""
+    for lang in LANGS:
+        commands = [BotCommand(c, plain(t(lang, about))) for c, about in COMMANDS.items()]
+        await app.bot.set_my_commands(commands, language_code=None if lang == DEFAULT else lang)
 
 
 def quiet_http_logs() -> None:
@@ -231,6 +235,7 @@ class BotRunner:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         notifier = Notifier(self.app, self.deps)
+        await self._load_langs()
         async with self.app:
             await self._start_polling()
             notifier.start()
@@ -240,6 +245,13 @@ class BotRunner:
             if self.app.updater is not None and self.app.updater.running:
                 await self.app.updater.stop()
             await self.app.stop()
+
+    async def _load_langs(self) -> None:
+        """The languages the chats chose, before any notification goes out."""
+        try:
+            self.deps.chosen.update(await asyncio.to_thread(self.deps.service.query.chat_langs))
+        except ControlPlaneError as exc:  # the store unreadable: Telegram's languages then
+            logger.warning("the chats' languages cannot be read: %s", exc)
 
     async def _start_polling(self) -> None:
         """Start polling; while Telegram is unreachable keep trying with a growing delay."""

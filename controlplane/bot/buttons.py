@@ -20,12 +20,13 @@ from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.progress import start_op
 from controlplane.bot.render import number
-from controlplane.bot.texts import N_, t
+from controlplane.bot.texts import N_, t, text
 from controlplane.bot.views import (
     ask,
     screen_config,
     screen_confirm_promote,
     screen_help,
+    screen_lang,
     screen_load,
     screen_logs,
     screen_menu,
@@ -35,7 +36,6 @@ from controlplane.bot.views import (
     send_logfile,
     show,
 )
-from controlplane.domain.models import format_interval
 from controlplane.errors import NotFound
 from controlplane.service.facade import Op
 
@@ -128,7 +128,7 @@ async def b_poll_set(update: Update, context: Ctx, name: str, rest: list[str]) -
         d.lang(chat_of(update)),
         "<b>{name}</b> now polls every {poll}.",
         name=name,
-        poll=format_interval(seconds),
+        poll=screens.interval(d.lang(chat_of(update)), seconds),
     )
 
 
@@ -160,9 +160,10 @@ async def b_extend(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     d = deps(context)
     seconds = (number(rest[0]) if rest else None) or 60
     try:
-        return await blocking(d.service.extend, name, seconds)
+        extended = await blocking(d.service.extend, name, seconds)
     except NotFound:
         return t(d.lang(chat_of(update)), "That test has finished.")
+    return text(d.lang(chat_of(update)), extended)
 
 
 async def b_cancel(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -267,12 +268,9 @@ async def b_output(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     value = "off" if project.output else "on"
     await blocking(d.service.config.set_setting, name, "output", value)
     await screen_project(update, context, name)
-    return t(
-        d.lang(chat_of(update)),
-        "Output of <b>{name}</b>'s commands to chat: {state}.",
-        name=name,
-        state=value,
-    )
+    lang = d.lang(chat_of(update))
+    state = t(lang, "off") if project.output else t(lang, "on")
+    return t(lang, "Output of <b>{name}</b>'s commands to chat: {state}.", name=name, state=state)
 
 
 async def b_deploy_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -295,9 +293,8 @@ async def b_new_key(update: Update, context: Ctx, name: str, rest: list[str]) ->
         name,
         rest,
         key=N_(
-            "Make a new deploy key for <b>{name}</b>? The current one "
-            "stops working: add the new one to the repository and remove "
-            "the old one there."
+            "Make a new deploy key for <b>{name}</b>? The current one stops working: "
+            "add the new one to the repository and remove the old one there."
         ),
         yes=yes,
     )
@@ -312,9 +309,8 @@ async def b_forget_hosts(update: Update, context: Ctx, name: str, rest: list[str
     d = deps(context)
     await blocking(d.service.config.forget_hosts, name)
     await b_deploy_key(update, context, name, rest)
-    return t(
-        d.lang(chat_of(update)), "Pinned host keys forgotten: the next fetch pins and reports them."
-    )
+    lang = d.lang(chat_of(update))
+    return t(lang, "Pinned host keys forgotten: the next fetch pins and reports them.")
 
 
 async def b_remove(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -325,9 +321,8 @@ async def b_remove(update: Update, context: Ctx, name: str, rest: list[str]) -> 
         name,
         rest,
         key=N_(
-            "Remove <b>{name}</b>? Its slots stop; its releases, history "
-            "and data folders (APP_DATA_DIR) are deleted; files you put "
-            "in its folder stay."
+            "Remove <b>{name}</b>? Its slots stop; its releases, history and data folders "
+            "(APP_DATA_DIR) are deleted; files you put in its folder stay."
         ),
         yes=yes,
     )
@@ -353,6 +348,7 @@ GLOBAL: dict[str, Callable[[Update, Ctx], Awaitable[None]]] = {
     Cb.PROJECTS: screen_projects,
     Cb.HELP: screen_help,
     Cb.LOAD: screen_load,
+    Cb.LANG: screen_lang,
 }
 
 

@@ -25,6 +25,7 @@ class Cb(StrEnum):
     PROJECTS = "pl"
     HELP = "hp"
     LOAD = "ld"
+    LANG = "ln"  # the language picker; with a language code after it: that language
     # conversations (conversations.py)
     ADD = "ad"
     LAUNCH = "lc"

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from controlplane.bot.texts import pick_lang
 from controlplane.service.facade import Redactor, Service
 from controlplane.settings import Settings
 
@@ -20,16 +21,23 @@ T = TypeVar("T")
 
 @dataclass
 class Deps:
-    """The control plane as the bot sees it."""
+    """The control plane as the bot sees it, and the language of each chat: the one it
+    chose with 🌐 (kept in the store, loaded at start) or its admin's Telegram language."""
 
     settings: Settings
     service: Service
-    langs: dict[int, str] = field(default_factory=dict)
+    chosen: dict[int, str] = field(default_factory=dict)
+    telegram: dict[int, str] = field(default_factory=dict)
 
     def lang(self, chat_id: int | None) -> str:
-        if self.settings.lang:
-            return self.settings.lang
-        return self.langs.get(chat_id or 0, "en")
+        """CONTROLPLANE_LANG for everyone, else the chat's choice, else its admin's."""
+        chat = chat_id or 0
+        return pick_lang(self.settings.lang, self.chosen.get(chat), self.telegram.get(chat))
+
+    def choose(self, chat_id: int, lang: str) -> None:
+        """Remember the language a chat chose (the store first: it outlives the bot)."""
+        self.service.config.set_chat_lang(chat_id, lang)
+        self.chosen[chat_id] = lang
 
     def redactor(self) -> Redactor:
         """Every secret value in the store and the bot's token (refreshed by the facade

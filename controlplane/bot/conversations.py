@@ -25,7 +25,7 @@ from controlplane.bot import screens
 from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.progress import start_op
-from controlplane.bot.texts import N_, t
+from controlplane.bot.texts import N_, error, t, tn
 from controlplane.domain.models import (
     has_credentials,
     parse_duration,
@@ -53,6 +53,13 @@ async def say(update: Update, context: Ctx, key: str, **values: Any) -> None:
     chat = update.effective_chat
     assert chat is not None
     await chat.send_message(t(lang_of(update, context), key, **values), parse_mode="HTML")
+
+
+async def fail(update: Update, context: Ctx, exc: ControlPlaneError) -> None:
+    """Why the answer was not taken (or the work failed), in the chat's language."""
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(error(lang_of(update, context), exc), parse_mode="HTML")
 
 
 async def answer(update: Update) -> None:
@@ -91,7 +98,7 @@ async def add_name(update: Update, context: Ctx) -> int:
     try:
         draft(context)["name"] = validate_name(text)
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return NAME
     await say(
         update, context, N_("Send the <b>repository URL</b> (https://…, git@host:owner/repo).")
@@ -105,7 +112,7 @@ async def add_repo(update: Update, context: Ctx) -> int:
     try:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return REPO
     draft(context)["repo"] = text
     await say(
@@ -123,7 +130,7 @@ async def add_path(update: Update, context: Ctx) -> int:
     try:
         validate_folder(text, data_dir=d.settings.data_dir, allowed_inside=(d.settings.apps_dir,))
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return PATH
     draft(context)["path"] = text
     await say(update, context, N_("Send the <b>branch</b>, or /skip for main."))
@@ -140,7 +147,7 @@ async def add_branch(update: Update, context: Ctx) -> int:
     try:
         branch = validate_branch(text)
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return BRANCH
     info = dict(draft(context), branch=branch)
     draft(context).clear()
@@ -160,16 +167,17 @@ async def _add(update: Update, context: Ctx, info: dict[str, str]) -> None:
         adding = await blocking(add)
         added = await blocking(adding.result)
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return
     for warning in added.warnings:
         await say(update, context, N_("⚠️ {warning}"), warning=warning)
     lang, head = lang_of(update, context), added.head
-    text = t(
+    text = tn(
         lang,
+        "✅ Added <b>{name}</b>: numbered {n} commit, head #{n} {sha} {subject}.",
         "✅ Added <b>{name}</b>: numbered {n} commits, head #{n} {sha} {subject}.",
+        head.n,
         name=info["name"],
-        n=head.n,
         sha=head.short,
         subject=head.subject,
     )
@@ -193,9 +201,8 @@ async def vars_start(update: Update, context: Ctx) -> int:
         update,
         context,
         N_(
-            "Send one or more lines <code>KEY=VALUE</code> for "
-            "<b>{name}</b> {slot}. Your message is deleted once saved. "
-            "/cancel to stop."
+            "Send one or more lines <code>KEY=VALUE</code> for <b>{name}</b> {slot}. "
+            "Your message is deleted once saved. /cancel to stop."
         ),
         name=name,
         slot=draft(context)["slot"],
@@ -213,7 +220,7 @@ async def vars_values(update: Update, context: Ctx) -> int:
         keys = await blocking(d.service.config.env_set, name, slot, lines)
     except ControlPlaneError as exc:
         await _delete(update)  # the values may be secrets even when a line is bad
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return VALUES
     await _delete(update)
     draft(context).clear()
@@ -262,13 +269,13 @@ async def duration_value(update: Update, context: Ctx) -> int:
     try:
         seconds = parse_duration(text, field_name="duration", low=5, high=86400)
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return DURATION
     name = draft(context).pop("name")
     try:
         start_op(context, update, Op.TEST, name, {"duration": str(seconds)})
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
     return ConversationHandler.END
 
 
@@ -288,7 +295,7 @@ async def launch_url(update: Update, context: Ctx) -> int:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
         name = launch_name(text)
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
         return URL
     draft(context).update(url=text, name=name)
     lang = lang_of(update, context)
@@ -332,7 +339,7 @@ async def _launch(update: Update, context: Ctx, info: dict[str, str], test: bool
         await blocking(adding.result)
         start_op(context, update, Op.TEST if test else Op.DEPLOY, name, {})
     except ControlPlaneError as exc:
-        await say(update, context, N_("⚠️ {reason}"), reason=str(exc))
+        await fail(update, context, exc)
 
 
 def build() -> list[ConversationHandler[Any]]:

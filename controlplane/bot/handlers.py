@@ -26,7 +26,7 @@ from controlplane.bot.callbacks import Cb, parts
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.progress import start_op
 from controlplane.bot.render import number, pre
-from controlplane.bot.texts import t
+from controlplane.bot.texts import N_, error, plain, t, text
 from controlplane.bot.views import (
     ask,
     screen_confirm_promote,
@@ -44,6 +44,10 @@ from controlplane.service.facade import Op
 logger = logging.getLogger(__name__)
 
 Ctx = ContextTypes.DEFAULT_TYPE
+REFUSED = {  # why a confirmation's Yes does nothing (confirm.Claim.reason)
+    "used": N_("Already done: this confirmation was used. Open the menu again to repeat it."),
+    "expired": N_("This confirmation has expired; open it again."),
+}
 
 
 async def project_or_toast(query: CallbackQuery, d: Deps, lang: str, name: str) -> Any:
@@ -65,7 +69,7 @@ async def with_name(
     try:
         await blocking(deps(context).service.query.project, args[0])
     except ControlPlaneError as exc:
-        await show(update, t(lang, "⚠️ {reason}", reason=str(exc)))
+        await show(update, error(lang, exc))
         return
     await then(args[0], args[1:])
 
@@ -112,7 +116,7 @@ async def cmd_test(update: Update, context: Ctx) -> None:
         try:
             start_op(context, update, Op.TEST, name, args)
         except ControlPlaneError as exc:
-            await show(update, t(lang, "⚠️ {reason}", reason=str(exc)))
+            await show(update, error(lang, exc))
         else:
             await show(update, t(lang, "Started"))
 
@@ -173,15 +177,16 @@ async def on_button(update: Update, context: Ctx) -> None:
         try:
             await PROJECT[key](update, context, name, rest[1:])
         except ControlPlaneError as exc:
-            await show(update, t(lang, "⚠️ {reason}", reason=str(exc)), screens.back_to(lang, name))
+            await show(update, error(lang, exc), screens.back_to(lang, name))
         return
     try:
         toast = await PROJECT[key](update, context, name, rest[1:])
     except ControlPlaneError as exc:
-        await query.answer(str(exc)[:200], show_alert=len(str(exc)) > 60)
+        reason = plain(text(lang, exc.text))
+        await query.answer(reason[:200], show_alert=len(reason) > 60)
         failed = True
     else:
-        await query.answer(toast[:200] if toast else None)
+        await query.answer(plain(toast)[:200] if toast else None)
         failed = False
     if key in YES and (failed or key not in YES_SHOWS):
         await drop_buttons(query)
@@ -196,7 +201,7 @@ async def claim_yes(update: Update, context: Ctx, lang: str) -> list[str] | None
     claim = confirm.registry(context.application.bot_data).claim(chat_of(update), query.data)
     if claim.ok:
         return claim.parts[1:]
-    await query.answer(t(lang, f"confirm.{claim.reason}"))
+    await query.answer(plain(t(lang, REFUSED.get(claim.reason, REFUSED["expired"]))))
     if claim.clear:
         await drop_buttons(query)
     return None
@@ -217,10 +222,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     for name, fn in (
         ("start", screen_menu),
         ("menu", screen_menu),
-        (
-            "help",
-            screen_help,
-        ),
+        ("help", screen_help),
         ("projects", screen_projects),
         ("status", cmd_status),
         ("logs", cmd_logs),

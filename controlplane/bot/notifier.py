@@ -1,17 +1,17 @@
 """Delivers the engine's events to every admin chat, each exactly once.
 
-Each admin chat is its own outbox consumer (`bot:CHAT`): an event is acknowledged for a
-chat only after Telegram accepted the message, so after a Telegram outage or a restart
-every pending event is delivered once, none twice. Repeats in a row are collapsed into
-one message with a count. Sending goes through PTB's rate limiter (per-chat limits,
-retry_after).
+Each admin chat is its own outbox consumer (`bot:CHAT`) and reads each event in its own
+language (the chat's choice is loaded when the bot starts, so it holds before its admin
+writes). An event is acknowledged for a chat only after Telegram accepted the message, so
+after a Telegram outage or a restart every pending event is delivered once, none twice.
+Repeats in a row are collapsed into one message with a count. Sending goes through PTB's
+rate limiter (per-chat limits, retry_after).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +24,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.context import Deps, blocking
 from controlplane.bot.render import fit
-from controlplane.bot.texts import t
+from controlplane.bot.texts import t, text
 from controlplane.domain.backoff import Backoff
 from controlplane.domain.kinds import EventKind
 from controlplane.service.facade import Event
@@ -76,9 +76,11 @@ def collapse(events: list[Event]) -> list[Batch]:
 
 
 def event_text(batch: Batch, lang: str) -> str:
+    """The event in the chat's language (an event stored before events carried their
+    message shows its English text), with the count of repeats."""
     event = batch.first
     repeat = t(lang, " (×{count})", count=len(batch.events)) if len(batch.events) > 1 else ""
-    return fit(f"{ICONS.get(event.kind, 'ℹ️')} {html.escape(event.text, quote=False)}{repeat}")
+    return fit(f"{ICONS.get(event.kind, 'ℹ️')} {text(lang, event.message)}{repeat}")
 
 
 def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:

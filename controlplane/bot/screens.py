@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from controlplane.bot.callbacks import Cb, cb
-from controlplane.bot.texts import N_, t
+from controlplane.bot.texts import N_, t, text
 from controlplane.domain.history import CommitRow, Release, SlotState
-from controlplane.domain.models import Project, format_interval
+from controlplane.domain.models import Project, interval_text
+from controlplane.i18n import LANGS
 
 if TYPE_CHECKING:
     from controlplane.service.facade import HostKey
@@ -19,13 +20,32 @@ Screen = tuple[str, InlineKeyboardMarkup]
 POLL_CHOICES = (0, 60, 300, 900, 3600, 21600, 86400)
 TEST_CHOICES = (30, 60, 300, 900)
 PAGE = 8
+POLICIES = ("notify", "test", "promote")
+POLICY_NAMES = {"notify": N_("notify"), "test": N_("test"), "promote": N_("promote")}
+POLICY_CHOICES = {  # the policy menu's buttons
+    "notify": N_("Notify me"),
+    "test": N_("Test it"),
+    "promote": N_("Test, then promote if it passed"),
+}
+VARS_OF = {"prod": N_("Prod variables"), "test": N_("Test variables")}
+LANG_NAMES = {"en": "English", "ru": "Русский"}  # each language in its own words
+
+
+def interval(lang: str, seconds: int) -> str:
+    """A poll interval or a duration as a button shows it: '15m' / '15 мин', 'off'."""
+    return text(lang, interval_text(seconds))
+
+
+def policy_name(lang: str, policy: str) -> str:
+    return t(lang, POLICY_NAMES[policy]) if policy in POLICY_NAMES else text(lang, policy)
 
 
 def button(text: str, *data: object) -> InlineKeyboardButton:
     return InlineKeyboardButton(text, callback_data=cb(*data))
 
 
-def main_menu(lang: str) -> Screen:
+def main_menu(lang: str, *, switch: bool = True) -> Screen:
+    """The main menu; `switch`: with the 🌐 button (not when CONTROLPLANE_LANG fixes it)."""
     rows = [
         [button(t(lang, "📦 Projects"), Cb.PROJECTS)],
         [
@@ -34,7 +54,19 @@ def main_menu(lang: str) -> Screen:
         ],
         [button(t(lang, "📊 System load"), Cb.LOAD), button(t(lang, "❓ Help"), Cb.HELP)],
     ]
+    if switch:
+        rows.append([button(t(lang, "🌐 Language"), Cb.LANG)])
     return t(lang, "<b>controlplane</b>: choose what to do"), InlineKeyboardMarkup(rows)
+
+
+def lang_menu(lang: str) -> Screen:
+    """The languages, each named in its own words; the chat's marked."""
+    keys = [
+        button(("• " if code == lang else "") + LANG_NAMES.get(code, code), Cb.LANG, code)
+        for code in LANGS
+    ]
+    rows = [keys, [button(t(lang, "⬅️ Back"), Cb.MENU)]]
+    return t(lang, "🌐 The language of this chat:"), InlineKeyboardMarkup(rows)
 
 
 def icon(state: SlotState, prod_state: str | None) -> str:
@@ -64,8 +96,8 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
         N_("<b>{name}</b> · {branch} · poll {poll} · policy {policy}"),
         name=n,
         branch=p.branch,
-        poll=format_interval(p.poll),
-        policy=p.policy,
+        poll=interval(lang, p.poll),
+        policy=policy_name(lang, p.policy),
     )
     live = t(
         lang,
@@ -128,7 +160,7 @@ def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Scr
     rows.append([button(t(lang, "➕ Add KEY=VALUE"), Cb.ADD_VARS, name, slot)])
     rows.append(
         [
-            button(t(lang, f"btn.{other}_vars"), Cb.CONFIG, name, other),
+            button(t(lang, VARS_OF[other]), Cb.CONFIG, name, other),
             button(t(lang, "⬅️ Back"), Cb.PROJECT, name),
         ]
     )
@@ -137,7 +169,7 @@ def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Scr
 
 def poll_menu(lang: str, p: Project) -> Screen:
     keys = [
-        button(("• " if s == p.poll else "") + format_interval(s), Cb.POLL_SET, p.name, s)
+        button(("• " if s == p.poll else "") + interval(lang, s), Cb.POLL_SET, p.name, s)
         for s in POLL_CHOICES
     ]
     rows = [keys[:4], keys[4:], [button(t(lang, "⬅️ Back"), Cb.PROJECT, p.name)]]
@@ -145,7 +177,7 @@ def poll_menu(lang: str, p: Project) -> Screen:
         lang,
         "How often should <b>{name}</b> check for new commits? Now: {poll}",
         name=p.name,
-        poll=format_interval(p.poll),
+        poll=interval(lang, p.poll),
     ), InlineKeyboardMarkup(rows)
 
 
@@ -153,28 +185,25 @@ def policy_menu(lang: str, p: Project) -> Screen:
     rows = [
         [
             button(
-                ("• " if pol == p.policy else "") + t(lang, f"policy.{pol}"),
+                ("• " if pol == p.policy else "") + t(lang, POLICY_CHOICES[pol]),
                 Cb.POLICY_SET,
                 p.name,
                 pol,
             )
         ]
-        for pol in ("notify", "test", "promote")
+        for pol in POLICIES
     ]
     rows.append([button(t(lang, "⬅️ Back"), Cb.PROJECT, p.name)])
     return t(
         lang,
         "What should a new commit of <b>{name}</b> do? Now: {policy}",
         name=p.name,
-        policy=p.policy,
+        policy=policy_name(lang, p.policy),
     ), InlineKeyboardMarkup(rows)
 
 
 def test_menu(lang: str, name: str) -> Screen:
-    keys = [
-        button(format_interval(s, zero="0s") if s >= 60 else f"{s}s", Cb.TEST_RUN, name, s)
-        for s in TEST_CHOICES
-    ]
+    keys = [button(interval(lang, s), Cb.TEST_RUN, name, s) for s in TEST_CHOICES]
     rows = [
         keys,
         [button(t(lang, "⌨️ Type a duration"), Cb.TYPED_DURATION, name)],
@@ -231,14 +260,11 @@ def deploy_key(lang: str, name: str, public: str, hosts: list[HostKey]) -> Scree
     """The project's deploy key (public half) and the host keys pinned for it."""
     text = t(
         lang,
-        (
-            "🔑 Deploy key of <b>{name}</b>, for an ssh repository "
-            "(git@host:owner/repo). Add it to the repository as a "
-            "<b>read-only deploy key</b> (GitHub: Settings → Deploy "
-            "keys):\n<code>{public}</code>"
-        ),
+        "🔑 Deploy key of <b>{name}</b>, for an ssh repository (git@host:owner/repo). "
+        "Add it to the repository as a <b>read-only deploy key</b> "
+        "(GitHub: Settings → Deploy keys):\n<code>{public}</code>",
         name=name,
-        public=html.escape(public),
+        public=public,
     )
     if hosts:
         text += (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from telegram.error import TelegramError
 
-from controlplane.bot.texts import Html, t
+from controlplane.bot.texts import Html, t, tn
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +124,9 @@ async def report(
 def one_text(lang: str, stranger: Stranger) -> str:
     return t(
         lang,
-        (
-            "⚠️ Someone who is not an admin wrote to the bot: chat {chat} "
-            "({who}). Ignored. (Each person is reported once an hour; "
-            "others who write soon after are summed up every 10 minutes.)"
-        ),
+        "⚠️ Someone who is not an admin wrote to the bot: chat {chat} ({who}). Ignored. "
+        "(Each person is reported once an hour; others who write soon after are summed up "
+        "every 10 minutes.)",
         chat=stranger.chat,
         who=stranger.who,
     )
@@ -142,15 +140,13 @@ def summary_text(lang: str, strangers: list[Stranger]) -> str:
     )
     others = len(strangers) - NAMED
     if others > 0:
-        named += t(lang, " and {count} more", count=others)
-    updates = sum(s.count for s in strangers)
-    return t(
+        named += tn(lang, " and {n} more", " and {n} more", others)
+    updates = tn(lang, "{n} update", "{n} updates", sum(s.count for s in strangers))
+    return tn(
         lang,
-        (
-            "⚠️ {count} more people who are not admins wrote to the bot "
-            "({updates} updates): {names}. Ignored."
-        ),
-        count=len(strangers),
-        updates=updates,
+        "⚠️ {n} more person who is not an admin wrote to the bot ({updates}): {names}. Ignored.",
+        "⚠️ {n} more people who are not admins wrote to the bot ({updates}): {names}. Ignored.",
+        len(strangers),
+        updates=Html(updates),
         names=Html(named),
     )

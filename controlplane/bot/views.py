@@ -11,11 +11,12 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from controlplane.bot import confirm, screens
-from controlplane.bot.callbacks import Cb
+from controlplane.bot.callbacks import Cb, parts
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.render import fit, pre
-from controlplane.bot.texts import N_, t
+from controlplane.bot.texts import Html, t, tn
+from controlplane.i18n import LANGS
 
 Ctx = ContextTypes.DEFAULT_TYPE
 LOG_LINES = 30
@@ -49,9 +50,26 @@ async def ask(
 
 
 async def screen_menu(update: Update, context: Ctx) -> None:
-    """The main menu (/start, /menu)."""
-    text, markup = screens.main_menu(deps(context).lang(chat_of(update)))
+    """The main menu (/start, /menu); its 🌐 only when CONTROLPLANE_LANG leaves a choice."""
+    d = deps(context)
+    text, markup = screens.main_menu(d.lang(chat_of(update)), switch=not d.settings.lang)
     await show(update, text, markup)
+
+
+async def screen_lang(update: Update, context: Ctx) -> None:
+    """🌐: the language picker; a language pressed there becomes the chat's, remembered in
+    the store, and the main menu comes back in it."""
+    d = deps(context)
+    chat = chat_of(update)
+    query = update.callback_query
+    chosen = parts(query.data)[1:] if query is not None and query.data else []
+    if d.settings.lang:  # CONTROLPLANE_LANG leaves no choice (an old 🌐 button)
+        await screen_menu(update, context)
+    elif chosen and chosen[0] in LANGS:
+        await blocking(d.choose, chat, chosen[0])
+        await screen_menu(update, context)
+    else:
+        await show(update, *screens.lang_menu(d.lang(chat)))
 
 
 async def screen_help(update: Update, context: Ctx) -> None:
@@ -60,14 +78,16 @@ async def screen_help(update: Update, context: Ctx) -> None:
         update,
         t(
             deps(context).lang(chat_of(update)),
-            (
-                "<b>Commands</b>\n/projects — your projects\n/status NAME — "
-                "state of a project\n/deploy NAME — deploy the branch head to "
-                "prod\n/test NAME [SECONDS] — test deploy\n/promote NAME — "
-                "promote the tested release\n/rollback NAME N — prod back to "
-                "commit N\n/logs NAME — last 30 lines\n/load — system "
-                "load\n/cancel — stop what you are typing"
-            ),
+            "<b>Commands</b>\n"
+            "/projects — your projects\n"
+            "/status NAME — state of a project\n"
+            "/deploy NAME — deploy the branch head to prod\n"
+            "/test NAME [SECONDS] — test deploy\n"
+            "/promote NAME — promote the tested release\n"
+            "/rollback NAME N — prod back to commit N\n"
+            "/logs NAME — last 30 lines\n"
+            "/load — system load\n"
+            "/cancel — stop what you are typing",
         ),
     )
 
@@ -96,23 +116,26 @@ async def screen_status(update: Update, context: Ctx, name: str) -> None:
     )
 
 
-def log_tail(d: Deps, name: str, slot: str, n: int = LOG_LINES) -> list[str]:
+def log_tail(d: Deps, name: str, slot: str, lang: str, n: int = LOG_LINES) -> list[str]:
     """The slot's last lines, stdout and stderr told apart, secrets removed."""
-    return d.redactor()(d.service.query.log_tail_text(name, slot, n)).splitlines()
+    return d.redactor()(d.service.query.log_tail_text(name, slot, n, lang)).splitlines()
 
 
 async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> None:
     d = deps(context)
     lang = d.lang(chat_of(update))
-    lines = await blocking(log_tail, d, name, slot)
-    title = t(
-        lang,
-        "<b>{name}</b> {slot}: last {n} lines"
+    lines = await blocking(log_tail, d, name, slot, lang)
+    title = (
+        tn(
+            lang,
+            "<b>{name}</b> {slot}: last {n} line",
+            "<b>{name}</b> {slot}: last {n} lines",
+            len(lines),
+            name=name,
+            slot=slot,
+        )
         if lines
-        else N_("<b>{name}</b> {slot} has printed nothing yet."),
-        name=name,
-        slot=slot,
-        n=len(lines),
+        else t(lang, "<b>{name}</b> {slot} has printed nothing yet.", name=name, slot=slot)
     )
     markup = InlineKeyboardMarkup(
         [
@@ -153,7 +176,7 @@ async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> Non
     lang = d.lang(chat_of(update))
     state = await blocking(d.service.query.state, name)
     if state.test is None:
-        await show(update, t(lang, "⚠️ {reason}", reason=f"{name}: no tested release to promote"))
+        await show(update, t(lang, "⚠️ {name}: no tested release to promote", name=name))
         return
     keys = await blocking(d.service.query.variables_diff, name)
     diff = (
@@ -161,22 +184,20 @@ async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> Non
         if keys
         else t(lang, "\nTest and prod variables are the same.")
     )
-    text = (
-        t(
-            lang,
-            "Promote #{n} of <b>{name}</b> to <b>prod</b>?{diff}",
-            name=name,
-            n=state.test,
-            diff="",
-        )
-        + diff
+    text = t(
+        lang,
+        "Promote #{n} of <b>{name}</b> to <b>prod</b>?{diff}",
+        name=name,
+        n=state.test,
+        diff=Html(diff),
     )
     await ask(update, context, text, (Cb.PROMOTE_YES, name), (Cb.PROJECT, name))
 
 
 async def screen_load(update: Update, context: Ctx) -> None:
     d = deps(context)
+    lang = d.lang(chat_of(update))
     report = await blocking(d.service.query.load)
-    text = report.text()
-    markup = InlineKeyboardMarkup([[screens.button(t(d.lang(chat_of(update)), "⬅️ Back"), Cb.MENU)]])
+    text = report.text(lang)
+    markup = InlineKeyboardMarkup([[screens.button(t(lang, "⬅️ Back"), Cb.MENU)]])
     await show(update, pre(text.splitlines(), budget=3900), markup)

@@ -3,18 +3,37 @@ server, the real engine behind it, a real supervisord running the apps."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import time
+from typing import Any
 
 import pytest
 
+from controlplane.bot.app import BotRunner
+from controlplane.domain.kinds import EventKind
+from controlplane.observe.load import Snapshot, conditions
+from tests.support.botapi import FakeBotAPI, Msg
 from tests.support.chat import ADMIN, PROD_KEY, STRANGER, TEST_KEY, TOKEN, Chat
+from tests.support.fixtures_release import Plant
+
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
 def test_commands_are_registered_in_two_languages(phone: Chat) -> None:
     commands = phone.api.commands
     langs = {lang for (_scope, lang) in commands}
     assert {"", "ru"} <= {lang or "" for lang in langs}, commands
+    about = {
+        lang: {c["command"]: c["description"] for c in got} for (_s, lang), got in commands.items()
+    }
+    assert about[""]["projects"] == "your projects" and about[""]["load"] == "system load"
+    assert about["ru"]["projects"] == "ваши проекты" and about["ru"]["cancel"] == "прервать ввод"
+    assert about[""].keys() == about["ru"].keys()
+    for command, description in about["ru"].items():
+        assert CYRILLIC.search(description), (command, description)
+        assert not CYRILLIC.search(about[""][command]), (command, about[""][command])
 
 
 def test_answers_sent_at_once_each_meet_the_state_the_one_before_left(phone: Chat) -> None:
@@ -221,3 +240,118 @@ def test_status_and_logs_from_the_chat(phone: Chat) -> None:
     )
     for call in api.requests:
         assert PROD_KEY not in json.dumps(call.params, default=str)
+
+
+# -- languages ------------------------------------------------------------------------------
+
+OTHER_ADMIN = 222
+
+
+def disk_warning() -> Any:
+    """What the load sampler publishes when the disk is nearly full (a Text)."""
+    snap = Snapshot(
+        at=time.time(),
+        source="host",
+        cpu_percent=None,
+        cpu_capacity=2,
+        cpu_limited=False,
+        memory_used=1 << 30,
+        memory_limit=4 << 30,
+        memory_limited=False,
+        load_avg=(0.1, 0.1, 0.1),
+        host_cpus=2,
+        disk_path="/data",
+        disk_total=100 << 30,
+        disk_free=3 << 30,
+    )
+    return conditions(snap)["disk"]
+
+
+def press_in(phone: Chat, chat: int, msg: Msg, label: str) -> None:
+    data = next(v for k, v in phone.buttons(msg).items() if label in k)
+    phone.api.user_presses(chat, msg.message_id, data, user_id=chat)
+
+
+def test_the_language_button_is_per_chat_and_outlives_a_restart(
+    plant: Plant, bot_api_options: dict[str, object]
+) -> None:
+    """🌐 switches one chat to Russian: its menus at once, then after the bot restarts its
+    notifications (before its admin writes again) while another admin's chat stays English;
+    the choice beats the admin's Telegram language."""
+    api = FakeBotAPI(token=TOKEN, **bot_api_options)  # type: ignore[arg-type]
+    settings = dataclasses.replace(
+        plant.settings,
+        telegram_token=TOKEN,
+        admin_chat_ids=frozenset({ADMIN, OTHER_ADMIN}),
+        telegram_api_url=api.start(),
+        lang=None,
+    )
+    runner = BotRunner(settings, plant.stack.service)
+    runner.start()
+    try:
+        phone = Chat(api=api, plant=plant, runner=runner)
+        phone.send("/start")
+        menu = phone.wait_text("choose what to do")
+        phone.press_text(menu, "🌐 Language")
+        picker = phone.wait_text("The language of this chat")
+        assert set(phone.buttons(picker)) >= {"• English", "Русский"}
+        phone.press_text(picker, "Русский")
+        ru_menu = phone.wait_text("что сделать")
+        assert ru_menu.message_id == menu.message_id  # the menu itself, now in Russian
+        assert "📦 Проекты" in phone.buttons(ru_menu) and "🌐 Язык" in phone.buttons(ru_menu)
+        assert plant.stack.store.chat_langs() == {ADMIN: "ru"}
+    finally:
+        runner.stop()
+
+    runner = BotRunner(settings, plant.stack.service)
+    runner.start()
+    try:
+        phone = Chat(api=api, plant=plant, runner=runner)
+        plant.stack.outbox.publish(EventKind.LOAD_WARNING, None, disk_warning(), what="disk")
+        ru = phone.wait_text("📊", chat=ADMIN)
+        en = phone.wait_text("📊", chat=OTHER_ADMIN)
+        assert ru.text == "📊 на диске /data свободно 3,0% (3,0 ГБ из 100,0 ГБ)", ru.text
+        assert en.text == "📊 disk free 3.0% (3.0 GiB of 100.0 GiB) on /data", en.text
+
+        # the chat's choice beats its admin's Telegram language, both ways
+        phone.send("/load")  # the phone's Telegram speaks English
+        load = phone.wait_text("ЦП", timeout=30)
+        assert "память" in load.text and "диск" in load.text and " of " not in load.text
+        api.user_sends(OTHER_ADMIN, "/start", user_id=OTHER_ADMIN, language_code="ru")
+        other = phone.wait_text("что сделать", chat=OTHER_ADMIN)
+        press_in(phone, OTHER_ADMIN, other, "🌐 Язык")
+        picker = phone.wait_text("Язык этого чата", chat=OTHER_ADMIN)
+        press_in(phone, OTHER_ADMIN, picker, "English")
+        phone.wait_text("choose what to do", chat=OTHER_ADMIN)
+        assert plant.stack.store.chat_langs() == {ADMIN: "ru", OTHER_ADMIN: "en"}
+    finally:
+        runner.stop()
+        api.stop()
+
+
+def test_a_fixed_language_has_no_language_button(plant: Plant) -> None:
+    """CONTROLPLANE_LANG fixes the language for every chat: no 🌐, whatever was chosen."""
+    plant.stack.store.set_chat_lang(ADMIN, "en")
+    api = FakeBotAPI(token=TOKEN)
+    settings = dataclasses.replace(
+        plant.settings,
+        telegram_token=TOKEN,
+        admin_chat_ids=frozenset({ADMIN}),
+        telegram_api_url=api.start(),
+        lang="ru",
+    )
+    runner = BotRunner(settings, plant.stack.service)
+    runner.start()
+    try:
+        phone = Chat(api=api, plant=plant, runner=runner)
+        phone.send("/start")
+        menu = phone.wait_text("что сделать")
+        assert not any("🌐" in label for label in phone.buttons(menu))
+        # an old 🌐 button changes nothing
+        api.user_presses(ADMIN, menu.message_id, "ln|en", user_id=ADMIN, forged=True)
+        phone.send("/help")
+        phone.wait_text("Команды")
+        assert plant.stack.store.chat_langs() == {ADMIN: "en"}
+    finally:
+        runner.stop()
+        api.stop()
