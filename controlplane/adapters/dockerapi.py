@@ -2,7 +2,8 @@
 
 Asked only when DOCKER_HOST is set or /var/run/docker.sock exists, so the `docker`
 package is never imported otherwise. CPU and memory are computed as `docker stats` does
-(memory less the inactive page cache); this container is marked `own`.
+(memory less the inactive page cache); this container is marked `own`. Why the API is
+not asked, or did not answer, is a Text for the load screen.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from controlplane.i18n import Text, tr
+
 DOCKER_SOCK = Path("/var/run/docker.sock")
 PROC_SELF = Path("/proc/self")
 
 
-def docker_reason(env: Mapping[str, str] | None = None, sock: Path = DOCKER_SOCK) -> str | None:
+def docker_reason(env: Mapping[str, str] | None = None, sock: Path = DOCKER_SOCK) -> Text | None:
     """Why the Docker API is not asked (None when it can be: DOCKER_HOST or the socket)."""
     env = os.environ if env is None else env
     if env.get("DOCKER_HOST") or sock.exists():
         return None
-    return f"no Docker socket at {sock} and DOCKER_HOST unset"
+    return tr("no Docker socket at {path} and DOCKER_HOST unset", path=str(sock))
 
 
 def parse_docker_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,7 +60,7 @@ def own_container_id(proc: Path = PROC_SELF) -> str | None:
     return (match[1] or match[2]) if match else None
 
 
-def docker_figures(limit: int = 10) -> tuple[tuple[dict[str, Any], ...], str | None]:
+def docker_figures(limit: int = 10) -> tuple[tuple[dict[str, Any], ...], Text | None]:
     """The Docker API's figures for the running containers (this one marked `own`)."""
     reason = docker_reason()
     if reason:
@@ -73,7 +76,7 @@ def docker_figures(limit: int = 10) -> tuple[tuple[dict[str, Any], ...], str | N
             stats = list(pool.map(lambda c: c.stats(stream=False), containers))
         client.close()
     except Exception as exc:  # the daemon is away or refuses: say so, never fail
-        return (), f"Docker API: {exc}"
+        return (), tr("Docker API: {reason}", reason=str(exc))
     own = own_container_id() or ""
     rows = [parse_docker_stats(s) for s in stats]
     rows = [{**r, "own": bool(own) and own.startswith(r["id"])} for r in rows]
