@@ -17,6 +17,7 @@ from controlplane.adapters.slotcgroup import join, slot_id
 from controlplane.domain.appenv import Account, app_env, base_env
 from controlplane.domain.models import validate_name, validate_slot
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import locale_lang, tr
 from controlplane.layout import venv_python
 from controlplane.settings import Settings
 
@@ -51,7 +52,12 @@ def drop_privileges(account: Account) -> None:
     """Supplementary groups, then gid, then uid; then prove root cannot come back."""
     if os.getuid() != 0:
         if os.getuid() != account.uid:
-            raise RunSlotError(f"only root can run apps as {account.name}; run supervisord as root")
+            raise RunSlotError(
+                tr(
+                    "only root can run apps as {user}; run supervisord as root",
+                    user=account.name,
+                )
+            )
         return
     os.initgroups(account.name, account.gid)
     os.setgid(account.gid)
@@ -63,9 +69,9 @@ def drop_privileges(account: Account) -> None:
     except PermissionError:
         pass
     else:
-        raise RunSlotError("could still become root after dropping privileges; refusing to run")
+        raise RunSlotError(tr("could still become root after dropping privileges; refusing to run"))
     if os.getuid() != account.uid or os.geteuid() != account.uid or os.getegid() != account.gid:
-        raise RunSlotError("privileges were not dropped; refusing to run")
+        raise RunSlotError(tr("privileges were not dropped; refusing to run"))
 
 
 def run_slot(settings: Settings, name: str, slot: str) -> None:
@@ -79,7 +85,14 @@ def run_slot(settings: Settings, name: str, slot: str) -> None:
     variables = store.slot_env(name, slot)
     code = settings.layout.slot_code(project, slot)
     if not code.is_dir():
-        raise RunSlotError(f"{name} {slot}: no code at {code}; deploy it first")
+        raise RunSlotError(
+            tr(
+                "{name} {slot}: no code at {folder}; deploy it first",
+                name=name,
+                slot=slot,
+                folder=str(code),
+            )
+        )
     python = slot_python(settings, code)
     account = lookup_account(settings.run_as)
     data = prepare_data_dir(settings, name, slot, account)
@@ -89,15 +102,28 @@ def run_slot(settings: Settings, name: str, slot: str) -> None:
     join(settings.data_dir, name, slot)  # while still root: the app cannot leave it
     drop_privileges(account)
     if not Path(project.entry).is_file():
-        raise RunSlotError(f"{name} {slot}: entry {project.entry} not found in {code}")
+        raise RunSlotError(
+            tr(
+                "{name} {slot}: entry {entry} not found in {folder}",
+                name=name,
+                slot=slot,
+                entry=project.entry,
+                folder=str(code),
+            )
+        )
     os.execve(python, [python, project.entry], env)  # noqa: S606 - argv list, no shell
 
 
 def main(settings: Settings, name: str, slot: str) -> int:
-    """CLI entry: exec the app, or one line on stderr (supervisord logs it) and status 1."""
+    """CLI entry: exec the app, or one line on stderr (supervisord logs it, in the
+    locale's language) and status 1."""
     try:
         run_slot(settings, name, slot)
-    except (ControlPlaneError, OSError) as exc:
+    except ControlPlaneError as exc:
+        why = exc.text.render(locale_lang())
+        print(f"run-slot {name} {slot}: {why}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:
         print(f"run-slot {name} {slot}: {exc}", file=sys.stderr, flush=True)
         return 1
     return 1  # not reached: run_slot execs or raises

@@ -15,6 +15,7 @@ from typing import Any
 
 from controlplane.domain.verdict import Verdict
 from controlplane.errors import NotFound, ValidationError
+from controlplane.i18n import tr
 
 INITIAL_NUMBERED = 20
 REF_RE = re.compile(r"#?(\d{1,7})|([0-9a-f]{4,40})")
@@ -156,7 +157,9 @@ def parse_ref(raw: str) -> int | str:
     match = REF_RE.fullmatch(text)
     if not match:
         raise ValidationError(
-            "commit", raw, "use a commit number such as 7 or #7, or a SHA prefix of 4+ hex digits"
+            tr("commit"),
+            raw,
+            tr("use a commit number such as 7 or #7, or a SHA prefix of 4+ hex digits"),
         )
     return int(match[1]) if match[1] else match[2]
 
@@ -169,10 +172,16 @@ def find(commits: Sequence[CommitRow], raw: str) -> CommitRow:
     else:
         hits = [c for c in commits if c.sha.startswith(ref)]
     if not hits:
-        raise NotFound(f"no commit {raw}; `controlplane history NAME` lists the numbers")
+        raise NotFound(
+            tr("no commit {ref}; `controlplane history NAME` lists the numbers", ref=raw)
+        )
     if len(hits) > 1:
         shown = ", ".join(f"#{c.n} {c.short}" for c in hits[:5])
-        raise ValidationError("commit", raw, f"it matches several commits ({shown}); give more")
+        raise ValidationError(
+            tr("commit"),
+            raw,
+            tr("it matches several commits ({commits}); give more", commits=shown),
+        )
     return hits[0]
 
 

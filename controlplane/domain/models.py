@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from controlplane.errors import ValidationError
-from controlplane.i18n import N_, Text
+from controlplane.i18n import N_, Text, tr
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -62,6 +62,9 @@ WINDOWS_RE = re.compile(r"[A-Za-z]:([\\/]|$)")
 INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])", re.ASCII)
 DIGITS_RE = re.compile(r"\d+", re.ASCII)  # "¹" and "٣" are digits to str.isdigit
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# what a refused value is called, for the fields that many checks name
+FOLDER, REPO_URL, BRANCH = N_("folder"), N_("repository URL"), N_("branch")
+VAR_NAME, ENTRY, CHECK = N_("variable name"), N_("entry"), N_("check command")
 SCP_RE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/\\].*)")
 
 
@@ -69,9 +72,9 @@ def validate_name(raw: str) -> str:
     """A project name: lower-case letters, digits, '-' and '_', starting with a letter or digit."""
     if not isinstance(raw, str) or not NAME_RE.fullmatch(raw):
         raise ValidationError(
-            "project name",
+            tr("project name"),
             raw,
-            "use 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit",
+            tr("use 1-32 of a-z, 0-9, '-' and '_', starting with a letter or digit"),
         )
     return raw
 
@@ -79,11 +82,11 @@ def validate_name(raw: str) -> str:
 def validate_slot(raw: str) -> str:
     """prod or test."""
     if raw not in SLOTS:
-        raise ValidationError("slot", raw, "use prod or test")
+        raise ValidationError(tr("slot"), raw, tr("use prod or test"))
     return raw
 
 
-def _no_control(field_name: str, raw: str, accepted: str) -> None:
+def _no_control(field_name: Text, raw: str, accepted: Text) -> None:
     if CONTROL_RE.search(raw):
         raise ValidationError(field_name, raw, accepted)
 
@@ -104,34 +107,42 @@ def validate_folder(
     /etc is /etc. Names longer than the file system takes are refused here, so no later
     file operation on the folder fails on its length.
     """
-    accepted = "give an absolute folder such as /srv/bots/NAME"
+    accepted = tr("give an absolute folder such as /srv/bots/NAME")
     if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError("folder", raw, accepted)
-    _no_control("folder", raw, accepted)
+        raise _bad_folder(raw, accepted)
+    _no_control(tr(FOLDER), raw, accepted)
     if WINDOWS_RE.match(raw) or raw.startswith("\\\\"):
-        raise ValidationError(
-            "folder",
-            raw,
-            "that is a Windows path; give the folder as the container sees it, "
-            "for example /data/apps/NAME or the target of a bind mount such as /projects/NAME",
-        )
+        raise _bad_folder(raw, tr(WINDOWS_PATH))
     if not raw.startswith("/"):
-        raise ValidationError("folder", raw, accepted)
+        raise _bad_folder(raw, accepted)
     parts = [part for part in raw.split("/") if part]
     if any(part in ("..", ".") or part.startswith("-") for part in parts):
-        raise ValidationError("folder", raw, accepted + "; no '..', '.' or parts starting with '-'")
+        raise _bad_folder(raw, tr(NO_DOTS))
     _check_lengths(raw, parts)
     normal = Path("/" + "/".join(parts))
     _check_not_nested(raw, normal, others or {})
     try:
         resolved = Path(os.path.realpath(normal))
     except OSError as exc:
-        raise ValidationError("folder", raw, f"it cannot be read ({exc.strerror})") from None
+        raise _bad_folder(raw, tr("it cannot be read ({reason})", reason=exc.strerror)) from None
     for candidate, followed in ((normal, False), (resolved, resolved != normal)):
         _check_place(
             raw, candidate, resolved=followed, data_dir=data_dir, allowed_inside=allowed_inside
         )
     return normal
+
+
+WINDOWS_PATH = N_(
+    "that is a Windows path; give the folder as the container sees it, "
+    "for example /data/apps/NAME or the target of a bind mount such as /projects/NAME"
+)
+NO_DOTS = N_(
+    "give an absolute folder such as /srv/bots/NAME; no '..', '.' or parts starting with '-'"
+)
+
+
+def _bad_folder(raw: object, accepted: Text) -> ValidationError:
+    return ValidationError(tr(FOLDER), raw, accepted)
 
 
 def folder_places(folder: Path) -> set[Path]:
@@ -153,18 +164,31 @@ def _check_not_nested(raw: str, folder: Path, others: Mapping[str, str]) -> None
     for other, where in sorted(others.items()):
         theirs = folder_places(Path(where))
         if mine & theirs:
-            raise ValidationError(
-                "folder", raw, f"project {other} uses it already; give another folder"
+            raise _bad_folder(
+                raw, tr("project {other} uses it already; give another folder", other=other)
             )
         inside = any(a.is_relative_to(b) for a in mine for b in theirs)
         around = any(b.is_relative_to(a) for a in mine for b in theirs)
-        if inside or around:
-            where_ = (
-                f"it is inside the folder of project {other} ({where})"
-                if inside
-                else f"the folder of project {other} ({where}) is inside it"
+        if inside:
+            raise _bad_folder(
+                raw,
+                tr(
+                    "it is inside the folder of project {other} ({where}); "
+                    "project folders cannot be nested",
+                    other=other,
+                    where=where,
+                ),
             )
-            raise ValidationError("folder", raw, f"{where_}; project folders cannot be nested")
+        if around:
+            raise _bad_folder(
+                raw,
+                tr(
+                    "the folder of project {other} ({where}) is inside it; "
+                    "project folders cannot be nested",
+                    other=other,
+                    where=where,
+                ),
+            )
 
 
 def _check_lengths(raw: str, parts: list[str]) -> None:
@@ -173,17 +197,21 @@ def _check_lengths(raw: str, parts: list[str]) -> None:
     try:
         sizes = [len(part.encode()) for part in parts]
     except UnicodeEncodeError:
-        raise ValidationError("folder", raw, "use characters a file name can hold") from None
+        raise _bad_folder(raw, tr("use characters a file name can hold")) from None
     if (
         any(size > MAX_NAME_BYTES for size in sizes)
         or (sizes and sizes[-1] > MAX_LAST_NAME_BYTES)
         or sum(sizes) + len(sizes) > MAX_PATH_BYTES
     ):
-        raise ValidationError(
-            "folder",
+        raise _bad_folder(
             raw,
-            f"a folder name is at most {MAX_NAME_BYTES} bytes (the last one "
-            f"{MAX_LAST_NAME_BYTES}) and the whole path at most {MAX_PATH_BYTES} bytes",
+            tr(
+                "a folder name is at most {name} bytes (the last one {last}) "
+                "and the whole path at most {path} bytes",
+                name=MAX_NAME_BYTES,
+                last=MAX_LAST_NAME_BYTES,
+                path=MAX_PATH_BYTES,
+            ),
         )
 
 
@@ -197,16 +225,25 @@ def _check_place(
 ) -> None:
     """Not /, a top-level folder, a system folder, or the data dir (in either direction)."""
     text = str(candidate)
-    via = f"it leads to {text}: " if resolved else ""
+
+    def refused(why: Text) -> ValidationError:
+        return _bad_folder(
+            raw, tr("it leads to {target}: {why}", target=text, why=why) if resolved else why
+        )
+
+    if text == "/":
+        raise refused(tr("/ is the root folder; give a folder below it, such as /srv/bots/NAME"))
     if text in TOP_LEVEL_PARENTS:
-        what = "the root folder" if text == "/" else "a top-level folder"
-        raise ValidationError(
-            "folder", raw, f"{via}{text} is {what}; give a folder below it, such as /srv/bots/NAME"
+        raise refused(
+            tr(
+                "{folder} is a top-level folder; give a folder below it, such as /srv/bots/NAME",
+                folder=text,
+            )
         )
     for system in SYSTEM_DIRS:
         if text == system or text.startswith(system + "/"):
-            raise ValidationError(
-                "folder", raw, f"{via}{system} is a system folder; give one such as /srv/bots/NAME"
+            raise refused(
+                tr("{folder} is a system folder; give one such as /srv/bots/NAME", folder=system)
             )
     data = Path(os.path.realpath(data_dir))
     if any(
@@ -215,13 +252,9 @@ def _check_place(
     ):
         return
     if candidate.is_relative_to(data):
-        raise ValidationError(
-            "folder", raw, f"{via}it is inside the control plane's data dir {data}"
-        )
+        raise refused(tr("it is inside the control plane's data dir {data}", data=str(data)))
     if data.is_relative_to(candidate):
-        raise ValidationError(
-            "folder", raw, f"{via}the control plane's data dir {data} is inside it"
-        )
+        raise refused(tr("the control plane's data dir {data} is inside it", data=str(data)))
 
 
 def split_credentials(url: str) -> tuple[str, str | None]:
@@ -279,34 +312,38 @@ class RepoURL:
 
     url: str
     auth: str | None
-    warning: str | None = None
+    warning: Text | None = None
 
 
-def _local_repo(raw: str, accepted: str) -> RepoURL:
+def _local_repo(raw: str, accepted: Text) -> RepoURL:
     """An absolute path or file:// URL (only when file URLs are allowed)."""
     path = urlsplit(raw).path if raw.startswith("file:") else raw
     netloc = urlsplit(raw).netloc if raw.startswith("file:") else ""
     if netloc not in ("", "localhost") or ".." in path.split("/") or not path.startswith("/"):
-        raise ValidationError("repository URL", raw, accepted)
+        raise _bad_repo(raw, accepted)
     return RepoURL(url=raw, auth=None)
 
 
-def _network_repo(raw: str, accepted: str) -> RepoURL:
+def _bad_repo(raw: object, accepted: Text) -> ValidationError:
+    return ValidationError(tr(REPO_URL), raw, accepted)
+
+
+def _network_repo(raw: str, accepted: Text) -> RepoURL:
     """https, http (with a warning) or ssh:// with a host and a path."""
     parts = urlsplit(raw)
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http", "ssh") or not parts.hostname:
-        raise ValidationError("repository URL", raw, accepted)
+        raise _bad_repo(raw, accepted)
     if parts.hostname.startswith("-") or not parts.path.strip("/") or ".." in parts.path.split("/"):
-        raise ValidationError("repository URL", raw, accepted)
+        raise _bad_repo(raw, accepted)
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ValidationError("repository URL", raw, accepted) from None
+        raise _bad_repo(raw, accepted) from None
     url, auth = split_credentials(raw) if scheme != "ssh" else (raw, None)
     warning = None
     if scheme == "http":
-        warning = (
+        warning = tr(
             "http:// is unencrypted: code and credentials travel in the clear; prefer https://"
         )
     return RepoURL(url=url, auth=auth, warning=warning)
@@ -324,43 +361,49 @@ def validate_repo_url(raw: str, *, allow_file: bool = False) -> RepoURL:
             raise
         raise ValidationError(exc.field, mask_credentials(raw), exc.accepted) from None
     if _unusable_password(raw, url):
-        raise ValidationError(
-            "repository URL",
+        raise _bad_repo(
             mask_credentials(raw),
-            "ssh signs in with a key, not a password: use ssh://git@host/owner/repo.git "
-            "(or https://user:token@host/owner/repo.git)",
+            tr(
+                "ssh signs in with a key, not a password: use ssh://git@host/owner/repo.git "
+                "(or https://user:token@host/owner/repo.git)"
+            ),
         )
     return url
 
 
 def _repo_url(raw: str, *, allow_file: bool) -> RepoURL:
     accepted = (
-        "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or git@host:owner/repo"
+        tr(
+            "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or "
+            "git@host:owner/repo (or file:// and absolute paths)"
+        )
+        if allow_file
+        else tr(
+            "use https://host/owner/repo.git, ssh://git@host/owner/repo.git or git@host:owner/repo"
+        )
     )
-    if allow_file:
-        accepted += " (or file:// and absolute paths)"
     if not isinstance(raw, str) or not raw or raw != raw.strip() or " " in raw:
-        raise ValidationError("repository URL", raw, accepted)
-    _no_control("repository URL", raw, accepted)
+        raise _bad_repo(raw, accepted)
+    _no_control(tr(REPO_URL), raw, accepted)
     if raw.startswith("-") or "::" in raw.split("/")[0]:
-        raise ValidationError("repository URL", raw, accepted)
+        raise _bad_repo(raw, accepted)
     if raw.startswith(("/", "file:")):
         if not allow_file:
-            raise ValidationError("repository URL", raw, accepted)
+            raise _bad_repo(raw, accepted)
         return _local_repo(raw, accepted)
     scp = SCP_RE.fullmatch(raw)
     if scp and "://" not in raw:
         if scp["path"].startswith("-") or ".." in scp["path"].split("/"):
-            raise ValidationError("repository URL", raw, accepted)
+            raise _bad_repo(raw, accepted)
         return RepoURL(url=raw, auth=None)
     return _network_repo(raw, accepted)
 
 
 def validate_branch(raw: str) -> str:
     """A branch name as `git check-ref-format --branch` accepts it."""
-    accepted = "use a git branch name such as main or release/1.2 (no spaces, '..', '~^:?*[\\')"
+    accepted = tr("use a git branch name such as main or release/1.2 (no spaces, '..', '~^:?*[\\')")
     if not isinstance(raw, str) or not raw or len(raw) > 200 or raw.startswith("-"):
-        raise ValidationError("branch", raw, accepted)
+        raise ValidationError(tr(BRANCH), raw, accepted)
     if (
         CONTROL_RE.search(raw)
         or any(c in raw for c in " ~^:?*[\\")
@@ -371,10 +414,10 @@ def validate_branch(raw: str) -> str:
         or raw.startswith("/")
         or "//" in raw
     ):
-        raise ValidationError("branch", raw, accepted)
+        raise ValidationError(tr(BRANCH), raw, accepted)
     for part in raw.split("/"):
         if part.startswith(".") or part.endswith(".lock"):
-            raise ValidationError("branch", raw, accepted)
+            raise ValidationError(tr(BRANCH), raw, accepted)
     return raw
 
 
@@ -382,13 +425,13 @@ def validate_var_name(raw: str) -> str:
     """A variable name: letters, digits and '_', not starting with a digit."""
     if not isinstance(raw, str) or not VAR_RE.fullmatch(raw):
         raise ValidationError(
-            "variable name", raw, "use letters, digits and '_', not starting with a digit"
+            tr(VAR_NAME), raw, tr("use letters, digits and '_', not starting with a digit")
         )
     if raw in RESERVED_VARS or raw.startswith("CONTROLPLANE_"):
         raise ValidationError(
-            "variable name",
+            tr(VAR_NAME),
             raw,
-            "that name is set by the control plane itself; choose another",
+            tr("that name is set by the control plane itself; choose another"),
         )
     return raw
 
@@ -397,7 +440,9 @@ def validate_var_value(name: str, raw: str) -> str:
     """Any text up to 64 KiB without NUL (a process environment cannot hold NUL)."""
     if not isinstance(raw, str) or "\x00" in raw or len(raw.encode()) > MAX_VALUE_BYTES:
         raise ValidationError(
-            f"value of {name}", "…", "use text of at most 64 KiB without NUL characters"
+            tr("value of {name}", name=name),
+            "…",
+            tr("use text of at most 64 KiB without NUL characters"),
         )
     return raw
 
@@ -408,20 +453,23 @@ def parse_assignments(lines: list[str]) -> dict[str, str]:
     for line in lines:
         name, sep, value = line.partition("=")
         if not sep:
-            raise ValidationError("assignment", name[:40], "write KEY=VALUE")
+            raise ValidationError(tr("assignment"), name[:40], tr("write KEY=VALUE"))
         name = name.strip()
         result[validate_var_name(name)] = validate_var_value(name, value)
     return result
 
 
 def parse_duration(
-    raw: str, *, field_name: str = "duration", low: int = 1, high: int = 7 * 86400
+    raw: str, *, field_name: Text | str | None = None, low: int = 1, high: int = 7 * 86400
 ) -> int:
-    """'90', '30s', '5m', '1h', '1d' → seconds, within [low, high]."""
+    """'90', '30s', '5m', '1h', '1d' → seconds, within [low, high]; `field_name` is what
+    an error calls the value ('duration' by default)."""
     text = str(raw).strip().lower()
-    accepted = (
-        f"use a number of seconds or 30s, 5m, 1h, 1d "
-        f"(from {format_interval(low, zero='0s')} to {format_interval(high)})"
+    field_name = tr("duration") if field_name is None else field_name
+    accepted = tr(
+        "use a number of seconds or 30s, 5m, 1h, 1d (from {low} to {high})",
+        low=format_interval(low, zero="0s"),
+        high=format_interval(high),
     )
     digits = DIGITS_RE.fullmatch(text) is not None
     match = INTERVAL_RE.fullmatch(text) if not digits else None
@@ -440,7 +488,7 @@ def parse_interval(raw: str) -> int:
     """A poll interval: off (0) or 1m to 7d."""
     if str(raw).strip().lower() in ("off", "0", "never"):
         return 0
-    return parse_duration(raw, field_name="poll interval", low=60)
+    return parse_duration(raw, field_name=tr("poll interval"), low=60)
 
 
 def format_interval(seconds: int, zero: str = "off") -> str:
@@ -465,17 +513,23 @@ def interval_text(seconds: int) -> Text:
 
 def validate_entry(raw: str) -> str:
     """The app's entry file, relative to the project root: a .py file inside it."""
-    accepted = "use a .py file inside the repository, such as main.py or app/bot.py"
+    accepted = tr("use a .py file inside the repository, such as main.py or app/bot.py")
     if not isinstance(raw, str) or not raw.endswith(".py") or raw.startswith(("/", "-")):
-        raise ValidationError("entry", raw, accepted)
-    _no_control("entry", raw, accepted)
+        raise ValidationError(tr(ENTRY), raw, accepted)
+    _no_control(tr(ENTRY), raw, accepted)
     if any(p in ("", ".", "..") or p.startswith("-") for p in raw.split("/")) or "\\" in raw:
-        raise ValidationError("entry", raw, accepted)
+        raise ValidationError(tr(ENTRY), raw, accepted)
     if len(raw.encode("utf-8", "surrogatepass")) > 1000 or any(
         len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in raw.split("/")
     ):
         raise ValidationError(
-            "entry", raw, accepted + f" (names of at most {MAX_NAME_BYTES} bytes)"
+            tr(ENTRY),
+            raw,
+            tr(
+                "use a .py file inside the repository, such as main.py or app/bot.py "
+                "(names of at most {n} bytes)",
+                n=MAX_NAME_BYTES,
+            ),
         )
     return raw
 
@@ -483,25 +537,27 @@ def validate_entry(raw: str) -> str:
 def validate_policy(raw: str) -> str:
     """What a new commit does: notify, test, or promote (test, then promote if it passed)."""
     if raw not in POLICIES:
-        raise ValidationError("policy", raw, "use notify, test or promote")
+        raise ValidationError(tr("policy"), raw, tr("use notify, test or promote"))
     return raw
 
 
-def parse_switch(field_name: str, raw: str) -> bool:
+def parse_switch(field_name: Text | str, raw: str) -> bool:
     """on/off."""
     value = str(raw).strip().lower()
     if value in ("on", "1", "true", "yes"):
         return True
     if value in ("off", "0", "false", "no"):
         return False
-    raise ValidationError(field_name, raw, "use on or off")
+    raise ValidationError(field_name, raw, tr("use on or off"))
 
 
-def parse_int(field_name: str, raw: str, low: int, high: int) -> int:
+def parse_int(field_name: Text | str, raw: str, low: int, high: int) -> int:
     """A whole number within [low, high]."""
     text = str(raw).strip()
     if not DIGITS_RE.fullmatch(text) or len(text) > 6 or not low <= int(text) <= high:
-        raise ValidationError(field_name, raw, f"use a whole number from {low} to {high}")
+        raise ValidationError(
+            field_name, raw, tr("use a whole number from {low} to {high}", low=low, high=high)
+        )
     return int(text)
 
 
@@ -509,14 +565,14 @@ def validate_check(raw: str) -> str | None:
     """A check command run in the release (split like a shell would, never run by one)."""
     if raw.strip().lower() in ("", "off", "none"):
         return None
-    accepted = "use a command such as 'pytest -q', or off"
-    _no_control("check command", raw, accepted)
+    accepted = tr("use a command such as 'pytest -q', or off")
+    _no_control(tr(CHECK), raw, accepted)
     try:
         argv = shlex.split(raw)
     except ValueError:
-        raise ValidationError("check command", raw, accepted) from None
+        raise ValidationError(tr(CHECK), raw, accepted) from None
     if not argv or len(raw) > 500:
-        raise ValidationError("check command", raw, accepted)
+        raise ValidationError(tr(CHECK), raw, accepted)
     return raw
 
 
@@ -564,13 +620,13 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
         "branch": ("branch", validate_branch),
         "entry": ("entry", validate_entry),
         "policy": ("policy", validate_policy),
-        "output": ("output", lambda v: parse_switch("output", v)),
-        "keep": ("keep", lambda v: parse_int("releases kept", v, 1, 50)),
+        "output": ("output", lambda v: parse_switch(tr("output"), v)),
+        "keep": ("keep", lambda v: parse_int(tr("releases kept"), v, 1, 50)),
         "check": ("check", validate_check),
         "health-window": (
             "health_window",
             lambda v: (
-                parse_duration(v, field_name="health window", low=0, high=3600)
+                parse_duration(v, field_name=tr("health window"), low=0, high=3600)
                 if str(v).strip() != "0"
                 else 0
             ),
@@ -578,10 +634,12 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
         "poll": ("poll", parse_interval),
         "test-duration": (
             "test_duration",
-            lambda v: parse_duration(v, field_name="test duration", low=5, high=86400),
+            lambda v: parse_duration(v, field_name=tr("test duration"), low=5, high=86400),
         ),
     }
     if key not in converters:
-        raise ValidationError("setting", key, "use one of " + ", ".join(sorted(converters)))
+        raise ValidationError(
+            tr("setting"), key, tr("use one of {keys}", keys=", ".join(sorted(converters)))
+        )
     name, convert = converters[key]
     return name, convert(raw)

@@ -1,7 +1,8 @@
-"""Figures for a person: bytes (and durations) as the texts of every face show them.
+"""Figures in English: bytes and durations as the logs and plain English output write them.
 
-Pure functions, one per way a figure is written, so a size reads the same in the bot, the
-CLI and the logs.
+Pure functions, one per way a figure is written, so a size reads the same wherever English
+is written. A text for a person carries the figure itself instead (`Size`, `Duration` of
+controlplane.i18n, inside a Text), which each language writes its own way.
 """
 
 from __future__ import annotations

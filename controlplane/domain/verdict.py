@@ -4,6 +4,11 @@ Plain data and the pure decisions on it (`judge` for a test run, `crash_looping`
 health window). Each record has `to_dict()` for the store and the control socket, and
 `from_dict()` that reads what older versions stored (missing fields take their defaults,
 unknown ones are ignored), so the stored format is the one it always was.
+
+A verdict's reason is kept twice: `reason`, the English text older versions stored and
+read, and `reason_msg`, the same as a Text's data (absent in older rows), which
+`reason_text` gives back to render in the reader's language. `evidence_lines` and
+`verdict_lines` say what a verdict rests on, as Texts, for a face to show.
 """
 
 from __future__ import annotations
@@ -11,7 +16,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-INTERRUPTED = "interrupted by a restart"
+from controlplane.i18n import N_, Duration, Size, Text, ntr, tr, verbatim
+
+INTERRUPTED = N_("interrupted by a restart")
+PASSED = N_("stayed up without restarts")
+# reasons that name nothing: an older row without reason_msg still reads in any language
+FIXED_REASONS = frozenset({INTERRUPTED, PASSED})
 
 
 def _known(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +61,21 @@ class CheckResult:
     seconds: float = 0.0
     tail: list[str] = field(default_factory=list)
     omitted: int = 0
-    error: str | None = None
+    error: str | None = None  # English, as stored since the first version
+    error_msg: dict[str, Any] | None = None  # the same, as a Text's data
+
+    @property
+    def error_text(self) -> Text | None:
+        """Why the check failed, in the reader's language (an older row: as stored)."""
+        if self.error_msg:
+            return Text.from_dict(self.error_msg)
+        return verbatim(self.error) if self.error else None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.error_msg is None:
+            del data["error_msg"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
@@ -66,20 +87,34 @@ class Verdict:
     """Whether a test run passed, why, and what it rests on."""
 
     passed: bool
-    reason: str
+    reason: str  # English, as stored since the first version
     at: float
     early: bool = False  # stopped before its time (a cancel)
     duration: float = 0.0  # the seconds the run was given
     check: CheckResult | None = None
     evidence: Evidence | None = None
+    reason_msg: dict[str, Any] | None = None  # the reason as a Text's data (newer rows)
 
     @classmethod
     def interrupted(cls, at: float) -> Verdict:
         """The verdict of a run a restart of the control plane cut short."""
         return cls(passed=False, reason=INTERRUPTED, at=at)
 
+    @classmethod
+    def of(cls, passed: bool, reason: Text, at: float, **details: Any) -> Verdict:
+        """A verdict whose reason is a Text: kept in English and as data."""
+        return cls(passed=passed, reason=str(reason), at=at, reason_msg=reason.to_dict(), **details)
+
+    @property
+    def reason_text(self) -> Text:
+        """The reason, to render in the reader's language; an older row without its data
+        reads as stored (a reason that names nothing is translated all the same)."""
+        if self.reason_msg:
+            return Text.from_dict(self.reason_msg)
+        return tr(self.reason) if self.reason in FIXED_REASONS else verbatim(self.reason)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "passed": self.passed,
             "reason": self.reason,
             "at": self.at,
@@ -88,10 +123,13 @@ class Verdict:
             "check": self.check.to_dict() if self.check is not None else None,
             "evidence": self.evidence.to_dict() if self.evidence is not None else None,
         }
+        if self.reason_msg is not None:
+            data["reason_msg"] = self.reason_msg
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        check, evidence = data.get("check"), data.get("evidence")
+        check, evidence, msg = data.get("check"), data.get("evidence"), data.get("reason_msg")
         return cls(
             passed=bool(data.get("passed", False)),
             reason=str(data.get("reason", "")),
@@ -100,19 +138,78 @@ class Verdict:
             duration=float(data.get("duration", 0.0)),
             check=CheckResult.from_dict(check) if isinstance(check, dict) else None,
             evidence=Evidence.from_dict(evidence) if isinstance(evidence, dict) else None,
+            reason_msg=msg if isinstance(msg, dict) and msg.get("id") else None,
         )
 
 
-def judge(ev: Evidence, check: CheckResult | None) -> tuple[bool, str]:
-    """Passed when the check passed and the app stayed up without restarts."""
+def judge(ev: Evidence, check: CheckResult | None) -> tuple[bool, Text]:
+    """Passed when the check passed and the app stayed up without restarts; and why."""
     if check is not None and not check.ok:
-        return False, f"check failed: {check.error or 'non-zero exit'}"
+        return False, tr("check failed: {error}", error=check.error_text or tr("non-zero exit"))
     if ev.restarts:
-        codes = ", ".join(str(c) for c in ev.exit_codes[-5:]) or "unknown"
-        return False, f"restarted {ev.restarts} times (exit codes {codes})"
+        codes = ", ".join(str(c) for c in ev.exit_codes[-5:])
+        return False, ntr(
+            "restarted {n} time (exit codes {codes})",
+            "restarted {n} times (exit codes {codes})",
+            ev.restarts,
+            codes=codes or tr("unknown"),
+        )
     if ev.state != "RUNNING":
-        return False, f"not running at the end ({ev.state})"
-    return True, "stayed up without restarts"
+        return False, tr("not running at the end ({state})", state=ev.state)
+    return True, tr(PASSED)
+
+
+def evidence_lines(ev: Evidence) -> list[Text]:
+    """What a watch saw, one Text a line: how long the app ran and in which state it
+    ended, its restarts and exit codes, its peak memory, the error lines of its log."""
+    lines = [
+        tr(
+            "ran {elapsed} of {duration}, {state} at the end",
+            elapsed=Duration(ev.elapsed),
+            duration=Duration(ev.duration or ev.elapsed),
+            state=ev.state,
+        )
+    ]
+    if ev.restarts:
+        codes = ", ".join(str(c) for c in ev.exit_codes[-5:])
+        lines.append(
+            ntr(
+                "{n} restart, exit codes {codes}",
+                "{n} restarts, exit codes {codes}",
+                ev.restarts,
+                codes=codes or tr("unknown"),
+            )
+        )
+    else:
+        lines.append(tr("no restarts"))
+    lines.append(
+        tr("peak memory {memory} ({kind})", memory=Size(ev.peak_memory), kind=ev.memory_kind)
+    )
+    lines.append(
+        ntr("{n} error line in the log", "{n} error lines in the log", ev.errors)
+        if ev.errors
+        else tr("no error lines in the log")
+    )
+    return lines
+
+
+def check_line(check: CheckResult) -> Text:
+    """The check command's outcome in one line."""
+    if check.ok:
+        return tr("check passed in {seconds}", seconds=Duration(check.seconds))
+    return tr(
+        "check failed after {seconds}: {error}",
+        seconds=Duration(check.seconds),
+        error=check.error_text or tr("non-zero exit"),
+    )
+
+
+def verdict_lines(verdict: Verdict) -> list[Text]:
+    """What a verdict rests on: the check's line, then the evidence's lines."""
+    lines = [check_line(verdict.check)] if verdict.check is not None else []
+    if verdict.evidence is not None and verdict.evidence.elapsed:
+        lines += evidence_lines(verdict.evidence)
+    return lines
 
 
 def crash_looping(ev: Evidence) -> bool:

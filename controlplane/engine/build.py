@@ -11,6 +11,10 @@ uv is used when it is installed (next to our interpreter, then on PATH): `uv ven
 `uv pip install`. uv needs no pip inside the venv, so the "pip upgrade" step is reported
 as skipped with that reason. Without uv: `python -m venv`, `pip install -U pip`,
 `pip install -r requirements.txt`. Both share a cache under the data dir.
+
+What a step says to a person (why it failed, why it was skipped) is a Text, rendered in
+the reader's language; `error` and `note` give it in English, for the logs and the store.
+The steps' own output (the tail) is shown as it is.
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from controlplane.adapters import git, runner
 from controlplane.adapters.files import chown_tree, write_atomic
+from controlplane.adapters.giterrors import GitError
 from controlplane.errors import CommandFailed, ControlPlaneError
+from controlplane.i18n import N_, Number, Text, tr, verbatim
 from controlplane.layout import READY_SUFFIX, ready_marker, venv_python
 
 logger = logging.getLogger(__name__)
 
 CHAT_LINES = 30
+CANCELLED = N_("cancelled")
 SECRET_MIN_LEN = 6
 Installer = Literal["auto", "uv", "pip"]
 # Checks, as the run-as user, that the interpreter runs and the releases folder is reachable.
@@ -51,7 +58,12 @@ PREFLIGHT_CHECK = (
 
 
 class BuildError(ControlPlaneError):
-    """A build step found a problem that is not a failed command (disk, interpreter…)."""
+    """A build step found a problem that is not a failed command (disk, interpreter…);
+    `output` is what a command it ran printed, if any."""
+
+    def __init__(self, message: Text | str, *, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass(frozen=True)
@@ -65,17 +77,64 @@ class BuildTimeouts:
     install: float = 1800.0
 
 
+# each step as a person reads it ('install' / 'установка'); the names stay the keys
+STEP_LABELS = {
+    "pre-flight": N_("pre-flight"),
+    "export": N_("export"),
+    "venv": N_("venv"),
+    "pip upgrade": N_("pip upgrade"),
+    "install": N_("install"),
+}
+
+
+def step_label(name: str) -> Text:
+    """A step's name in the reader's language (an unknown one as it is)."""
+    label = STEP_LABELS.get(name)
+    return tr(label) if label is not None else verbatim(name)
+
+
 @dataclass(frozen=True)
 class StepResult:
-    """One step as chat shows it: a skipped step is ok with a `note` saying why."""
+    """One step as chat shows it: a skipped step is ok with a note saying why."""
 
     name: str
     ok: bool
     seconds: float
     tail_lines: tuple[str, ...] = ()
     omitted: int = 0
-    error: str | None = None
-    note: str | None = None
+    error_text: Text | None = None  # why it failed (redacted)
+    note_text: Text | None = None  # why it was skipped
+
+    @property
+    def error(self) -> str | None:
+        return None if self.error_text is None else str(self.error_text)
+
+    @property
+    def note(self) -> str | None:
+        return None if self.note_text is None else str(self.note_text)
+
+    @property
+    def summary(self) -> Text:
+        """The step's line on a live card: 'install: ok (3.2 s)', or why it was skipped."""
+        status = self.note_text or (tr("ok") if self.ok else tr("FAILED"))
+        return tr(
+            "{step}: {status} ({seconds} s)",
+            step=step_label(self.name),
+            status=status,
+            seconds=Number(self.seconds, 1),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as the release record keeps it (English)."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 2),
+            "tail": list(self.tail_lines),
+            "omitted": self.omitted,
+            "error": self.error,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -92,10 +151,19 @@ class BuildResult:
     cancelled: bool = False
 
     @property
-    def error(self) -> str | None:
-        """The first failed step's message, for the one-line summary."""
+    def error_text(self) -> Text | None:
+        """The first failed step and why, for the one-line summary: 'install: exited with
+        status 1'."""
         failed = [s for s in self.steps if not s.ok]
-        return f"{failed[0].name}: {failed[0].error}" if failed else None
+        if not failed:
+            return None
+        why = failed[0].error_text or verbatim("")
+        return tr("{step}: {error}", step=step_label(failed[0].name), error=why)
+
+    @property
+    def error(self) -> str | None:
+        """The same in English (the release record, the logs)."""
+        return None if self.error_text is None else str(self.error_text)
 
     @property
     def python(self) -> Path:
@@ -211,23 +279,46 @@ class _Build:
 
 
 class Skipped(Exception):
-    """Raised by a step that has nothing to do; the message says why."""
+    """Raised by a step that has nothing to do; `text` says why."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
+
+
+def redact_text(text: Text, redact: Callable[[str], str]) -> Text:
+    """A Text with every word from outside (its values, a verbatim text) redacted."""
+    if text.verbatim:
+        return verbatim(redact(text.msgid))
+    values = {
+        k: redact_text(v, redact) if isinstance(v, Text) else redact(v) if isinstance(v, str) else v
+        for k, v in text.values.items()
+    }
+    return Text(text.msgid, values, plural=text.plural, n=text.n)
 
 
 def _preflight(b: _Build) -> str:
     free_mb = shutil.disk_usage(b.dest.parent).free // 2**20
     if free_mb < b.min_free_mb:
         raise BuildError(
-            f"only {free_mb} MB free under {b.dest.parent}; "
-            f"a build needs at least {b.min_free_mb} MB: prune releases or logs"
+            tr(
+                "only {free} MB free under {folder}; a build needs at least {need} MB: "
+                "prune releases or logs",
+                free=free_mb,
+                folder=str(b.dest.parent),
+                need=b.min_free_mb,
+            )
         )
     if not os.access(b.python, os.X_OK):
         raise BuildError(
-            f"the projects' interpreter {b.python} does not exist or is not "
-            "executable; set CONTROLPLANE_PYTHON to one (such as /usr/bin/python3)"
+            tr(
+                "the projects' interpreter {python} does not exist or is not executable; "
+                "set CONTROLPLANE_PYTHON to one (such as /usr/bin/python3)",
+                python=b.python,
+            )
         )
     if not git.has_commit(b.mirror, b.sha, access=b.git_access):
-        raise BuildError(f"commit {b.sha[:7]} is not in the mirror; fetch it first")
+        raise BuildError(tr("commit {sha} is not in the mirror; fetch it first", sha=b.sha[:7]))
     argv = [b.python, "-c", PREFLIGHT_CHECK, str(b.dest.parent)] + ([] if b.uv else ["pip"])
     b.log.write(f"$ {b.python} -c <pre-flight check> {b.dest.parent}\n")
     try:
@@ -243,10 +334,16 @@ def _preflight(b: _Build) -> str:
     except runner.Cancelled:
         raise
     except CommandFailed as exc:
-        who = b.run_as or "this user"
+        who: Text | str = b.run_as or tr("this user")
         raise BuildError(
-            f"{b.python} cannot make venvs as {who} (python3-venv missing?) or "
-            f"{b.dest.parent} is not reachable:\n{exc.output[-500:]}"
+            tr(
+                "{python} cannot make venvs as {user} (python3-venv missing?) or "
+                "{folder} is not reachable",
+                python=b.python,
+                user=who,
+                folder=str(b.dest.parent),
+            ),
+            output=exc.output[-500:],
         ) from None
     note = _check_uv(b)
     tool = f"uv ({b.uv})" if b.uv else "venv + pip"
@@ -292,14 +389,14 @@ def _venv(b: _Build) -> str:
 
 def _pip_upgrade(b: _Build) -> str:
     if b.uv:
-        raise Skipped("uv installs the requirements; the venv needs no pip")
+        raise Skipped(tr("uv installs the requirements; the venv needs no pip"))
     py = str(venv_python(b.dest))
     return b.run([py, "-m", "pip", "install", "--upgrade", "pip"], b.timeouts.pip, cwd=b.dest)
 
 
 def _install(b: _Build) -> str:
     if not (b.dest / "requirements.txt").is_file():
-        raise Skipped("no requirements.txt in this commit")
+        raise Skipped(tr("no requirements.txt in this commit"))
     py = str(venv_python(b.dest))
     if b.uv:
         argv = [b.uv, "pip", "install", "--python", py, "-r", "requirements.txt"]
@@ -317,15 +414,24 @@ STEPS: tuple[tuple[str, Callable[[_Build], str]], ...] = (
 )
 
 
-def _failure_text(exc: Exception, timeouts: float) -> tuple[str, str]:
-    """(error message, output) for a failed step."""
+def _failure_text(exc: Exception, timeouts: float) -> tuple[Text, str]:
+    """(why it failed, output) for a failed step."""
     if isinstance(exc, runner.Cancelled):
-        return "cancelled", exc.output
+        return tr(CANCELLED), exc.output
     if isinstance(exc, CommandFailed):
         if exc.timed_out:
-            return f"timed out after {timeouts:g} s; the step was stopped", exc.output
-        return f"exited with status {exc.returncode}", exc.output
-    return str(exc), str(exc)
+            seconds = f"{timeouts:g}"
+            return tr("timed out after {seconds} s; the step was stopped", seconds=seconds), (
+                exc.output
+            )
+        return tr("exited with status {status}", status=str(exc.returncode)), exc.output
+    if isinstance(exc, BuildError):
+        return exc.text, exc.output
+    if isinstance(exc, GitError):
+        return exc.text, exc.tail
+    if isinstance(exc, ControlPlaneError):
+        return exc.text, ""
+    return verbatim(str(exc)), str(exc)
 
 
 def _run_step(b: _Build, name: str, step: Callable[[_Build], str], timeout: float) -> StepResult:
@@ -334,23 +440,24 @@ def _run_step(b: _Build, name: str, step: Callable[[_Build], str], timeout: floa
     b.log.flush()
     started = time.monotonic()
     if b.cancel is not None and b.cancel.is_set():
-        return StepResult(name, ok=False, seconds=0.0, error="cancelled")
+        return StepResult(name, ok=False, seconds=0.0, error_text=tr(CANCELLED))
     try:
         output = step(b)
     except Skipped as skip:
         b.log.write(f"skipped: {skip}\n")
-        return StepResult(name, ok=True, seconds=time.monotonic() - started, note=str(skip))
+        return StepResult(name, ok=True, seconds=time.monotonic() - started, note_text=skip.text)
     except (ControlPlaneError, OSError) as exc:
-        error, output = _failure_text(exc, timeout)
+        why, output = _failure_text(exc, timeout)
+        error = redact_text(why, b.redact)
         lines, omitted = tail(b.redact(output))
-        b.log.write(f"FAILED: {b.redact(error)}\n")
+        b.log.write(f"FAILED: {error}\n")
         return StepResult(
             name,
             ok=False,
             seconds=time.monotonic() - started,
             tail_lines=tuple(lines),
             omitted=omitted,
-            error=b.redact(error),
+            error_text=error,
         )
     lines, omitted = tail(b.redact(output))
     return StepResult(
@@ -399,9 +506,11 @@ def _prepare(dest: Path, log_path: Path, installer: Installer) -> str | None:
     """Refuse to rebuild a ready release, clear a leftover, pick uv; returns uv or None."""
     uv = None if installer == "pip" else find_uv()
     if installer == "uv" and uv is None:
-        raise BuildError("uv was asked for but is not installed")
+        raise BuildError(tr("uv was asked for but is not installed"))
     if is_ready(dest):
-        raise BuildError(f"release {dest.name} is built already; remove it to build it again")
+        raise BuildError(
+            tr("release {release} is built already; remove it to build it again", release=dest.name)
+        )
     if dest.exists() or ready_marker(dest).exists():
         remove_release(dest)  # a leftover of a build that never finished
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -479,7 +588,7 @@ def build_release(
         installer="uv" if uv else "pip",
         seconds=seconds,
         steps=tuple(steps),
-        cancelled=any(s.error == "cancelled" for s in steps),
+        cancelled=any(s.error == CANCELLED for s in steps),
     )
 
 

@@ -7,7 +7,8 @@ recovery at start. The test slot's life (test run, promote, discard) is in testr
 Decisions are plain functions in history.py and watch.py; this module does the side
 effects in a safe order: build first, then switch the slot to the release, then have the
 runner start it. The process manager is reached only through the Runner (domain/runner.py)
-given at construction.
+given at construction. Steps, results, errors and events are Texts (controlplane.i18n),
+rendered in each reader's language.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from controlplane.domain.history import (
     find,
     to_prune,
 )
-from controlplane.domain.kinds import EventKind
+from controlplane.domain.kinds import EventKind, op_name
 from controlplane.domain.models import SLOTS, Project
 from controlplane.domain.runner import Runner, program_name
 from controlplane.domain.verdict import Evidence, Verdict, crash_looping
@@ -42,38 +43,40 @@ from controlplane.engine import build
 from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import ControlPlaneError, NotFound
+from controlplane.i18n import N_, Text, ntr, tr
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_EVERY = 0.5
 # how the event of a prod switch reads: "shop: rolled back to #3 …"
-LIVE_WORDS = {
-    EventKind.DEPLOYED: "deployed",
-    EventKind.ROLLED_BACK: "rolled back",
-    EventKind.PROMOTED: "promoted",
+LIVE_TEXTS = {
+    EventKind.DEPLOYED: N_("{name}: deployed to #{n} {sha} {subject}"),
+    EventKind.ROLLED_BACK: N_("{name}: rolled back to #{n} {sha} {subject}"),
+    EventKind.PROMOTED: N_("{name}: promoted to #{n} {sha} {subject}"),
 }
 
 
 class Reporter(Protocol):
-    """What an operation offers the engine (controlplane.executor.Operation)."""
+    """What an operation offers the engine (controlplane.executor.Operation): steps are
+    Texts, lines of output are as the command printed them."""
 
     cancel: threading.Event
 
-    def step(self, text: str) -> None: ...
+    def step(self, text: Text | str) -> None: ...
 
     def log(self, line: str) -> None: ...
 
 
 class Quiet:
-    """A reporter for work nobody follows (recovery, tests)."""
+    """A reporter for work nobody follows (recovery, tests); keeps the English."""
 
     def __init__(self) -> None:
         self.cancel = threading.Event()
         self.lines: list[str] = []
 
-    def step(self, text: str) -> None:
-        self.lines.append(text)
+    def step(self, text: Text | str) -> None:
+        self.lines.append(str(text))
 
     def log(self, line: str) -> None:
         self.lines.append(line)
@@ -147,7 +150,7 @@ class Engine:
 
     def sync(self, project: Project, op: Reporter) -> CommitRow:
         """Fetch the branch into the mirror, number new commits; returns the head."""
-        op.step(f"fetch {project.branch}")
+        op.step(tr("fetch {branch}", branch=project.branch))
         access = self.git_access(project.name)
         mirror = git.ensure_mirror(self.remote(project), self.mirror(project.name), access=access)
         env = self.store.env(project.name, "prod")
@@ -176,11 +179,14 @@ class Engine:
         fingerprints the git host publishes."""
         for key in sshkeys.pinned(self.settings.known_hosts(name)):
             if key not in before:
-                text = (
-                    f"🔑 {name}: pinned the ssh host key of {key.host}: "
-                    f"{key.kind} {key.fingerprint}"
+                text = tr(
+                    "🔑 {name}: pinned the ssh host key of {host}: {kind} {fingerprint}",
+                    name=name,
+                    host=key.host,
+                    kind=key.kind,
+                    fingerprint=key.fingerprint,
                 )
-                op.log(text)
+                op.step(text)
                 self.outbox.publish(EventKind.HOST_PINNED, name, text, host=key.host)
 
     def head(self, project: Project) -> str:
@@ -202,11 +208,11 @@ class Engine:
         """The release folder of a commit: reused when ready, built (once) otherwise."""
         dest = self.release_path(project.name, commit.n, commit.sha)
         if build.is_ready(dest):
-            op.step(f"release #{commit.n} is built already")
+            op.step(tr("release #{n} is built already", n=commit.n))
             return dest
         if dest.exists():
             build.remove_release(dest)  # a leftover that never became ready
-        op.step(f"build #{commit.n} {commit.short}")
+        op.step(tr("build #{n} {sha}", n=commit.n, sha=commit.short))
         env = self.store.env(project.name, "prod")
         access = self.git_access(project.name)
         git.fetch_commit(
@@ -247,7 +253,7 @@ class Engine:
     @contextmanager
     def _build_slot(self, op: Reporter) -> Iterator[None]:
         if not self.builds.acquire(blocking=False):
-            op.step("waiting for a build slot")
+            op.step(tr("waiting for a build slot"))
             self.builds.acquire()
         try:
             yield
@@ -257,21 +263,8 @@ class Engine:
     def _record_build(
         self, project: Project, release: Release, result: build.BuildResult, op: Reporter
     ) -> Path:
-        steps = []
         for s in result.steps:
-            steps.append(
-                {
-                    "name": s.name,
-                    "ok": s.ok,
-                    "seconds": round(s.seconds, 2),
-                    "tail": list(s.tail_lines),
-                    "omitted": s.omitted,
-                    "error": s.error,
-                    "note": s.note,
-                }
-            )
-            status = "ok" if s.ok else "FAILED"
-            op.step(f"{s.name}: {s.note or status} ({s.seconds:.1f} s)")
+            op.step(s.summary)
             if project.output or not s.ok:
                 for line in s.tail_lines:
                     op.log(line)
@@ -281,51 +274,66 @@ class Engine:
             finished=time.time(),
             seconds=round(result.seconds, 2),
             installer=result.installer,
-            steps=tuple(steps),
+            steps=tuple(s.to_dict() for s in result.steps),
             error=result.error,
             size=folder_size(result.dest) if ok else 0,
         )
         self.store.put_release(project.name, done)
         if not ok:
+            error = result.error_text or tr("unknown")
             self.outbox.publish(
                 EventKind.BUILD_FAILED,
                 project.name,
-                f"{project.name}: build of #{release.n} failed: {result.error}",
+                tr(
+                    "{name}: build of #{n} failed: {error}",
+                    name=project.name,
+                    n=release.n,
+                    error=error,
+                ),
                 n=release.n,
             )
-            raise BuildFailed(f"build of #{release.n} {release.short} failed: {result.error}")
+            raise BuildFailed(
+                tr(
+                    "build of #{n} {sha} failed: {error}",
+                    n=release.n,
+                    sha=release.short,
+                    error=error,
+                )
+            )
         return result.dest
 
     # -- prod -----------------------------------------------------------------------------
 
-    def deploy(self, name: str, ref: str | None, op: Reporter) -> str:
+    def deploy(self, name: str, ref: str | None, op: Reporter) -> Text:
         """Build (or reuse) a commit and put it live in prod, with the health window."""
         project = self.store.get_project(name)
         commit = self.commit(project, ref, op)
         self.ensure_release(project, commit, op)
         return self.go_live(project, commit, op, kind=EventKind.DEPLOYED)
 
-    def rollback(self, name: str, ref: str, op: Reporter) -> str:
+    def rollback(self, name: str, ref: str, op: Reporter) -> Text:
         """Prod back to commit N: a link flip and a restart when it is built."""
         project = self.store.get_project(name)
         commit = find(self.store.commits(name), ref)
         self.ensure_release(project, commit, op)
         return self.go_live(project, commit, op, kind=EventKind.ROLLED_BACK)
 
-    def go_live(self, project: Project, commit: CommitRow, op: Reporter, *, kind: EventKind) -> str:
+    def go_live(
+        self, project: Project, commit: CommitRow, op: Reporter, *, kind: EventKind
+    ) -> Text:
         """Switch prod to a built release, restart, watch the health window; revert on a
         crash loop. `kind` (deployed, rolled back, promoted) is the event told at the end."""
         name = project.name
         dest = self.release_path(name, commit.n, commit.sha)
         before = self.store.state(name)
         previous = before.prod if before.prod != commit.n else before.prod_previous
-        op.step(f"switch prod to #{commit.n}")
+        op.step(tr("switch prod to #{n}", n=commit.n))
         self._switch_prod(project, dest, commit.n, previous)
         evidence = self._watch(project, "prod", project.health_window, op)
         if evidence is not None and crash_looping(evidence):
             return self._revert(project, commit, previous, evidence, op)
         self.store.update_state(name, last_good=commit.n)
-        text = f"{name}: {LIVE_WORDS[kind]} to #{commit.n} {commit.short} {commit.subject}"
+        text = tr(LIVE_TEXTS[kind], name=name, n=commit.n, sha=commit.short, subject=commit.subject)
         self.outbox.publish(kind, name, text, n=commit.n)
         self.prune(name, op)
         return text
@@ -344,7 +352,7 @@ class Engine:
         """Sample a slot for `seconds` (0: not at all); stops early on a crash loop."""
         if seconds <= 0:
             return None
-        op.step(f"health window {seconds:.0f} s")
+        op.step(tr("health window {seconds} s", seconds=round(seconds)))
         watcher = Watcher(self.runner, self.settings, project.name, slot)
         deadline = time.monotonic() + seconds
         while True:
@@ -361,42 +369,56 @@ class Engine:
         previous: int | None,
         evidence: Evidence,
         op: Reporter,
-    ) -> str:
+    ) -> Text:
         name = project.name
-        failed = (
-            f"#{commit.n} crash-looped in prod ({evidence.restarts} restarts, {evidence.state})"
+        failed = ntr(
+            "#{release} crash-looped in prod ({n} restart, {state})",
+            "#{release} crash-looped in prod ({n} restarts, {state})",
+            evidence.restarts,
+            release=commit.n,
+            state=evidence.state,
         )
         prev = self.store.release(name, previous) if previous is not None else None
         if prev is None or not build.is_ready(self.release_path(name, prev.n, prev.sha)):
             self.stop(name, "prod", op)
-            text = f"{name}: {failed}; no earlier release to go back to, prod stopped"
+            text = tr(
+                "{name}: {failed}; no earlier release to go back to, prod stopped",
+                name=name,
+                failed=failed,
+            )
         else:
-            op.step(f"revert prod to #{prev.n}")
+            op.step(tr("revert prod to #{n}", n=prev.n))
             self._switch_prod(
                 project,
                 self.release_path(name, prev.n, prev.sha),
                 prev.n,
                 self.store.state(name).prod_previous,
             )
-            text = f"{name}: {failed}; reverted to #{prev.n} {prev.short}"
+            text = tr(
+                "{name}: {failed}; reverted to #{n} {sha}",
+                name=name,
+                failed=failed,
+                n=prev.n,
+                sha=prev.short,
+            )
         self.outbox.publish(EventKind.REVERTED, name, text, n=commit.n, evidence=evidence.to_dict())
         raise ControlPlaneError(text)
 
     # -- start, stop ------------------------------------------------------------------------
 
-    def start(self, name: str, slot: str, op: Reporter) -> str:
+    def start(self, name: str, slot: str, op: Reporter) -> Text:
         return self._set_running(name, slot, True, op)
 
-    def stop(self, name: str, slot: str, op: Reporter) -> str:
+    def stop(self, name: str, slot: str, op: Reporter) -> Text:
         return self._set_running(name, slot, False, op)
 
-    def restart(self, name: str, slot: str, op: Reporter) -> str:
+    def restart(self, name: str, slot: str, op: Reporter) -> Text:
         self._require_code(name, slot)
         state = self.store.update_state(name, **{f"{slot}_running": True})
         apply_slot(self.settings, self.runner, self.store.get_project(name), state, slot)
         start_slot(self.runner, name, slot, restart=True)
-        op.step(f"restarted {program_name(name, slot)}")
-        return f"{name} {slot} restarted"
+        op.step(tr("restarted {program}", program=program_name(name, slot)))
+        return tr("{name} {slot} restarted", name=name, slot=slot)
 
     def _require_code(self, name: str, slot: str) -> None:
         project = self.store.get_project(name)
@@ -404,19 +426,22 @@ class Engine:
             self.store.state(name).release(slot) is None
             and not self.settings.layout.slot_code(project, slot).is_dir()
         ):
-            raise NotFound(f"{name} has no {slot} release yet; deploy one first")
+            raise NotFound(
+                tr("{name} has no {slot} release yet; deploy one first", name=name, slot=slot)
+            )
 
-    def _set_running(self, name: str, slot: str, running: bool, op: Reporter) -> str:
+    def _set_running(self, name: str, slot: str, running: bool, op: Reporter) -> Text:
         self._require_code(name, slot)
         state = self.store.update_state(name, **{f"{slot}_running": running})
         apply_slot(self.settings, self.runner, self.store.get_project(name), state, slot)
+        program = program_name(name, slot)
         if running:
             start_slot(self.runner, name, slot, restart=False)
-        else:
-            self.runner.stop(name, slot)
-        word = "started" if running else "stopped"
-        op.step(f"{word} {program_name(name, slot)}")
-        return f"{name} {slot} {word}"
+            op.step(tr("started {program}", program=program))
+            return tr("{name} {slot} started", name=name, slot=slot)
+        self.runner.stop(name, slot)
+        op.step(tr("stopped {program}", program=program))
+        return tr("{name} {slot} stopped", name=name, slot=slot)
 
     # -- prune, remove --------------------------------------------------------------------
 
@@ -435,7 +460,8 @@ class Engine:
             new_state = "pruned" if release.state == "ready" else release.state
             self.store.put_release(name, release.with_(state=new_state, size=0))
         if gone:
-            op.step("pruned " + ", ".join(f"#{n}" for n in gone))
+            shown = ", ".join(f"#{n}" for n in gone)
+            op.step(ntr("pruned {releases}", "pruned {releases}", len(gone), releases=shown))
         return gone
 
     def state(self, name: str) -> SlotState:
@@ -443,9 +469,9 @@ class Engine:
 
     # -- recovery -----------------------------------------------------------------------
 
-    def recover(self) -> list[str]:
+    def recover(self) -> list[Text]:
         """After a crash: leftovers cleaned, cut-short work reported, links as the store says."""
-        notes: list[str] = []
+        notes: list[Text] = []
         sup = self.runner.manager_pid()
         # without the runner's pid the running apps cannot be told apart: kill nothing
         spare = descendants(os.getpid(), sup) if sup is not None else None
@@ -454,18 +480,26 @@ class Engine:
                 found = self._recover_project(project, spare)
             except (ControlPlaneError, OSError) as exc:
                 logger.exception("recovery of %s failed", project.name)
-                found = [f"{project.name}: recovery failed: {exc}"]
+                why = exc.text if isinstance(exc, ControlPlaneError) else str(exc)
+                found = [tr("{name}: recovery failed: {error}", name=project.name, error=why)]
             for note in found:
                 self.outbox.publish(EventKind.INTERRUPTED, project.name, note)
             notes += found
         return notes
 
-    def _recover_project(self, project: Project, spare: set[int] | None) -> list[str]:
+    def _recover_project(self, project: Project, spare: set[int] | None) -> list[Text]:
         name = project.name
-        notes: list[str] = []
+        notes: list[Text] = []
         killed = kill_strays(self.releases_dir(name), spare) if spare is not None else 0
         if killed:
-            notes.append(f"{name}: stopped {killed} build processes left by a crash")
+            notes.append(
+                ntr(
+                    "{name}: stopped {n} build process left by a crash",
+                    "{name}: stopped {n} build processes left by a crash",
+                    killed,
+                    name=name,
+                )
+            )
         build.clean_leftovers(self.releases_dir(name))
         for release in self.store.releases(name):
             dest = self.release_path(name, release.n, release.sha)
@@ -473,10 +507,13 @@ class Engine:
                 release.state == "ready" and not build.is_ready(dest)
             ):
                 self.store.put_release(name, release.with_(state="failed", error="interrupted"))
-                notes.append(f"{name}: build of #{release.n} was cut short by a restart")
+                notes.append(
+                    tr("{name}: build of #{n} was cut short by a restart", name=name, n=release.n)
+                )
         state = self.store.state(name)
         if state.op:
-            notes.append(f"{name}: {state.op.get('op')} was cut short by a restart")
+            what = op_name(str(state.op.get("op")))
+            notes.append(tr("{name}: {op} was cut short by a restart", name=name, op=what))
             state = self.store.update_state(name, op=None)
         run = state.test_run or {}
         if state.test_running and state.test_verdict is None:
@@ -484,7 +521,13 @@ class Engine:
             state = self.store.update_state(
                 name, test_running=False, test_run={**run, "verdict": verdict}
             )
-            notes.append(f"{name}: the test of #{state.test} was cut short; its slot is stopped")
+            notes.append(
+                tr(
+                    "{name}: the test of #{n} was cut short; its slot is stopped",
+                    name=name,
+                    n=state.test,
+                )
+            )
         self._recover_links(project, state)
         return notes
 

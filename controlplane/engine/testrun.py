@@ -4,6 +4,7 @@ A test run builds (or reuses) the release, runs the project's check command in i
 the test slot at it, starts NAME-test with the test variables and watches it for the
 chosen time; then the slot is stopped and the verdict, with its evidence, is recorded on
 the release. Promote puts the very release the test ran live in prod (never a rebuild).
+Steps, results, errors and events are Texts, rendered in each reader's language.
 """
 
 from __future__ import annotations
@@ -21,26 +22,46 @@ from controlplane.domain.history import CommitRow, find
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
 from controlplane.domain.runner import program_name
-from controlplane.domain.units import megabytes
 from controlplane.domain.verdict import CheckResult, Evidence, Verdict, judge
 from controlplane.engine import build
 from controlplane.engine.releases import Engine, Reporter
 from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
+from controlplane.i18n import N_, Size, Text, tr
 from controlplane.layout import venv_python
 
 CHECK_TIMEOUT = 600.0
+PASSED_TEXT = N_("{name}: test of #{n} {sha} passed: {reason}")
+FAILED_TEXT = N_("{name}: test of #{n} {sha} failed: {reason}")
 CARD_EVERY = 2.0
 
 
-def live_line(ev: Evidence, total: float) -> str:
-    """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35 MB PSS · errors 0'
+def live_line(ev: Evidence, total: float) -> Text:
+    """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35.0 MiB PSS · errors 0'
     (the slot's peak memory, its processes' PSS)."""
-    return (
-        f"{ev.state} {ev.elapsed:.0f}/{total:.0f} s · restarts {ev.restarts} · "
-        f"{megabytes(ev.peak_memory)} {ev.memory_kind} · errors {ev.errors}"
+    return tr(
+        "{state} {elapsed}/{total} s · restarts {restarts} · {memory} {kind} · errors {errors}",
+        state=ev.state,
+        elapsed=round(ev.elapsed),
+        total=round(total),
+        restarts=ev.restarts,
+        memory=Size(ev.peak_memory),
+        kind=ev.memory_kind,
+        errors=ev.errors,
     )
+
+
+def command_error(exc: CommandFailed) -> Text:
+    """A failed command in one line, without its output: 'pytest -q exited with status 1
+    in /…/releases/7-abc'."""
+    command = " ".join(exc.argv)
+    what = (
+        tr("{command} timed out", command=command)
+        if exc.timed_out
+        else tr("{command} exited with status {status}", command=command, status=exc.returncode)
+    )
+    return tr("{what} in {folder}", what=what, folder=exc.cwd) if exc.cwd else what
 
 
 class TestRuns:
@@ -55,7 +76,7 @@ class TestRuns:
 
     # -- the run ------------------------------------------------------------------------
 
-    def test(self, name: str, ref: str | None, duration: float, op: Reporter) -> str:
+    def test(self, name: str, ref: str | None, duration: float, op: Reporter) -> Text:
         """Build or reuse, check, run in the test slot for `duration` s, give a verdict."""
         project = self.store.get_project(name)
         commit = self.engine.commit(project, ref, op)
@@ -117,14 +138,18 @@ class TestRuns:
         check: CheckResult | None,
         early: bool,
         duration: float,
-    ) -> str:
+    ) -> Text:
         passed, reason = judge(ev, check)
         if early:
-            reason = f"stopped early after {ev.elapsed:.0f} s; {reason}"
-        verdict = Verdict(
-            passed=passed,
-            reason=reason,
-            at=time.time(),
+            reason = tr(
+                "stopped early after {seconds} s; {reason}",
+                seconds=round(ev.elapsed),
+                reason=reason,
+            )
+        verdict = Verdict.of(
+            passed,
+            reason,
+            time.time(),
             early=early,
             duration=duration,
             check=check,
@@ -136,8 +161,13 @@ class TestRuns:
             self.store.put_release(project.name, release.with_(verdict=stored))
         run = dict(self.store.state(project.name).test_run or {})
         self.store.update_state(project.name, test_run={**run, "verdict": stored})
-        word = "passed" if passed else "failed"
-        text = f"{project.name}: test of #{commit.n} {commit.short} {word}: {reason}"
+        text = tr(
+            PASSED_TEXT if passed else FAILED_TEXT,
+            name=project.name,
+            n=commit.n,
+            sha=commit.short,
+            reason=reason,
+        )
         self.engine.outbox.publish(EventKind.VERDICT, project.name, text, n=commit.n, passed=passed)
         if not passed:
             raise ControlPlaneError(text)
@@ -146,19 +176,9 @@ class TestRuns:
     def run_check(self, project: Project, dest: Path, op: Reporter) -> CheckResult:
         """The project's check command inside the release, as the app's user, test variables."""
         assert project.check is not None
-        op.step(f"check: {project.check}")
-        account = lookup_account(self.settings.run_as)
-        python = str(venv_python(dest))
+        op.step(tr("check: {command}", command=project.check))
         variables = self.store.slot_env(project.name, "test")
-        env = app_env(
-            base_env(
-                account,
-                python=python,
-                data_dir=self.settings.layout.slot_data(project.name, "test"),
-                slot="test",
-            ),
-            variables,
-        )
+        env = self._check_env(project, dest, variables)
         started = time.monotonic()
         try:
             result = runner.run(
@@ -172,9 +192,14 @@ class TestRuns:
             )
             ok, output, error = True, result.output, None
         except CommandFailed as exc:
-            ok, output, error = False, exc.output, exc.message.splitlines()[0]
+            ok, output, error = False, exc.output, command_error(exc)
         except OSError as exc:
-            ok, output, error = False, "", f"cannot run {project.check!r}: {exc.strerror}"
+            why = tr(
+                "cannot run {command}: {reason}",
+                command=repr(project.check),
+                reason=exc.strerror or str(exc),
+            )
+            ok, output, error = False, "", why
         lines, omitted = build.tail(output)
         if project.output or not ok:
             for line in lines:
@@ -184,49 +209,69 @@ class TestRuns:
             seconds=round(time.monotonic() - started, 2),
             tail=lines,
             omitted=omitted,
-            error=error,
+            error=None if error is None else str(error),
+            error_msg=None if error is None else error.to_dict(),
         )
+
+    def _check_env(self, project: Project, dest: Path, variables: dict[str, str]) -> dict[str, str]:
+        """The environment the app gets in the test slot, with the release's interpreter."""
+        base = base_env(
+            lookup_account(self.settings.run_as),
+            python=str(venv_python(dest)),
+            data_dir=self.settings.layout.slot_data(project.name, "test"),
+            slot="test",
+        )
+        return app_env(base, variables)
 
     # -- while and after ------------------------------------------------------------------
 
-    def extend(self, name: str, seconds: float) -> str:
+    def extend(self, name: str, seconds: float) -> Text:
         """Give a running test more time."""
         with self._lock:
             if name not in self._deadlines:
-                raise NotFound(f"no test is running for {name}")
+                raise NotFound(tr("no test is running for {name}", name=name))
             self._deadlines[name] += seconds
             left = self._deadlines[name] - time.monotonic()
-        return f"{name}: test extended by {seconds:.0f} s ({left:.0f} s left)"
+        return tr(
+            "{name}: test extended by {seconds} s ({left} s left)",
+            name=name,
+            seconds=round(seconds),
+            left=round(left),
+        )
 
-    def promote(self, name: str, op: Reporter, *, force: bool = False) -> str:
+    def promote(self, name: str, op: Reporter, *, force: bool = False) -> Text:
         """Put the release the test ran live in prod (no rebuild), with the health window."""
         project = self.store.get_project(name)
         state = self.store.state(name)
         if state.test is None:
-            raise NotFound(f"{name} has no test release to promote; run a test deploy first")
+            raise NotFound(
+                tr("{name} has no test release to promote; run a test deploy first", name=name)
+            )
         verdict = state.test_verdict
         if verdict is None:
-            raise ControlPlaneError(f"the test of #{state.test} has no verdict yet")
+            raise ControlPlaneError(tr("the test of #{n} has no verdict yet", n=state.test))
         if not verdict.passed and not force:
             raise ControlPlaneError(
-                f"the test of #{state.test} failed ({verdict.reason}); "
-                "promote it anyway with --force"
+                tr(
+                    "the test of #{n} failed ({reason}); promote it anyway with --force",
+                    n=state.test,
+                    reason=verdict.reason_text,
+                )
             )
         commit = find(self.store.commits(name), str(state.test))
         self.engine.ensure_release(project, commit, op)
         return self.engine.go_live(project, commit, op, kind=EventKind.PROMOTED)
 
-    def discard(self, name: str, op: Reporter) -> str:
+    def discard(self, name: str, op: Reporter) -> Text:
         """Stop the test slot and put it back: no program, no link."""
         project = self.store.get_project(name)
         state = self.store.state(name)
         if state.test is None:
-            raise NotFound(f"{name} has no test release to discard")
+            raise NotFound(tr("{name} has no test release to discard", name=name))
         self.engine.runner.remove(project, "test")
         self.store.update_state(name, test=None, test_running=False, test_run=None)
-        op.step("test slot stopped and cleared")
-        self.engine.outbox.publish(
-            EventKind.DISCARDED, name, f"{name}: test of #{state.test} discarded", n=state.test
-        )
+        op.step(tr("test slot stopped and cleared"))
+        text = tr("{name}: test of #{n} discarded", name=name, n=state.test)
+        self.engine.outbox.publish(EventKind.DISCARDED, name, text, n=state.test)
         self.engine.prune(name, op)
-        return f"{name}: test of #{state.test} discarded"
+        return text

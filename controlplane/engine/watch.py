@@ -16,6 +16,7 @@ from controlplane.adapters.slotprocs import slot_usage
 from controlplane.domain.runner import ProcessInfo, Runner, program_name
 from controlplane.domain.verdict import Evidence
 from controlplane.errors import NotFound
+from controlplane.i18n import tr
 from controlplane.settings import Settings
 
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
@@ -57,7 +58,7 @@ class Watcher:
         ev = self.evidence
         info = self.runner.status(self.name, self.slot)
         if info is None:
-            raise NotFound(f"{self.program} has no program to watch")
+            raise NotFound(tr("{program} has no program to watch", program=self.program))
         ev.elapsed = self.clock() - self.started
         ev.state, ev.pid = info.state, info.pid
         self._count_exits(info)

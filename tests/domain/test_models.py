@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,41 @@ def test_non_ascii_digits_are_refused(raw: str) -> None:
             fn(raw)
     with pytest.raises(ValidationError):
         convert_setting("keep", raw)
+
+
+def refusal(call: Callable[[], object]) -> ValidationError:
+    with pytest.raises(ValidationError) as info:
+        call()
+    return info.value
+
+
+def test_refusals_read_in_each_language(tmp_path: Path) -> None:
+    link = tmp_path / "sneaky"
+    link.symlink_to("/etc")
+    folder = refusal(lambda: validate_folder(str(link), data_dir=DATA))
+    assert str(folder).startswith("bad folder '") and str(folder).endswith(
+        ": it leads to /etc: /etc is a system folder; give one such as /srv/bots/NAME"
+    )
+    assert folder.text.render("ru").startswith("не подходит папка '")
+    assert folder.text.render("ru").endswith(
+        ": она ведёт в /etc: /etc — системная папка; укажите другую, например /srv/bots/NAME"
+    )
+    duration = refusal(lambda: convert_setting("test-duration", "2s"))
+    assert str(duration) == (
+        "bad test duration '2s': use a number of seconds or 30s, 5m, 1h, 1d (from 5s to 1d)"
+    )
+    assert duration.text.render("ru") == (
+        "не подходит длительность теста '2s': укажите число секунд или 30s, 5m, 1h, 1d "
+        "(от 5s до 1d)"
+    )
+    setting = refusal(lambda: convert_setting("colour", "red"))
+    assert setting.text.render("ru").startswith("не подходит настройка 'colour': укажите одно из: ")
+    name = refusal(lambda: validate_name("Shop!"))
+    assert name.text.render("ru") == (
+        "не подходит имя проекта 'Shop!': используйте от 1 до 32 символов a-z, 0-9, '-' и '_'; "
+        "первый — буква или цифра"
+    )
+    warned = validate_repo_url("http://git.local/o/r")
+    assert warned.warning is not None and warned.warning.render("ru").startswith(
+        "http:// не шифруется"
+    )

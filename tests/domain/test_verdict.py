@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from controlplane.domain.history import SlotState
-from controlplane.domain.verdict import CheckResult, Evidence, Verdict, crash_looping, judge
+from controlplane.domain.verdict import (
+    CheckResult,
+    Evidence,
+    Verdict,
+    check_line,
+    crash_looping,
+    evidence_lines,
+    judge,
+    verdict_lines,
+)
+from controlplane.i18n import Text, tr
 
 # a verdict as the store has kept it since before the dataclass: the format must not move
 STORED = {
@@ -36,15 +50,22 @@ STORED = {
 
 
 def test_judge_and_crash_loop() -> None:
+    def english(verdict: tuple[bool, Text]) -> tuple[bool, str]:
+        return verdict[0], str(verdict[1])
+
     ok = Evidence(program="p", state="RUNNING")
-    assert judge(ok, None) == (True, "stayed up without restarts")
+    assert english(judge(ok, None)) == (True, "stayed up without restarts")
     failed = CheckResult(ok=False, error="pytest exited 1")
-    assert judge(ok, failed) == (False, "check failed: pytest exited 1")
-    assert judge(ok, CheckResult(ok=False)) == (False, "check failed: non-zero exit")
+    assert english(judge(ok, failed)) == (False, "check failed: pytest exited 1")
+    assert english(judge(ok, CheckResult(ok=False))) == (False, "check failed: non-zero exit")
     assert judge(ok, CheckResult(ok=True))[0] is True
     crashed = Evidence(program="p", state="RUNNING", restarts=2, exit_codes=[3, 3])
-    assert judge(crashed, None) == (False, "restarted 2 times (exit codes 3, 3)")
-    assert judge(Evidence(program="p", state="FATAL"), None)[1] == "not running at the end (FATAL)"
+    assert english(judge(crashed, None)) == (False, "restarted 2 times (exit codes 3, 3)")
+    once = Evidence(program="p", state="RUNNING", restarts=1, exit_codes=[3])
+    assert english(judge(once, None)) == (False, "restarted 1 time (exit codes 3)")
+    assert str(judge(Evidence(program="p", state="FATAL"), None)[1]) == (
+        "not running at the end (FATAL)"
+    )
     assert crash_looping(Evidence(program="p", state="BACKOFF"))
     assert not crash_looping(Evidence(program="p", state="RUNNING", restarts=1))
 
@@ -102,3 +123,76 @@ def test_the_slot_state_gives_the_test_runs_verdict() -> None:
     assert SlotState(test_run={"n": 3, "started": 1.0}).test_verdict is None
     state = SlotState(test=3, test_run={"n": 3, "verdict": STORED})
     assert state.test_verdict == Verdict.from_dict(STORED)
+
+
+@pytest.mark.parametrize(
+    ("restarts", "russian"),
+    [(1, "1 перезапуск"), (3, "3 перезапуска"), (11, "11 перезапусков"), (21, "21 перезапуск")],
+)
+def test_a_reason_counts_restarts_in_each_language(restarts: int, russian: str) -> None:
+    ev = Evidence(program="shop-test", state="RUNNING", restarts=restarts, exit_codes=[1, 3])
+    passed, reason = judge(ev, None)
+    stored = Verdict.of(passed, reason, 5.0, evidence=ev).to_dict()
+    verdict = Verdict.from_dict(json.loads(json.dumps(stored)))  # as the store gives it back
+    times = "time" if restarts == 1 else "times"
+    assert verdict.reason == f"restarted {restarts} {times} (exit codes 1, 3)"
+    assert verdict.reason_text.render("ru") == f"{russian} (коды выхода: 1, 3)"
+    assert str(verdict.reason_text) == verdict.reason
+
+
+def test_an_older_verdict_without_its_text_still_reads() -> None:
+    verdict = Verdict.from_dict(STORED)
+    assert verdict.reason_msg is None and "reason_msg" not in verdict.to_dict()
+    # words of its own time are shown as stored; a reason that names nothing is translated
+    assert verdict.reason_text.render("ru") == "check failed: pytest exited 1"
+    old = Verdict.from_dict({"passed": False, "reason": "interrupted by a restart", "at": 7.0})
+    assert old.reason_text.render("ru") == "прерван перезапуском"
+    assert str(old.reason_text) == "interrupted by a restart"
+    # a damaged text is left out, the English reason stays
+    broken = Verdict.from_dict({**STORED, "reason_msg": "not a dict"})
+    assert broken.reason_msg is None and broken.reason_text.render("en") == STORED["reason"]
+
+
+def test_a_failed_check_gives_its_reason_in_russian() -> None:
+    why = tr("{command} exited with status {status}", command="pytest -q", status=1)
+    check = CheckResult(ok=False, seconds=2.0, error=str(why), error_msg=why.to_dict())
+    passed, reason = judge(Evidence(program="p", state="RUNNING"), check)
+    assert passed is False
+    assert str(reason) == "check failed: pytest -q exited with status 1"
+    assert reason.render("ru") == "проверка не прошла: pytest -q: код выхода 1"
+    again = CheckResult.from_dict(check.to_dict())
+    assert again == check and again.error_text == why
+    assert check_line(again).render("ru") == "проверка не прошла через 2 с: pytest -q: код выхода 1"
+
+
+def test_evidence_lines_in_each_language() -> None:
+    ev = Evidence(
+        program="shop-test",
+        elapsed=61.0,
+        duration=60.0,
+        state="RUNNING",
+        restarts=3,
+        exit_codes=[1, 1, 2],
+        peak_memory=int(1.5 * 2**30),
+        errors=2,
+    )
+    assert [line.render("ru") for line in evidence_lines(ev)] == [
+        "работал 1 мин 1 с из 1 мин, в конце RUNNING",
+        "3 перезапуска, коды выхода: 1, 1, 2",
+        "пик памяти 1,5 ГБ (PSS)",
+        "2 строки с ошибками в логе",
+    ]
+    assert [str(line) for line in evidence_lines(ev)] == [
+        "ran 1m 1s of 1m, RUNNING at the end",
+        "3 restarts, exit codes 1, 1, 2",
+        "peak memory 1.5 GiB (PSS)",
+        "2 error lines in the log",
+    ]
+    calm = Evidence(program="shop-test", elapsed=30.0, duration=30.0, state="RUNNING")
+    assert [line.render("ru") for line in evidence_lines(calm)][1:] == [
+        "без перезапусков",
+        "пик памяти 0 Б (PSS)",
+        "в логе нет строк с ошибками",
+    ]
+    verdict = Verdict.of(True, tr("stayed up without restarts"), 1.0, evidence=calm)
+    assert verdict_lines(verdict) == evidence_lines(calm)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,8 +14,9 @@ from controlplane.adapters.supervisor.links import FolderTaken, switch_link
 from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.domain.history import CommitRow, Release, find, number_new, parse_ref, to_prune
 from controlplane.domain.models import Project
-from controlplane.engine.releases import Engine, Quiet
+from controlplane.engine.releases import BuildFailed, Engine, Quiet
 from controlplane.errors import NotFound, ValidationError
+from controlplane.i18n import Text, as_text
 from controlplane.service.outbox import Outbox
 from controlplane.settings import Settings
 from tests.support.fixtures_repos import Origin
@@ -94,3 +97,60 @@ def test_force_push_keeps_numbers_and_numbers_the_new_head(
     dest = tmp_path / "export"
     git.export(engine.mirror("app"), numbers[3], dest)
     assert (dest / "change_3.txt").read_text() == "change 3"
+
+
+class Steps:
+    """An operation's steps as the engine reports them (Texts), kept to render later."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.steps: list[Text] = []
+
+    def step(self, text: Text | str) -> None:
+        self.steps.append(as_text(text))
+
+    def log(self, line: str) -> None:
+        pass
+
+
+# the words of a failed build that are not ours to translate: names, commands, states
+NOT_OURS = {"shop", "main", "venv", "pip", "requirements", "txt", "uv"}
+
+
+def english_words(text: str, sha: str) -> list[str]:
+    words = re.findall(r"[A-Za-z]{2,}", text.replace(sha, ""))
+    return [w for w in words if w not in NOT_OURS]
+
+
+def test_a_failed_build_is_told_in_russian_and_unchanged_in_english(
+    settings: Settings, store: Store, origin: Callable[..., Origin], tmp_path: Path
+) -> None:
+    repo = origin("shop")
+    repo.commit("v1", {"main.py": "print(1)\n", "requirements.txt": "no-such-package==1.0\n"})
+    repo.push()
+    (tmp_path / "uv.toml").write_text("no-index = true\n")
+    store.add_project(Project(name="shop", repo=repo.url, path=str(tmp_path / "live")))
+    store.set_env(
+        "shop", "prod", {"PIP_NO_INDEX": "1", "UV_CONFIG_FILE": str(tmp_path / "uv.toml")}
+    )
+    outbox = Outbox(store)
+    engine = Engine(settings, store, outbox, runner=SupervisorRunner(settings))
+    project = store.get_project("shop")
+    op = Steps()
+    commit = engine.sync(project, op)
+    with pytest.raises(BuildFailed) as failed:
+        engine.ensure_release(project, commit, op)
+    (event,) = [e for e in outbox.recent("shop") if e.kind == "build_failed"]
+    assert re.fullmatch(r"shop: build of #1 failed: install: exited with status \d+", event.text)
+    russian = event.message.render("ru")
+    assert re.fullmatch(
+        r"shop: сборка #1 не удалась: установка зависимостей: код выхода \d+", russian
+    ), russian
+    error = failed.value.text.render("ru")
+    assert error.startswith(f"сборка #1 {commit.short} не удалась: ") and not english_words(
+        error, commit.short
+    ), error
+    steps = [s.render("ru") for s in op.steps]
+    assert steps[:2] == ["получение ветки main", f"сборка #1 {commit.short}"], steps
+    assert any(s.startswith("установка зависимостей: ОШИБКА (") for s in steps), steps
+    assert [w for s in steps for w in english_words(s, commit.short)] == [], steps

@@ -4,6 +4,7 @@ round trip through the store's and the socket's data."""
 from __future__ import annotations
 
 import json
+import string
 
 from babel.messages.pofile import read_po
 
@@ -32,10 +33,13 @@ def test_russian_plurals_take_their_three_forms() -> None:
     for entry in plurals:
         singular, plural = entry.id
         one, few, many = entry.string
+        # the other placeholders ('{name}: stopped {n} …') are given as themselves
+        names = {f for _, f, _, _ in string.Formatter().parse(singular + plural) if f}
+        others = {f: "{" + f + "}" for f in names - {"n"}}
         for n, form in ((1, one), (21, one), (2, few), (34, few), (5, many), (11, many)):
-            assert ntr(singular, plural, n).render("ru") == fill(form, {"n": str(n)})
-        assert ntr(singular, plural, 1).render("en") == fill(singular, {"n": "1"})
-        assert ntr(singular, plural, 2).render("en") == fill(plural, {"n": "2"})
+            assert ntr(singular, plural, n, **others).render("ru") == fill(form, {"n": str(n)})
+        assert ntr(singular, plural, 1, **others).render("en") == fill(singular, {"n": "1"})
+        assert ntr(singular, plural, 2, **others).render("en") == fill(plural, {"n": "2"})
 
 
 def test_figures_read_naturally_in_each_language() -> None:
