@@ -1,8 +1,9 @@
 """CLI commands that look: `status [NAME]`, `logs NAME`, `load`.
 
 They read through the service facade (the store, supervisord and the files; no `serve`
-needed) and print the same texts the bot sends. The facade is imported inside the
-commands, so `controlplane --help` starts fast.
+needed) and print the same texts the bot sends, in the CLI's language (`args.lang`);
+`--json` is the same in every language. The facade is imported inside the commands, so
+`controlplane --help` starts fast.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from controlplane.domain.models import parse_duration, validate_name
 from controlplane.errors import ValidationError
+from controlplane.i18n import DEFAULT, N_, render, t, tr
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from controlplane import __version__
 
     query = _service(settings).query
-    lang = settings.lang or "en"
+    lang = args.lang
     statuses = query.statuses([args.name] if args.name else None)
     if args.name:
         if args.json:
@@ -53,11 +55,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(
-        f"controlplane {__version__} on {settings.platform.describe()}\n"
-        f"data dir       {settings.data_dir}\n"
-        f"projects       {len(statuses)}"
-    )
+    from controlplane.cli.projects import table
+
+    platform = render(settings.platform.describe(), lang)
+    print(t(lang, "controlplane {version} on {platform}", version=__version__, platform=platform))
+    rows = [
+        (t(lang, "data dir"), str(settings.data_dir)),
+        (t(lang, "projects"), str(len(statuses))),
+    ]
+    print(table(rows, width=14))
     if statuses:
         print(query.overview_text(lang, statuses))
     return 0
@@ -72,18 +78,18 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     name = validate_name(args.name)
     seconds = None if args.seconds is None else parse_duration(args.seconds, field_name="--for")
     if seconds is not None and not args.follow:
-        raise ValidationError("--for", args.seconds, "it goes with --follow")
+        raise ValidationError("--for", args.seconds, tr("it goes with --follow"))
     svc = _service(settings)
     query = svc.query
     query.project(name)
     if args.lines < 0:
-        raise ValidationError("-n", str(args.lines), "give a number of lines, 0 or more")
+        raise ValidationError("-n", str(args.lines), tr("give a number of lines, 0 or more"))
     slot = "test" if args.test else "prod"
     logs = query.logs(name, slot, args.lines, _which(args))
     if args.json and not args.follow:
         _print_json(logs.to_dict())
         return 0
-    print(query.logs_text(logs, _which(args)), flush=True)
+    print(query.logs_text(logs, _which(args), args.lang), flush=True)
     if args.follow:
         paths = (logs.stdout_path, logs.stderr_path)
         _follow(svc, paths, _which(args), seconds)
@@ -117,27 +123,33 @@ def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_dict())
     else:
-        print(report.text())
+        print(report.text(args.lang))
     return 0
 
 
-def add_observe_commands(sub: Any, add: Any) -> None:
-    """Register status, logs and load on the main parser (`add` is cli._add)."""
-    status = add(sub, "status", cmd_status, "status of every project, or of one", json_flag=True)
-    status.add_argument("name", nargs="?", help="a project (default: an overview of all)")
-    logs = add(sub, "logs", cmd_logs, "last lines of a slot's stdout and stderr", json_flag=True)
+def add_observe_commands(sub: Any, add: Any, lang: str = DEFAULT) -> None:
+    """Register status, logs and load on the main parser (`add` is main._adder's)."""
+    status = add(
+        sub, "status", cmd_status, N_("status of every project, or of one"), json_flag=True
+    )
+    status.add_argument("name", nargs="?", help=t(lang, "a project (default: an overview of all)"))
+    logs = add(
+        sub, "logs", cmd_logs, N_("last lines of a slot's stdout and stderr"), json_flag=True
+    )
     logs.add_argument("name")
-    logs.add_argument("--test", action="store_true", help="the test slot (default prod)")
-    logs.add_argument("-n", dest="lines", type=int, default=30, help="lines (default 30)")
+    logs.add_argument("--test", action="store_true", help=t(lang, "the test slot (default prod)"))
+    logs.add_argument("-n", dest="lines", type=int, default=30, help=t(lang, "lines (default 30)"))
     streams = logs.add_mutually_exclusive_group()
-    streams.add_argument("--stderr", action="store_true", help="stderr only")
-    streams.add_argument("--stdout", action="store_true", help="stdout only")
-    logs.add_argument("--follow", "-f", action="store_true", help="print new lines as they come")
-    logs.add_argument("--for", dest="seconds", help="stop following after 30, 90s, 5m")
+    streams.add_argument("--stderr", action="store_true", help=t(lang, "stderr only"))
+    streams.add_argument("--stdout", action="store_true", help=t(lang, "stdout only"))
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help=t(lang, "print new lines as they come")
+    )
+    logs.add_argument("--for", dest="seconds", help=t(lang, "stop following after 30, 90s, 5m"))
     add(
         sub,
         "load",
         cmd_load,
-        "CPU, memory, disk and per-project use of the container",
+        N_("CPU, memory, disk and per-project use of the container"),
         json_flag=True,
     )

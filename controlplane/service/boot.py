@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from controlplane.service.control import ServeDown, request
-from controlplane.service.executor import OK
+from controlplane.service.control import ServeDown, request, result_message
 from controlplane.service.requests import Op
 from controlplane.settings import Settings
 
@@ -88,9 +87,10 @@ def ask(
     follow: bool = True,
     on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
-    """Hand a request to serve over its socket and return its result object (ok, text),
-    passing progress events to on_event. While serve is down, an add, launch or remove
-    runs here, through the same facade and executor; anything else raises ServeDown."""
+    """Hand a request to serve over its socket and return its result object (ok; text in
+    English; msg, the Text as data), passing progress events to on_event. While serve is
+    down, an add, launch or remove runs here, through the same facade and executor;
+    anything else raises ServeDown."""
     payload = {"op": op, "project": project, "args": args, "follow": follow}
     try:
         return request(settings.control_sock, payload, on_event=on_event)
@@ -110,4 +110,4 @@ def here(settings: Settings, payload: dict[str, Any], on_event: OnEvent | None) 
     for event in answer.follow():
         if on_event is not None:
             on_event(asdict(event))
-    return {"ok": answer.state == OK, "state": answer.state, "id": answer.id, "text": answer.result}
+    return dict(result_message(answer)["result"])

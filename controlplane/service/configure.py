@@ -43,7 +43,7 @@ from controlplane.domain.models import (
     validate_var_name,
 )
 from controlplane.errors import AlreadyExists, NotFound, SupervisorError, ValidationError
-from controlplane.i18n import LANGS, tr
+from controlplane.i18n import LANGS, Text, as_text, tr, verbatim
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class NewProject:
     branch: str | None
     entry: str
     kind: str
-    warnings: tuple[str, ...]
+    warnings: tuple[Text, ...]
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,23 @@ class Configuration:
             is_file = folder.exists() and not folder.is_dir() and not folder.is_symlink()
             ours = self.folder_is_ours(folder, name)
         except OSError as exc:
+            reason = verbatim(exc.strerror or type(exc).__name__)
             raise ValidationError(
-                "folder", str(folder), f"it cannot be looked at ({exc.strerror}); give another"
+                tr("folder"),
+                str(folder),
+                tr("it cannot be looked at ({reason}); give another", reason=reason),
             ) from None
         if is_file:
-            raise ValidationError("folder", str(folder), "it is a file; give a folder path")
+            raise ValidationError(tr("folder"), str(folder), tr("it is a file; give a folder path"))
         if not ours:
             raise ValidationError(
-                "folder",
+                tr("folder"),
                 str(folder),
-                "it holds files the control plane did not put there and it never takes them "
-                "over; give a new or empty folder (it becomes a link to the live release)",
+                tr(
+                    "it holds files the control plane did not put there and it never takes "
+                    "them over; give a new or empty folder (it becomes a link to the live "
+                    "release)"
+                ),
             )
 
     def check_new(
@@ -164,7 +170,7 @@ class Configuration:
         entry = validate_entry(entry)
         self.check_absent(name)
         self.check_folder_free(folder, name)
-        warnings = (url.warning,) if url.warning else ()
+        warnings = (as_text(url.warning),) if url.warning else ()
         return NewProject(name, url.url, url.auth, str(folder), clean_branch, entry, kind, warnings)
 
     def check_absent(self, name: str) -> None:
@@ -172,7 +178,9 @@ class Configuration:
             self.store.get_project(name)
         except NotFound:
             return
-        raise AlreadyExists(f"project {name} exists already; `controlplane project show {name}`")
+        raise AlreadyExists(
+            tr("project {name} exists already; `controlplane project show {name}`", name=name)
+        )
 
     def write_new(self, new: NewProject, *, check_remote: bool = True) -> Project:
         """Ask the remote (reachable, the credentials or deploy key accepted, the branch
@@ -211,7 +219,7 @@ class Configuration:
         if len(heads) == 1:
             return next(iter(heads))
         raise ValidationError(
-            "repository", remote.url, "it has no main or master branch; give --branch"
+            tr("repository"), remote.url, tr("it has no main or master branch; give --branch")
         )
 
     def git_access(self, name: str) -> Access:
@@ -280,7 +288,7 @@ class Configuration:
         slot = validate_slot(slot)
         values = parse_assignments(assignments)
         if not values:
-            raise ValidationError("assignment", "", "give at least one KEY=VALUE")
+            raise ValidationError(tr("assignment"), "", tr("give at least one KEY=VALUE"))
         self.store.get_project(validate_name(name))
         self.store.set_env(name, slot, values)
         self.apply_variables(name)
@@ -291,11 +299,18 @@ class Configuration:
         slot = validate_slot(slot)
         names = [validate_var_name(k) for k in keys]
         if not names:
-            raise ValidationError("variable name", "", "give at least one name")
+            raise ValidationError(tr("variable name"), "", tr("give at least one name"))
         self.store.get_project(validate_name(name))
         missing = self.store.unset_env(name, slot, names)
         if missing:
-            raise NotFound(f"{', '.join(missing)} not set in {name} {slot}; nothing removed")
+            raise NotFound(
+                tr(
+                    "{names} not set in {name} {slot}; nothing removed",
+                    names=", ".join(missing),
+                    name=name,
+                    slot=slot,
+                )
+            )
         self.apply_variables(name)
         return names
 

@@ -26,8 +26,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from controlplane.domain.kinds import op_name
 from controlplane.errors import ControlPlaneError
-from controlplane.i18n import Text, as_text, tr
+from controlplane.i18n import Duration, Text, as_text, tr, verbatim
 from controlplane.service.executor import OK, Operation, Progress
 from controlplane.service.requests import SERVE_DOWN as SERVE_DOWN
 from controlplane.service.requests import ServeDown as ServeDown
@@ -57,42 +58,42 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _load_object(line: bytes, what: str) -> dict[str, Any]:
+def _load_object(line: bytes, what: Text) -> dict[str, Any]:
     try:
         value = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError(f"bad {what}: not a JSON line") from None
+        raise ProtocolError(tr("bad {what}: not a JSON line", what=what)) from None
     if not isinstance(value, dict):
-        raise ProtocolError(f"bad {what}: expected a JSON object")
+        raise ProtocolError(tr("bad {what}: expected a JSON object", what=what))
     return value
 
 
 def decode_request(line: bytes) -> dict[str, Any]:
     """A request line checked and completed: op, project (or None), args, follow."""
     if len(line) > MAX_REQUEST:
-        raise ProtocolError(f"request too large: more than {MAX_REQUEST} bytes")
-    raw = _load_object(line, "request")
+        raise ProtocolError(tr("request too large: more than {limit} bytes", limit=MAX_REQUEST))
+    raw = _load_object(line, tr("request"))
     unknown = sorted(set(raw) - REQUEST_FIELDS)
     if unknown:
-        raise ProtocolError(f"bad request: unknown field {', '.join(unknown)}")
+        raise ProtocolError(tr("bad request: unknown field {fields}", fields=", ".join(unknown)))
     op, project = raw.get("op"), raw.get("project")
     args, follow = raw.get("args", {}), raw.get("follow", True)
     if not isinstance(op, str) or not op:
-        raise ProtocolError("bad request: op must be a non-empty string")
+        raise ProtocolError(tr("bad request: op must be a non-empty string"))
     if project is not None and not isinstance(project, str):
-        raise ProtocolError("bad request: project must be a string")
+        raise ProtocolError(tr("bad request: project must be a string"))
     if not isinstance(args, dict):
-        raise ProtocolError("bad request: args must be an object")
+        raise ProtocolError(tr("bad request: args must be an object"))
     if not isinstance(follow, bool):
-        raise ProtocolError("bad request: follow must be true or false")
+        raise ProtocolError(tr("bad request: follow must be true or false"))
     return {"op": op, "project": project, "args": args, "follow": follow}
 
 
 def decode_reply(line: bytes) -> dict[str, Any]:
     """A line from the server: exactly one of "event" or "result", holding an object."""
-    message = _load_object(line, "answer from controlplane serve")
+    message = _load_object(line, tr("answer from controlplane serve"))
     if len(message) != 1 or not isinstance(message.get("event", message.get("result")), dict):
-        raise ProtocolError("bad answer from controlplane serve: expected an event or a result")
+        raise ProtocolError(tr("bad answer from controlplane serve: expected an event or a result"))
     return message
 
 
@@ -116,7 +117,7 @@ def result_message(op: Operation) -> Message:
 
 def started_message(op: Operation) -> Message:
     """The answer for an operation handed over without following it."""
-    text = tr("started {op} for {project}", op=op.op, project=op.project)
+    text = tr("started {op} for {project}", op=op_name(op.op), project=op.project)
     return {
         "result": {
             "ok": True,
@@ -134,7 +135,12 @@ def error_message(text: Text | str) -> Message:
 
 
 def answer_message(answer: Mapping[str, Any]) -> Message:
-    return {"result": dict(answer)}
+    """A request answered at once; its `msg` is the Text of its `text` (verbatim when the
+    handler gave none)."""
+    result = dict(answer)
+    if "text" in result and "msg" not in result:
+        result["msg"] = verbatim(str(result["text"])).to_dict()
+    return {"result": result}
 
 
 def peer_allowed(uid: int, own_uid: int) -> bool:
@@ -162,7 +168,9 @@ def clear_stale(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        raise ControlPlaneError(f"{path} exists and is not a socket; move it away")
+        raise ControlPlaneError(
+            tr("{path} exists and is not a socket; move it away", path=str(path))
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(2.0)
     try:
@@ -172,10 +180,14 @@ def clear_stale(path: Path) -> None:
         logger.info("removed stale socket %s", path)
         return
     except OSError as exc:
-        raise ControlPlaneError(f"cannot check the socket {path}: {exc}") from exc
+        raise ControlPlaneError(
+            tr("cannot check the socket {path}: {error}", path=str(path), error=verbatim(str(exc)))
+        ) from exc
     finally:
         probe.close()
-    raise ControlPlaneError(f"another controlplane serve is running: it answers on {path}")
+    raise ControlPlaneError(
+        tr("another controlplane serve is running: it answers on {path}", path=str(path))
+    )
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):
@@ -208,14 +220,14 @@ class _Handler(socketserver.StreamRequestHandler):
         uid = peer_uid(self.connection)
         if uid is not None and not peer_allowed(uid, os.geteuid()):
             logger.warning("refused a control client with uid %d", uid)
-            self._send(error_message("permission denied: only root or serve's own user"))
+            self._send(error_message(tr("permission denied: only root or serve's own user")))
             return
         if not line:
             return
         try:
             request = decode_request(line)
         except ProtocolError as exc:
-            self._send(error_message(str(exc)))
+            self._send(error_message(exc.text))
             return
         self.connection.settimeout(WRITE_TIMEOUT)
         answer = self.server.control.answer(request)
@@ -247,10 +259,11 @@ class ControlServer:
         try:
             answer = self.handle(request)
         except ControlPlaneError as exc:
-            return error_message(str(exc))
+            return error_message(exc.text)
         except Exception as exc:
             logger.exception("control request %s failed", request.get("op"))
-            return error_message(f"internal error: {type(exc).__name__}: {exc}")
+            error = verbatim(f"{type(exc).__name__}: {exc}")
+            return error_message(tr("internal error: {error}", error=error))
         if isinstance(answer, Operation):
             return answer
         return answer_message(answer)
@@ -286,7 +299,13 @@ class ControlServer:
             st = os.lstat(self.path)
         except OSError as exc:
             server.server_close()
-            raise ControlPlaneError(f"cannot listen on {self.path}: {exc}") from exc
+            raise ControlPlaneError(
+                tr(
+                    "cannot listen on {path}: {error}",
+                    path=str(self.path),
+                    error=verbatim(str(exc)),
+                )
+            ) from exc
         finally:
             with contextlib.suppress(OSError):
                 temp.unlink(missing_ok=True)
@@ -330,11 +349,17 @@ def _connect(path: Path, timeout: float | None) -> socket.socket:
     except PermissionError:
         sock.close()
         raise ControlPlaneError(
-            f"permission denied on {path}: run this as root or as the user serve runs as"
+            tr(
+                "permission denied on {path}: run this as root or as the user serve runs as",
+                path=str(path),
+            )
         ) from None
     except OSError as exc:
         sock.close()
-        raise ControlPlaneError(f"cannot reach controlplane serve at {path}: {exc}") from exc
+        error = verbatim(str(exc))
+        raise ControlPlaneError(
+            tr("cannot reach controlplane serve at {path}: {error}", path=str(path), error=error)
+        ) from exc
     return sock
 
 
@@ -359,7 +384,7 @@ def request(
                 line = reader.readline(MAX_REPLY_LINE)
                 if not line:
                     raise ControlPlaneError(
-                        "controlplane serve closed the connection before answering"
+                        tr("controlplane serve closed the connection before answering")
                     )
                 message = decode_reply(line)
                 if "result" in message:
@@ -367,6 +392,13 @@ def request(
                 if on_event is not None:
                     on_event(message["event"])
         except TimeoutError:
-            raise ControlPlaneError(f"no answer from controlplane serve in {timeout:g}s") from None
+            raise ControlPlaneError(
+                tr(
+                    "no answer from controlplane serve in {duration}",
+                    duration=Duration(timeout or 0),
+                )
+            ) from None
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ControlPlaneError(f"controlplane serve dropped the connection: {exc}") from exc
+            raise ControlPlaneError(
+                tr("controlplane serve dropped the connection: {error}", error=verbatim(str(exc)))
+            ) from exc

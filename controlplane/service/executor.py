@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from controlplane.domain.kinds import ProgressKind
+from controlplane.domain.kinds import ProgressKind, op_name
 from controlplane.errors import ControlPlaneError
 from controlplane.i18n import Text, as_text, tr, verbatim
 
@@ -44,7 +44,7 @@ class Busy(ControlPlaneError):
     """The project already has an operation running; a new one is refused, never queued."""
 
     def __init__(self, project: str, op: str, since: float) -> None:
-        super().__init__(tr("busy: {op} since {clock}", op=op, clock=clock_text(since)))
+        super().__init__(tr("busy: {op} since {clock}", op=op_name(op), clock=clock_text(since)))
         self.project = project
         self.op = op
         self.since = since

@@ -32,7 +32,7 @@ from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project, validate_name
 from controlplane.errors import NotFound
-from controlplane.i18n import Text
+from controlplane.i18n import Text, as_text, ntr, tr
 from controlplane.service.configure import (
     Clients,
     Configuration,
@@ -115,7 +115,7 @@ class Added:
 
     project: Project
     head: CommitRow
-    warnings: tuple[str, ...]
+    warnings: tuple[Text, ...]
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,22 @@ class Adding:
         added = self.operation.value
         assert isinstance(added, Added)
         return added
+
+
+def numbered(head: CommitRow) -> Text:
+    """What adding a project found: its commits numbered, the head."""
+    return ntr(
+        "numbered {n} commit; head #{n} {sha} {subject}",
+        "numbered {n} commits; head #{n} {sha} {subject}",
+        head.n,
+        sha=head.short,
+        subject=head.subject,
+    )
+
+
+def answered(text: Text) -> dict[str, Any]:
+    """A request answered at once (cancel, extend): English for the logs, the Text as data."""
+    return {"ok": True, "text": str(text), "msg": text.to_dict()}
 
 
 class Service:
@@ -208,23 +224,31 @@ class Service:
         }
         return table[req.op]
 
-    def _sync(self, name: str, op: Operation) -> str:
+    def _sync(self, name: str, op: Operation) -> Text:
         head = self.runtime.engine.sync(self.store.get_project(name), op)
-        return f"{name}: head is #{head.n} {head.short} {head.subject}"
+        return tr(
+            "{name}: head is #{n} {sha} {subject}",
+            name=name,
+            n=head.n,
+            sha=head.short,
+            subject=head.subject,
+        )
 
-    def _prune(self, name: str, op: Operation) -> str:
+    def _prune(self, name: str, op: Operation) -> Text:
         gone = self.runtime.engine.prune(name, op)
-        return f"{name}: pruned {len(gone)} releases"
+        return ntr(
+            "{name}: pruned {n} release", "{name}: pruned {n} releases", len(gone), name=name
+        )
 
     def cancel(self, name: str) -> None:
         """Ask the project's running operation to stop; NotFound when none runs."""
         name = validate_name(name)
         if not self.executor.cancel(name):
-            raise NotFound(f"nothing is running for {name}")
+            raise NotFound(tr("nothing is running for {name}", name=name))
 
-    def extend(self, name: str, seconds: int = DEFAULT_TEST_SECONDS) -> str:
+    def extend(self, name: str, seconds: int = DEFAULT_TEST_SECONDS) -> Text:
         """Give a running test more time; NotFound when no test runs."""
-        return self.runtime.tests.extend(validate_name(name), seconds)
+        return as_text(self.runtime.tests.extend(validate_name(name), seconds))
 
     # -- add, launch, remove: operations too ------------------------------------------------
 
@@ -255,8 +279,8 @@ class Service:
         )
         return self.add(new)
 
-    def _add(self, new: NewProject, op: Operation) -> str:
-        op.step("check the repository")
+    def _add(self, new: NewProject, op: Operation) -> Text:
+        op.step(tr("check the repository"))
         project = self.config.write_new(new)
         try:
             head = self.runtime.engine.sync(project, op)
@@ -264,7 +288,7 @@ class Service:
             self.config.undo_new(new.name)
             raise
         op.value = Added(project, head, new.warnings)
-        return f"numbered {head.n} commits; head #{head.n} {head.short} {head.subject}"
+        return numbered(head)
 
     def remove(self, name: str) -> Operation:
         """Remove a project in the executor: refused (Busy) while an operation runs for
@@ -273,10 +297,14 @@ class Service:
         self.store.get_project(name)
         return self.executor.submit(name, Op.REMOVE, lambda op: self._remove(name, op))
 
-    def _remove(self, name: str, op: Operation) -> str:
-        op.step(f"remove {name}")
+    def _remove(self, name: str, op: Operation) -> Text:
+        op.step(tr("remove {name}", name=name))
         project = self.config.remove_files(name)
-        return f"removed {name}; files in {project.path} that were not ours are untouched"
+        return tr(
+            "removed {name}; files in {folder} that were not ours are untouched",
+            name=name,
+            folder=project.path,
+        )
 
     # -- new commits (the poller) ------------------------------------------------------------
 
@@ -301,10 +329,17 @@ class Service:
                 return
             self.on_new_commit(project, sha)
 
-    def _new(self, project: Project, op: Operation) -> str:
+    def _new(self, project: Project, op: Operation) -> Text | str:
         name, engine, tests = project.name, self.runtime.engine, self.runtime.tests
         head = engine.sync(project, op)
-        text = f"{name}: new commit #{head.n} {head.short} on {project.branch}: {head.subject}"
+        text = tr(
+            "{name}: new commit #{n} {sha} on {branch}: {subject}",
+            name=name,
+            n=head.n,
+            sha=head.short,
+            branch=project.branch,
+            subject=head.subject,
+        )
         self.runtime.outbox.publish(
             EventKind.NEW_COMMIT, name, text, n=head.n, policy=project.policy
         )
@@ -353,10 +388,10 @@ class Service:
         op, project, args = request["op"], request.get("project"), request.get("args") or {}
         if op == Op.CANCEL:
             self.cancel(project or "")
-            return {"ok": True, "text": f"{project}: cancel requested"}
+            return answered(tr("{name}: cancel requested", name=project))
         if op == Op.EXTEND:
             seconds = seconds_arg(args, "seconds", DEFAULT_TEST_SECONDS)
-            return {"ok": True, "text": self.extend(project or "", seconds)}
+            return answered(self.extend(project or "", seconds))
         if op == Op.REMOVE:
             return self.remove(project or "")
         if op in (Op.ADD, Op.LAUNCH):

@@ -33,8 +33,8 @@ from controlplane.domain.events import EventSink
 from controlplane.domain.history import SlotState
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
-from controlplane.domain.units import human_duration
 from controlplane.errors import ControlPlaneError, NotFound
+from controlplane.i18n import Duration, Text, ntr, tr, verbatim
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ MAX_ERROR_WAIT = 60.0
 
 Check = Callable[[Project], str]
 OnNew = Callable[[Project, str], None]
+Redact = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,27 @@ def one_line(exc: BaseException, limit: int = REASON_LIMIT) -> str:
     if not isinstance(exc, ControlPlaneError):
         text = f"{type(exc).__name__}: {text}" if lines else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact_text(text: Text, redact: Redact) -> Text:
+    """The same message with every word from outside (values, verbatim text) redacted."""
+    if text.verbatim:
+        return verbatim(redact(text.msgid))
+    values = {
+        k: redact_text(v, redact) if isinstance(v, Text) else redact(v) if isinstance(v, str) else v
+        for k, v in text.values.items()
+    }
+    return Text(text.msgid, values, plural=text.plural, n=text.n)
+
+
+def reason_text(exc: BaseException, redact: Redact, limit: int = REASON_LIMIT) -> Text:
+    """A failure for a person, secrets hidden: our error's own message (to render in the
+    reader's language) when it fits one line, else one_line's English verbatim."""
+    if isinstance(exc, ControlPlaneError):
+        english = str(exc).strip()
+        if english and "\n" not in english and len(english) <= limit:
+            return redact_text(exc.text, redact)
+    return verbatim(redact(one_line(exc, limit)))
 
 
 class Poller:
@@ -244,12 +266,11 @@ class Poller:
     def _failed(
         self, project: Project, prev: SlotState, at: float, exc: Exception
     ) -> tuple[PollResult, int]:
-        reason = self._redact(project, one_line(exc))
+        redact = self._redactor(project)
+        reason, message = redact(one_line(exc)), reason_text(exc, redact)
         failures = prev.poll_failures + 1
-        changes: dict[str, Any] = {
-            "poll_failures": failures,
-            "last_poll": {"at": at, "ok": False, "head": None, "error": reason},
-        }
+        record = {"at": at, "ok": False, "head": None, "error": reason, "msg": message.to_dict()}
+        changes: dict[str, Any] = {"poll_failures": failures, "last_poll": record}
         starts = prev.poll_failures == 0
         if starts:
             changes["outage_since"] = at
@@ -259,8 +280,13 @@ class Poller:
             self.outbox.publish(
                 EventKind.POLL_OUTAGE,
                 project.name,
-                f"{project.name}: cannot check branch {project.branch}: {reason}. "
-                "Retrying with backoff; I will say when it works again.",
+                tr(
+                    "{name}: cannot check branch {branch}: {reason}. "
+                    "Retrying with backoff; I will say when it works again.",
+                    name=project.name,
+                    branch=project.branch,
+                    reason=message,
+                ),
                 reason=reason,
                 branch=project.branch,
             )
@@ -283,8 +309,15 @@ class Poller:
         self.outbox.publish(
             EventKind.POLL_RECOVERED,
             project.name,
-            f"{project.name}: checking branch {project.branch} works again after "
-            f"{human_duration(down)} ({prev.poll_failures} failed checks).",
+            ntr(
+                "{name}: checking branch {branch} works again after {duration} ({n} failed check).",
+                "{name}: checking branch {branch} works again after {duration} "
+                "({n} failed checks).",
+                prev.poll_failures,
+                name=project.name,
+                branch=project.branch,
+                duration=Duration(down),
+            ),
             down=down,
             failures=prev.poll_failures,
             branch=project.branch,
@@ -297,21 +330,28 @@ class Poller:
             self.on_new(project, sha)
         except Exception as exc:
             logger.exception("handling new commit %s of %s failed", sha[:7], project.name)
-            reason = self._redact(project, one_line(exc))
+            redact = self._redactor(project)
+            reason = redact(one_line(exc))
             try:
                 self.outbox.publish(
                     EventKind.ERROR,
                     project.name,
-                    f"{project.name}: new commit {sha[:7]} on {project.branch} was seen "
-                    f"but could not be handled: {reason}",
+                    tr(
+                        "{name}: new commit {sha} on {branch} was seen but could not be "
+                        "handled: {reason}",
+                        name=project.name,
+                        sha=sha[:7],
+                        branch=project.branch,
+                        reason=reason_text(exc, redact),
+                    ),
                     sha=sha,
                     reason=reason,
                 )
             except Exception:
                 logger.exception("could not report the failure for %s", project.name)
 
-    def _redact(self, project: Project, text: str) -> str:
-        """Hide the project's repository credential and prod values (proxy URLs) in text."""
+    def _redactor(self, project: Project) -> Redact:
+        """What hides the project's repository credential and prod values (proxy URLs)."""
         secrets: list[str] = []
         try:
             auth = self.store.repo_auth(project.name)
@@ -320,4 +360,4 @@ class Poller:
             secrets += self.store.slot_env(project.name, "prod").values()
         except Exception:
             logger.exception("cannot read the secrets of %s to hide them", project.name)
-        return git.redactor(secrets)(text)
+        return git.redactor(secrets)

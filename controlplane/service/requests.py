@@ -15,9 +15,10 @@ from controlplane.domain.history import parse_ref
 from controlplane.domain.kinds import OpKind
 from controlplane.domain.models import parse_duration, validate_name, validate_slot
 from controlplane.errors import ControlPlaneError, ValidationError
+from controlplane.i18n import N_, Text, tr
 
 DEFAULT_TEST_SECONDS = 60
-SERVE_DOWN = (
+SERVE_DOWN = N_(
     "controlplane serve is not running: start it with `controlplane up` "
     "(or `supervisorctl start controlplane` when supervisord runs)"
 )
@@ -42,6 +43,7 @@ ENGINE_OPS = (
     Op.PRUNE,
 )
 SLOT_OPS = (Op.START, Op.STOP, Op.RESTART)
+ARG_NAMES = {"duration": N_("duration"), "seconds": N_("seconds")}  # as a refusal names them
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,23 @@ def seconds_arg(args: dict[str, Any], key: str, default: int) -> int:
     raw = args.get(key)
     if raw in (None, ""):
         return default
-    return parse_duration(str(raw), field_name=key, low=5, high=7 * 86400)
+    field = Text(ARG_NAMES[key]) if key in ARG_NAMES else key
+    return parse_duration(str(raw), field_name=field, low=5, high=7 * 86400)
 
 
 def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request:
     """Validate a request for the engine (pure); raises ValidationError naming what is
     accepted."""
     if op not in ENGINE_OPS:
-        raise ValidationError("operation", op, "use one of " + ", ".join(ENGINE_OPS))
+        ops = ", ".join(ENGINE_OPS)
+        raise ValidationError(tr("operation"), op, tr("use one of {ops}", ops=ops))
     kind = Op(op)
     name = validate_name(project or "")
     clean: dict[str, Any] = {}
     if kind in (Op.DEPLOY, Op.TEST, Op.ROLLBACK):
         clean["commit"] = commit_arg(args)
     if kind == Op.ROLLBACK and clean["commit"] is None:
-        raise ValidationError("commit", "", "rollback needs a commit number, like 3")
+        raise ValidationError(tr("commit"), "", tr("rollback needs a commit number, like 3"))
     if kind == Op.TEST:
         clean["duration"] = seconds_arg(args, "duration", 0)
     if kind in SLOT_OPS:
@@ -98,4 +102,4 @@ class ServeDown(ControlPlaneError):
     on the store alone); the message says how to start it."""
 
     def __init__(self) -> None:
-        super().__init__(SERVE_DOWN)
+        super().__init__(Text(SERVE_DOWN))

@@ -44,6 +44,7 @@ from controlplane.domain.models import SLOTS
 from controlplane.engine.releases import Engine
 from controlplane.engine.testrun import TestRuns
 from controlplane.errors import ControlPlaneError, SupervisorError
+from controlplane.i18n import tr
 from controlplane.observe.load import Probe, Sampler, supervisor_source
 from controlplane.service.configure import slot_options
 from controlplane.service.control import ControlServer
@@ -216,7 +217,10 @@ class Server:
         self.outbox.publish(
             EventKind.CRASH_LOOP,
             name,
-            f"{group} keeps crashing: supervisord gave up; retrying with a growing delay",
+            tr(
+                "{program} keeps crashing: supervisord gave up; retrying with a growing delay",
+                program=group,
+            ),
         )
 
     def run(self, stop: threading.Event, interval: float = LOOP_INTERVAL) -> None:
@@ -320,7 +324,7 @@ def serve(
     poller.start()
     sampler = Sampler(Probe(settings, supervisor_source(settings)), stack.outbox)
     threading.Thread(target=sampler.run, args=(stop,), name="load", daemon=True).start()
-    stack.outbox.publish(EventKind.STARTED, None, "control plane started")
+    stack.outbox.publish(EventKind.STARTED, None, tr("control plane started"))
     for warning in settings.trust_warnings(os.geteuid()):
         logger.warning("%s", warning)
         stack.outbox.publish(EventKind.TRUST_WARNING, None, warning)

@@ -16,12 +16,16 @@ from tests.support.fixtures_repos import Origin
 ROOT = Path(__file__).resolve().parents[2]
 
 
+ENGLISH = {"LANG": "C.UTF-8", "LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": ""}
+
+
 def run(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as the admin runs it, in English (the texts below are compared)."""
     return subprocess.run(
         [sys.executable, "-m", "controlplane", *args],
         capture_output=True,
         text=True,
-        env=cli_env(data_dir, **env),
+        env=cli_env(data_dir, **{**ENGLISH, **env}),
         cwd=ROOT,
         timeout=60,
         check=False,

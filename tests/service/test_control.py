@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import Text, tr
 from controlplane.service.control import (
     MAX_REQUEST,
     SERVE_DOWN,
@@ -92,15 +93,33 @@ def test_replies_must_be_an_event_or_a_result() -> None:
 
 def test_messages_have_the_documented_shape() -> None:
     op = Operation("alpha", "deploy")
-    assert started_message(op) == {
+    started = started_message(op)
+    msg = started["result"].pop("msg")
+    assert started == {
         "result": {"ok": True, "state": "running", "id": op.id, "text": "started deploy for alpha"}
     }
-    assert event_message(Progress(3, 1.5, "fetch", "step")) == {
-        "event": {"seq": 3, "at": 1.5, "text": "fetch", "kind": "step"}
+    assert Text.from_dict(msg).render("en") == "started deploy for alpha"
+    assert "alpha" in Text.from_dict(msg).render("ru")
+    assert "started" not in Text.from_dict(msg).render("ru")
+    step = {"id": "fetch"}
+    assert event_message(Progress(3, 1.5, "fetch", "step", step)) == {
+        "event": {"seq": 3, "at": 1.5, "text": "fetch", "kind": "step", "msg": step}
     }
     assert error_message("busy: deploy since 12:03:04") == {
-        "result": {"ok": False, "text": "busy: deploy since 12:03:04"}
+        "result": {
+            "ok": False,
+            "text": "busy: deploy since 12:03:04",
+            "msg": {"id": "busy: deploy since 12:03:04", "raw": True},
+        }
     }
+
+
+def test_an_error_goes_over_the_socket_as_its_text_and_renders_in_either_language() -> None:
+    text = tr("bad request: unknown field {fields}", fields="as")
+    result = error_message(text)["result"]
+    assert result["text"] == "bad request: unknown field as"
+    shown = Text.from_dict(json.loads(encode(result))["msg"]).render("ru")
+    assert shown == "неверный запрос: неизвестное поле as"
 
 
 def test_only_root_and_serves_own_user_are_peers() -> None:
@@ -207,13 +226,15 @@ def test_a_failed_operation_is_a_failed_result(server: ControlServer) -> None:
 
 
 def test_plain_answers_and_refusals_come_back_as_results(server: ControlServer) -> None:
-    assert request(server.path, {"op": "status"}) == {"ok": True, "text": "0 running"}
-    assert request(server.path, {"op": "missing", "project": "zeta"}) == {
-        "ok": False,
-        "text": "no project named zeta",
-    }
+    answered = request(server.path, {"op": "status"})
+    assert answered == {"ok": True, "text": "0 running", "msg": {"id": "0 running", "raw": True}}
+    missing = request(server.path, {"op": "missing", "project": "zeta"})
+    assert (missing["ok"], missing["text"]) == (False, "no project named zeta")
+    assert Text.from_dict(missing["msg"]).render("ru") == "no project named zeta"  # not ours
     crashed = request(server.path, {"op": "crash", "project": "zeta"})
-    assert crashed == {"ok": False, "text": "internal error: KeyError: 'zeta'"}
+    assert (crashed["ok"], crashed["text"]) == (False, "internal error: KeyError: 'zeta'")
+    shown = Text.from_dict(crashed["msg"]).render("ru")
+    assert shown == "внутренняя ошибка: KeyError: 'zeta'"
 
 
 def test_follow_false_returns_at_once_and_a_second_op_is_busy(
@@ -356,8 +377,8 @@ def test_another_user_is_refused(server: ControlServer, sock_dir: Path, app: App
 
     os.chmod(server.path, 0o666)  # even with a loosened mode, the peer's uid is checked
     reply = json.loads(run_as_nobody(server.path))
-    assert reply == {
-        "result": {"ok": False, "text": "permission denied: only root or serve's own user"}
-    }
+    assert reply["result"]["ok"] is False
+    assert reply["result"]["text"] == "permission denied: only root or serve's own user"
+    assert Text.from_dict(reply["result"]["msg"]).render("ru").startswith("доступ запрещён")
     assert app.requests == []
     assert request(server.path, {"op": "status"})["ok"] is True

@@ -12,6 +12,7 @@ import pytest
 
 from controlplane.adapters import runner
 from controlplane.errors import ControlPlaneError
+from controlplane.i18n import Text
 from controlplane.service.executor import (
     MAX_EVENTS,
     WAITING_FOR_SLOT,
@@ -107,7 +108,7 @@ def test_heavy_operations_share_two_slots_and_light_ones_do_not_wait() -> None:
         waiting = [op for op in ops if op.project not in inside]
     assert len(waiting) == 1
     first = waiting[0].wait_events(0, timeout=WAIT)
-    assert [(e.kind, e.text) for e in first] == [("step", WAITING_FOR_SLOT)]
+    assert [(e.kind, e.message) for e in first] == [("step", WAITING_FOR_SLOT)]
 
     light = finish(executor.submit("d", "restart", lambda op: "restarted"))
     assert light.state == "ok"
@@ -191,7 +192,7 @@ def test_cancel_while_waiting_for_a_build_slot_never_runs_it() -> None:
         return "built"
 
     waiting = executor.submit("b", "build", build, heavy=True)
-    assert waiting.wait_events(0, timeout=WAIT)[0].text == WAITING_FOR_SLOT
+    assert waiting.wait_events(0, timeout=WAIT)[0].message == WAITING_FOR_SLOT
     executor.cancel("b")
     assert finish(waiting).state == "cancelled"
     gate.set()
@@ -270,9 +271,26 @@ def test_shutdown_cancels_running_operations_and_refuses_new_ones() -> None:
 
 
 def test_outcome_names_the_state_and_the_text() -> None:
-    assert outcome(ControlPlaneError("no such commit"), False) == ("failed", "no such commit")
-    assert outcome(ControlPlaneError("killed"), True) == ("cancelled", "cancelled")
-    assert outcome(ValueError("x"), True) == ("failed", "internal error: ValueError: x")
+    def shown(state_text: tuple[str, Text], lang: str = "en") -> tuple[str, str]:
+        return state_text[0], state_text[1].render(lang)
+
+    assert shown(outcome(ControlPlaneError("no such commit"), False)) == (
+        "failed",
+        "no such commit",
+    )
+    assert shown(outcome(ControlPlaneError("killed"), True)) == ("cancelled", "cancelled")
+    assert shown(outcome(ValueError("x"), True)) == ("failed", "internal error: ValueError: x")
+    assert shown(outcome(ValueError("x"), True), "ru") == (
+        "failed",
+        "внутренняя ошибка: ValueError: x",
+    )
+
+
+def test_busy_names_the_operation_in_the_readers_language() -> None:
+    busy = Busy("alpha", "deploy", 0.0)
+    assert str(busy).startswith("busy: deploy since ")
+    assert busy.text.render("ru").startswith("занято: ")
+    assert "busy" not in busy.text.render("ru")
 
 
 def test_heavy_limit_must_be_positive() -> None:

@@ -20,6 +20,8 @@ from controlplane.domain.backoff import poll_wait
 from controlplane.domain.events import Event
 from controlplane.domain.models import Project
 from controlplane.domain.units import human_duration
+from controlplane.errors import ControlPlaneError
+from controlplane.i18n import Text, tr, verbatim
 from controlplane.service.outbox import Outbox
 from controlplane.service.poller import (
     Poller,
@@ -283,6 +285,9 @@ def test_outage_reported_once_backs_off_then_recovery_once(
     assert len(outages) == 1
     assert "app" in outages[0].text and "no repository" in outages[0].text
     assert "\n" not in outages[0].text
+    in_russian = outages[0].message.render("ru")
+    assert in_russian.startswith("app: не удаётся проверить ветку main: ")
+    assert "Retrying" not in in_russian and "no repository" not in in_russian
 
     hidden.rename(o.bare)
     assert by_name(poller.poll_once(now=now))["app"].ok
@@ -290,6 +295,7 @@ def test_outage_reported_once_backs_off_then_recovery_once(
     assert len(recovered) == 1
     assert recovered[0].data["down"] == now - (T0 + 300)
     assert "works again after" in recovered[0].text and "6 failed checks" in recovered[0].text
+    assert "(6 неудачных проверок)." in recovered[0].message.render("ru")
     state = store.state("app")
     assert (state.poll_failures, state.outage_since) == (0, None)
     assert poller.next_poll("app") == now + 300
@@ -322,11 +328,52 @@ def test_outage_text_never_holds_a_credential(store: Store, origin: OriginFactor
 
     poller = make_poller(store, Recorder(), check=leaky)
     poller.poll_once(now=T0)
-    text = events(store, "poll_outage")[0].text
+    outage = events(store, "poll_outage")[0]
+    text = outage.text
     state = store.state("app")
-    for shown in (text, str(state.last_poll)):
+    shown_ru = outage.message.render("ru")
+    for shown in (text, str(state.last_poll), str(outage.msg), shown_ru):
         assert SECRET not in shown and "proxy-pass-42" not in shown
-    assert "cannot reach" in text
+    assert "cannot reach" in text and "cannot reach" in shown_ru  # the error is not ours
+
+
+def test_our_errors_reason_is_a_text_with_its_secrets_hidden(
+    store: Store, origin: OriginFactory
+) -> None:
+    o = origin()
+    o.commits(1)
+    add(store, "app", o.url, poll=60, repo_auth=f"bob:{SECRET}")
+
+    def refused(project: Project) -> str:
+        url = f"https://bob:{SECRET}@example.com/o/r.git"
+        raise ControlPlaneError(tr("cannot reach {url}: {error}", url=url, error=verbatim(SECRET)))
+
+    make_poller(store, Recorder(), check=refused).poll_once(now=T0)
+    outage = events(store, "poll_outage")[0]
+    state = store.state("app")
+    for shown in (outage.text, str(outage.msg), str(state.last_poll)):
+        assert SECRET not in shown
+    assert state.last_poll is not None
+    reason = Text.from_dict(state.last_poll["msg"])
+    assert reason.msgid == "cannot reach {url}: {error}" and "example.com" in str(reason)
+
+
+def test_one_failed_check_is_one_in_the_recovery_text(store: Store, origin: OriginFactory) -> None:
+    o = origin()
+    o.commits(1)
+    add(store, "app", o.url, poll=300)
+    poller = make_poller(store, Recorder())
+    poller.poll_once(now=T0)
+    hidden = o.bare.with_name("moved.git")
+    o.bare.rename(hidden)
+    poller.poll_once(now=T0 + 300)
+    hidden.rename(o.bare)
+    poller.poll_once(now=T0 + 900)
+    recovered = events(store, "poll_recovered", "app")[0]
+    assert recovered.text == "app: checking branch main works again after 10m (1 failed check)."
+    assert recovered.message.render("ru") == (
+        "app: проверка ветки main снова работает после 10 мин (1 неудачная проверка)."
+    )
 
 
 # -- concurrency, scale and the loop -----------------------------------------------------
