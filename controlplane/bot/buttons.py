@@ -36,6 +36,7 @@ from controlplane.bot.views import (
     send_logfile,
     show,
 )
+from controlplane.domain.kinds import slot_name
 from controlplane.errors import NotFound
 from controlplane.service.facade import Op
 
@@ -80,7 +81,7 @@ async def b_follow(update: Update, context: Ctx, name: str, rest: list[str]) -> 
         d.lang(chat),
         "Already following {name} {slot} in the message above: extended to {seconds} s from now.",
         name=name,
-        slot=slot,
+        slot=slot_name(slot),
         seconds=seconds,
     )
 
@@ -105,7 +106,7 @@ async def b_delete_var(update: Update, context: Ctx, name: str, rest: list[str])
         d.lang(chat_of(update)),
         "Deleted {var} from <b>{name}</b> {slot}.",
         name=name,
-        slot=slot,
+        slot=slot_name(slot),
         var=key,
     )
 

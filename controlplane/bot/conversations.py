@@ -26,6 +26,7 @@ from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.progress import start_op
 from controlplane.bot.texts import N_, error, t, tn
+from controlplane.domain.kinds import slot_name
 from controlplane.domain.models import (
     has_credentials,
     parse_duration,
@@ -205,7 +206,7 @@ async def vars_start(update: Update, context: Ctx) -> int:
             "Your message is deleted once saved. /cancel to stop."
         ),
         name=name,
-        slot=draft(context)["slot"],
+        slot=slot_name(draft(context)["slot"]),
     )
     return VALUES
 
@@ -229,7 +230,7 @@ async def vars_values(update: Update, context: Ctx) -> int:
         context,
         N_("Saved {keys} for <b>{name}</b> {slot}. Your message was deleted."),
         name=name,
-        slot=slot,
+        slot=slot_name(slot),
         keys=", ".join(keys),
     )
     return ConversationHandler.END

@@ -25,6 +25,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from controlplane.bot.context import Deps
 from controlplane.bot.render import fit, pre
 from controlplane.bot.texts import N_, t
+from controlplane.domain.kinds import slot_name
 from controlplane.service.facade import LogReader
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def render(d: Deps, view: View) -> str:
         else N_("👁 <b>{name}</b> {slot}: new lines for {seconds} s")
     )
     seconds = round(view.until - view.started)
-    title = t(view.lang, key, name=view.name, slot=view.slot, seconds=seconds)
+    title = t(view.lang, key, name=view.name, slot=slot_name(view.slot), seconds=seconds)
     lines = d.redactor()("\n".join(view.lines)).splitlines() if view.lines else []
     return fit(title + "\n" + pre(lines) if lines else title)
 

@@ -9,7 +9,6 @@ modified" is harmless. `start_op` hands an operation to the facade and opens its
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from collections import deque
 from typing import Any
@@ -21,8 +20,10 @@ from telegram.ext import ContextTypes
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.context import Deps, Throttle, blocking, chat_of, deps
 from controlplane.bot.render import fit, pre
-from controlplane.bot.texts import N_, t
-from controlplane.domain.kinds import ProgressKind
+from controlplane.bot.texts import N_, t, text, tn
+from controlplane.domain.kinds import ProgressKind, op_name
+from controlplane.domain.verdict import Verdict, verdict_lines
+from controlplane.i18n import Text
 from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,12 @@ throttle = Throttle(EDIT_EVERY)
 
 
 class Card:
-    """What an operation's message shows so far."""
+    """What an operation's message shows so far: its steps (Texts, shown in the chat's
+    language) and the last lines of command output (shown as they are)."""
 
     def __init__(self, op: Operation) -> None:
         self.op = op
-        self.steps: deque[str] = deque(maxlen=STEPS_SHOWN)
+        self.steps: deque[Text] = deque(maxlen=STEPS_SHOWN)
         self.lines: deque[str] = deque(maxlen=LINES_SHOWN)
         self.omitted = 0
         self.seq = 0
@@ -51,36 +53,54 @@ class Card:
                     self.omitted += 1
                 self.lines.append(event.text)
             elif event.kind == ProgressKind.STEP:
-                self.steps.append(event.text)
+                self.steps.append(event.message)
 
     def body(self, lang: str, verdict: dict[str, Any] | None = None, n: int | None = None) -> str:
         op = self.op
-        if verdict is not None and op.done:
-            key = (
-                N_("✅ <b>Test of {name} #{n} passed</b>\n{reason}")
-                if verdict.get("passed")
-                else N_("❌ <b>Test of {name} #{n} failed</b>\n{reason}")
-            )
-            head = t(lang, key, name=op.project, n=n, reason=verdict.get("reason", ""))
-        elif op.state == RUNNING:
-            head = t(lang, "⏳ <b>{op}</b> {name}", op=op.op, name=op.project)
-        elif op.state == OK:
-            head = t(
-                lang, "✅ <b>{op}</b> {name}: {text}", op=op.op, name=op.project, text=op.result
-            )
-        elif op.state == CANCELLED:
-            head = t(lang, "✖️ <b>{op}</b> {name}: cancelled", op=op.op, name=op.project)
-        else:
-            head = t(
-                lang, "❌ <b>{op}</b> {name}: {text}", op=op.op, name=op.project, text=op.result
-            )
-        steps = "\n".join(f"• {html.escape(s, quote=False)}" for s in self.steps)
+        done = verdict is not None and op.done
+        head = verdict_head(lang, op, verdict, n) if done and verdict else op_head(lang, op)
+        steps = "\n".join(f"• {text(lang, s)}" for s in self.steps)
         parts = [head, steps]
         if self.lines:
             if self.omitted:
-                parts.append(t(lang, "{omitted} earlier lines left out", omitted=self.omitted))
+                parts.append(
+                    tn(
+                        lang,
+                        "{n} earlier line left out",
+                        "{n} earlier lines left out",
+                        self.omitted,
+                    )
+                )
             parts.append(pre(list(self.lines)))
         return fit("\n".join(p for p in parts if p))
+
+
+def op_head(lang: str, op: Operation) -> str:
+    """The card's first line: the operation, its project and how it stands."""
+    name = op_name(op.op)
+    if op.state == RUNNING:
+        return t(lang, "⏳ <b>{op}</b> {name}", op=name, name=op.project)
+    if op.state == CANCELLED:
+        return t(lang, "✖️ <b>{op}</b> {name}: cancelled", op=name, name=op.project)
+    key = (
+        N_("✅ <b>{op}</b> {name}: {text}")
+        if op.state == OK
+        else N_("❌ <b>{op}</b> {name}: {text}")
+    )
+    return t(lang, key, op=name, name=op.project, text=op.result_text)
+
+
+def verdict_head(lang: str, op: Operation, data: dict[str, Any], n: int | None) -> str:
+    """A test's verdict: passed or failed, why, and what it rests on."""
+    verdict = Verdict.from_dict(data)
+    key = (
+        N_("✅ <b>Test of {name} #{n} passed</b>\n{reason}")
+        if verdict.passed
+        else N_("❌ <b>Test of {name} #{n} failed</b>\n{reason}")
+    )
+    head = t(lang, key, name=op.project, n=n, reason=verdict.reason_text)
+    lines = [f"  {text(lang, line)}" for line in verdict_lines(verdict)]
+    return "\n".join([head, *lines])
 
 
 def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:

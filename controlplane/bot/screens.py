@@ -10,6 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.texts import N_, t, text
 from controlplane.domain.history import CommitRow, Release, SlotState
+from controlplane.domain.kinds import slot_name
 from controlplane.domain.models import Project, interval_text
 from controlplane.i18n import LANGS
 
@@ -146,7 +147,7 @@ def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Scr
         if shown
         else N_("<b>{name}</b> has no {slot} variables yet."),
         name=name,
-        slot=slot,
+        slot=slot_name(slot),
     )
     if shown:
         text += "\n" + "\n".join(
@@ -214,12 +215,12 @@ def test_menu(lang: str, name: str) -> Screen:
     ), InlineKeyboardMarkup(rows)
 
 
-def commit_label(c: CommitRow, release: Release | None, s: SlotState) -> str:
+def commit_label(lang: str, c: CommitRow, release: Release | None, s: SlotState) -> str:
     marks = []
     if s.prod == c.n:
-        marks.append("prod")
+        marks.append(slot_name("prod").render(lang))
     if s.test == c.n:
-        marks.append("test")
+        marks.append(slot_name("test").render(lang))
     if release is not None:
         marks.append(
             {"ready": "✓", "failed": "✗", "pruned": "·", "building": "…"}.get(release.state, "")
@@ -244,7 +245,7 @@ def rollback_menu(
     newest = list(reversed(commits))
     chunk = newest[page * PAGE : (page + 1) * PAGE]
     rows = [
-        [button(commit_label(c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n)]
+        [button(commit_label(lang, c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n)]
         for c in chunk
     ]
     nav = [button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]

@@ -16,6 +16,7 @@ from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.render import fit, pre
 from controlplane.bot.texts import Html, t, tn
+from controlplane.domain.kinds import slot_name
 from controlplane.i18n import LANGS
 
 Ctx = ContextTypes.DEFAULT_TYPE
@@ -132,10 +133,12 @@ async def screen_logs(update: Update, context: Ctx, name: str, slot: str) -> Non
             "<b>{name}</b> {slot}: last {n} lines",
             len(lines),
             name=name,
-            slot=slot,
+            slot=slot_name(slot),
         )
         if lines
-        else t(lang, "<b>{name}</b> {slot} has printed nothing yet.", name=name, slot=slot)
+        else t(
+            lang, "<b>{name}</b> {slot} has printed nothing yet.", name=name, slot=slot_name(slot)
+        )
     )
     markup = InlineKeyboardMarkup(
         [

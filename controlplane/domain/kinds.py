@@ -92,3 +92,12 @@ def op_name(op: str) -> Text:
     """An operation's name for a person ('deploy' / 'деплой'); an unknown one as it is."""
     msgid = OP_NAMES.get(op)
     return Text(msgid) if msgid is not None else verbatim(op)
+
+
+SLOT_NAMES: dict[str, str] = {"prod": N_("prod"), "test": N_("test")}
+
+
+def slot_name(slot: str) -> Text:
+    """A slot's name for a person ('prod' / 'прод'); an unknown one as it is."""
+    msgid = SLOT_NAMES.get(slot)
+    return Text(msgid) if msgid is not None else verbatim(slot)

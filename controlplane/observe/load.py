@@ -482,7 +482,8 @@ def format_load(
         )
         lines.append(f"{'':9}{parts}")
     lines += _slot_lines(snap, hour, width, lang) + _docker_lines(snap, lang)
-    lines.append(row(lang, N_("source"), snap.source))
+    source = t(lang, "host") if snap.source == "host" else snap.source
+    lines.append(row(lang, N_("source"), source))
     return "\n".join(lines)
 
 

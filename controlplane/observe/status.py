@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from controlplane.domain.backoff import poll_wait
 from controlplane.domain.history import CommitRow, Release, SlotState
-from controlplane.domain.kinds import op_name
+from controlplane.domain.kinds import op_name, slot_name
 from controlplane.domain.models import Project, interval_text
 from controlplane.domain.runner import ProcessInfo, program_name
 from controlplane.i18n import Duration, Size, Text, ntr, render, t
@@ -260,9 +260,15 @@ def commit_text(c: CommitInfo) -> str:
     return f"{number}{c.sha[:7]} {c.subject}".rstrip()
 
 
+def state_text(state: str, lang: str) -> str:
+    """supervisord's name of a state as it is (RUNNING, FATAL …); ours for a slot without
+    a program in the reader's language."""
+    return t(lang, "ABSENT") if state == "ABSENT" else state
+
+
 def slot_line(s: SlotStatus, lang: str = "en") -> str:
     """'prod  RUNNING  pid 812  up 2h 3m  1 restart in the last hour' (plain text)."""
-    parts = [f"{s.slot:<5} {s.state}"]
+    parts = [f"{slot_name(s.slot).render(lang):<5} {state_text(s.state, lang)}"]
     if s.pid:
         parts.append(f"pid {s.pid}")
     if s.uptime:
@@ -347,7 +353,8 @@ def overview_line(ps: ProjectStatus, lang: str = "en") -> str:
         again = ""
         if s.restarts:
             again = " " + ntr("{n}× restarted", "{n}× restarted", s.restarts).render(lang)
-        parts.append(f"{s.slot} {s.state}{number}{up}{again}")
+        slot = slot_name(s.slot).render(lang)
+        parts.append(f"{slot} {state_text(s.state, lang)}{number}{up}{again}")
     if len(parts) == 1:
         parts.append(t(lang, "nothing deployed"))
     if ps.waiting is not None:
