@@ -293,7 +293,8 @@ def test_load_screen_in_russian() -> None:
     assert "         релизы 5,0 МБ, логи 1000 Б, кэш 3,0 ГБ" in lines
     assert "проекты (память: PSS)" in lines
     assert "  shop-prod                   40,0 МБ  2,2% ЦП    3 проц." in lines
-    words = set(re.findall(r"[A-Za-z]+", text)) - {"shop", "prod", "data", "PSS", "host"}
+    assert lines[-1] == "источник хост"
+    words = set(re.findall(r"[A-Za-z]+", text)) - {"shop", "prod", "data", "PSS"}
     assert not words, words
     english = format_load(snap, samples)
     assert "load     0.50 0.40 0.30 (host, 1 CPU)" in english  # one CPU, not "1 CPUs"
