@@ -123,18 +123,26 @@ class Scene:
 
 
 def life_of_a_project(s: Scene) -> None:
-    """add → variables → poll → new commit → test card → verdict → promote → rollback →
-    status, logs, load → a failing build → a stranger → help."""
+    """🌐 → add → variables → poll → new commit → poll outage → test card → verdict →
+    promote → rollback → status, logs, load → a failing build → a failing test and a
+    revert → a stranger → help."""
     plant = s.plant
     plant.commit("1")
 
     menu = s.reply("/start")
     assert "ad" in s.buttons(menu), menu.text
     assert bool(CYRILLIC.search(menu.text)) == (s.lang == "ru"), menu.text
+    # the 🌐 picker: the chat keeps its language, now as its own choice
+    s.press(menu, "ln")
+    s.press(s.with_button(f"ln|{s.lang}"), f"ln|{s.lang}")
+    s.api.wait_for(lambda: plant.stack.service.query.chat_langs().get(ADMIN) == s.lang)
+    menu = s.with_button("ad")
+    s.step("/status nosuch", bad=True)
 
     # add a project, one bad answer at each step
+    mark = s.last_id()
     s.press(menu, "ad")
-    s.find(lambda m: True, after=menu.message_id, what="asking the name")
+    s.find(lambda m: True, after=mark, what="asking the name")
     s.step("Bad Name", bad=True)
     s.step("shop")
     s.step("--upload-pack=touch /tmp/x", bad=True)
@@ -172,6 +180,17 @@ def life_of_a_project(s: Scene) -> None:
     s.find(lambda m: m.text.startswith("🆕"), after=mark, timeout=60, what="🆕")
     s.idle()
 
+    # the repository is gone for a while: one outage report, then one recovery
+    gone = plant.origin.bare.with_name("gone.git")
+    plant.origin.bare.rename(gone)
+    mark = s.last_id()
+    assert not plant.stack.poller.poll_once(now=time.time() + 2 * 86400)[0].ok
+    s.find(lambda m: m.text.startswith("📡"), after=mark, what="the outage")
+    gone.rename(plant.origin.bare)
+    mark = s.last_id()
+    assert plant.stack.poller.poll_once(now=time.time() + 4 * 86400)[0].ok
+    s.find(lambda m: m.text.startswith("📡"), after=mark, what="the recovery")
+
     # a test run from the chat: a live card that ends as a verdict card; promote it
     mark = s.say("/test shop 5")
     card = s.with_button("pr|shop", after=mark, timeout=150)
@@ -188,7 +207,9 @@ def life_of_a_project(s: Scene) -> None:
     s.find(lambda m: m.text.startswith("⏪"), after=mark, timeout=30, what="⏪")
     s.idle()
 
-    # the screens: status, logs (and the log file), load
+    # the screens: the commits to roll back to, status, logs (and the log file), load
+    s.press(s.project_menu(), "rb|shop|0")
+    s.with_button("rc|shop|2")
     plant.box.wait_state("shop-prod", ("RUNNING",))
     s.reply("/status")
     s.reply("/status shop")
@@ -206,6 +227,21 @@ def life_of_a_project(s: Scene) -> None:
     s.find(lambda m: "no-such-package-xyz" in m.text, after=mark, timeout=120, what="the failure")
     s.idle()
     assert plant.report("prod")["version"] == "1"
+
+    # an app that crashes: its test fails (discarded), deployed it is reverted
+    plant.commit("4", crash=True)
+    mark = s.say("/test shop 5")
+    verdict = s.with_button("ds|shop", after=mark, timeout=120)
+    assert "pr|shop" not in s.buttons(verdict), verdict.text
+    mark = s.last_id()
+    s.press(verdict, "ds|shop")
+    s.find(lambda m: m.text.startswith("🗑"), after=mark, timeout=60, what="🗑 discarded")
+    s.idle()
+    mark = s.say("/deploy shop")
+    s.press(s.with_button("dp!|shop", after=mark), "dp!|shop")
+    s.find(lambda m: m.text.startswith("↩️"), after=mark, timeout=120, what="↩️ reverted")
+    s.idle()
+    plant.wait_report("prod", "1")
 
     # a stranger writes; the admin is told who
     mark = s.last_id()
@@ -227,6 +263,7 @@ def outside_words(s: Scene) -> Outside:
     outside.phrases |= {plant.settings.run_as} - {None}  # the user builds and apps run as
     outside.phrases |= {c.subject for c in plant.stack.store.commits("shop")}
     outside.phrases |= {line.strip() for text in s.typed for line in text.splitlines()}
+    outside.phrases |= {arg for text in s.typed if text[:1] == "/" for arg in text.split()[1:]}
     outside.phrases.discard("")
     logs = plant.settings.logs_dir
     outside.add_lines_of([*logs.glob("shop-*.log"), *(logs / "builds").glob("shop-*.log")])
@@ -265,6 +302,7 @@ def test_the_detector_tells_leaks_from_names() -> None:
     assert words("работает 2s, релизы 62.0 KiB, 3 MB") == ["2s", "62.0 KiB", "3 MB"]
     assert words("⏳ status.up") == ["status"]
     assert words("Использование: /rollback NAME N") == []
+    assert words("⚠️ проекта x нет; список — `controlplane project list`") == []
     assert words("✅ Promoted shop to #2") == ["Promoted"]
     assert words("https://github.com/o/r.git недоступен: fatal: not found") == [
         "fatal",

@@ -5,16 +5,17 @@ API server received (every send, every edit of a live card, every button, every 
 every document caption), so a text that was on screen only for a moment is checked too.
 
 Russian: what may legitimately stay in Latin letters is taken out first (see `strip`):
-<code> spans; in <pre> blocks, the lines that are output of the apps or the tools (their
-log files); words that are not the product's (project names, commit subjects, branch and
-user names, what the admin typed); URLs, paths and commands, KEY=VALUE and variable
-names, hashes, options, host and file names, versions; the words of `ALLOWED`, the
-placeholders of a command's syntax and supervisord's state names. What is left must hold
-no Latin word of three letters or more and no figure written the English way ("0.4 s",
-"5m", "3 MB"). <pre> blocks are not taken out whole: the bot shows its own tables (the
-status overview, the load screen) in them too.
+<code> spans and `quoted` command lines; in <pre> blocks, the lines that are output of
+the apps or the tools (their log files); words that are not the product's (project
+names, commit subjects, branch and user names, what the admin typed); URLs, paths and
+commands, KEY=VALUE and variable names, hashes, options, host and file names, versions;
+the words of `ALLOWED`, the placeholders of a command's syntax and supervisord's state
+names. What is left must hold no Latin word of three letters or more and no figure
+written the English way ("0.4 s", "5m", "3 MB"). <pre> blocks are not taken out whole:
+the bot shows its own tables (the status overview, the load screen) in them too.
 
-English: no Cyrillic letter anywhere, and no catalog key shown for its text.
+English: no Cyrillic letter anywhere (but "Русский" in the 🌐 picker), and no catalog key
+shown for its text.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ ALLOWED: dict[str, str] = {
     "cgroup": "the Linux kernel's name for control groups",
     "stdout": "the name of a process's output stream",
     "stderr": "the name of a process's error stream",
+    "english": "a language named in its own words (the 🌐 picker)",
 }
+# Languages named in their own words (the 🌐 picker): in any chat, as they are.
+LANGUAGE_NAMES = ("English", "Русский")
 # supervisord's names of a process's state, upper case only, as supervisorctl shows them:
 # the status screens show them as they are (observe/status.py says so).
 STATES = frozenset(
@@ -67,6 +71,7 @@ CYRILLIC = re.compile(r"[\u0400-\u04ff]+")
 LATIN_WORD = re.compile(r"(?<![^\W\d_])[A-Za-z]{3,}(?![^\W\d_])")
 TAG = re.compile(r"<[^>]*>")
 CODE = re.compile(r"<code\b[^>]*>.*?</code>", re.S | re.I)
+BACKTICKS = re.compile(r"`[^`\n]+`")  # a command line quoted the Markdown way
 PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre>", re.S | re.I)
 # Things that are names, not words, in any language; replaced by a space, in this order.
 NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -190,6 +195,7 @@ def strip(item: Said, outside: Outside) -> str:
         text = CODE.sub(" ", text)
         text = PRE.sub(lambda m: _pre_lines(m.group(1), outside), text)
         text = html.unescape(TAG.sub(" ", text))
+    text = BACKTICKS.sub(" ", text)
     for phrase in sorted(outside.phrases, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(phrase)}(?!\w)", " ", text)
     for _what, pattern in NAMES:
@@ -218,7 +224,10 @@ def _pre_lines(body: str, outside: Outside) -> str:
 def not_english(item: Said) -> list[str]:
     """What is not English in a text meant to be English: Cyrillic, or a catalog key
     shown instead of its text ('policy.notify', 'cmd.status')."""
-    return CYRILLIC.findall(item.text) + catalog_keys(item)
+    text = item.text
+    for name in LANGUAGE_NAMES:
+        text = text.replace(name, " ")
+    return CYRILLIC.findall(text) + catalog_keys(item)
 
 
 def catalog_keys(item: Said) -> list[str]:
