@@ -37,7 +37,7 @@ from controlplane.adapters import git, runner
 from controlplane.adapters.files import chown_tree, write_atomic
 from controlplane.adapters.giterrors import GitError
 from controlplane.errors import CommandFailed, ControlPlaneError
-from controlplane.i18n import N_, Number, Text, tr, verbatim
+from controlplane.i18n import N_, Number, Size, Text, ntr, tr, verbatim
 from controlplane.layout import READY_SUFFIX, ready_marker, venv_python
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class StepResult:
     omitted: int = 0
     error_text: Text | None = None  # why it failed (redacted)
     note_text: Text | None = None  # why it was skipped
+    details: tuple[Text, ...] = ()  # the step's own lines about what it found
 
     @property
     def error(self) -> str | None:
@@ -130,7 +131,7 @@ class StepResult:
             "name": self.name,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
-            "tail": list(self.tail_lines),
+            "tail": list(self.tail_lines) or [str(d) for d in self.details],
             "omitted": self.omitted,
             "error": self.error,
             "note": self.note,
@@ -297,7 +298,7 @@ def redact_text(text: Text, redact: Callable[[str], str]) -> Text:
     return Text(text.msgid, values, plural=text.plural, n=text.n)
 
 
-def _preflight(b: _Build) -> str:
+def _preflight(b: _Build) -> list[Text]:
     free_mb = shutil.disk_usage(b.dest.parent).free // 2**20
     if free_mb < b.min_free_mb:
         raise BuildError(
@@ -345,26 +346,42 @@ def _preflight(b: _Build) -> str:
             ),
             output=exc.output[-500:],
         ) from None
-    note = _check_uv(b)
-    tool = f"uv ({b.uv})" if b.uv else "venv + pip"
-    who = f"\nbuilds run as: {b.builder}" if b.builder else ""
-    return f"{out.strip()}\nfree disk: {free_mb} MB\ninstaller: {tool}{note}{who}\n"
+    version = [*out.split(), "?", "?"][1]
+    user: Text | str = b.run_as or tr("this user")
+    details = [
+        tr(
+            "python {version}; the releases folder is reachable by {user}",
+            version=version,
+            user=user,
+        ),
+        tr("free disk: {size}", size=Size(free_mb * 2**20)),
+    ]
+    fallback = _check_uv(b)
+    if b.uv:
+        details.append(tr("installer: uv ({path})", path=b.uv))
+    elif fallback:
+        details.append(tr("installer: venv + pip (uv is not reachable by {user})", user=b.builder))
+    else:
+        details.append(tr("installer: venv + pip"))
+    if b.builder:
+        details.append(tr("builds run as: {user}", user=b.builder))
+    return details
 
 
-def _check_uv(b: _Build) -> str:
+def _check_uv(b: _Build) -> bool:
     """uv must be runnable by the builder; else the build uses venv + pip (which the
-    projects' Python brings), and says so."""
+    projects' Python brings): True when it fell back so."""
     if not (b.uv and b.builder):
-        return ""
+        return False
     try:
         runner.run([b.uv, "--version"], env=b.env, timeout=30, user=b.builder)
     except (CommandFailed, OSError):
         b.uv = None
-        return f" (uv is not reachable by {b.builder}, so venv + pip)"
-    return ""
+        return True
+    return False
 
 
-def _export(b: _Build) -> str:
+def _export(b: _Build) -> list[Text]:
     git.export(
         b.mirror,
         b.sha,
@@ -376,7 +393,7 @@ def _export(b: _Build) -> str:
         owner=b.builder,
     )
     count = sum(len(files) for _, _, files in os.walk(b.dest))
-    return f"exported {b.sha[:7]}: {count} files\n"
+    return [ntr("exported {sha}: {n} file", "exported {sha}: {n} files", count, sha=b.sha[:7])]
 
 
 def _venv(b: _Build) -> str:
@@ -405,7 +422,10 @@ def _install(b: _Build) -> str:
     return b.run(argv, b.timeouts.install, cwd=b.dest)
 
 
-STEPS: tuple[tuple[str, Callable[[_Build], str]], ...] = (
+# A step returns the tools' output (shown as printed) or its own lines about what it found
+# (Texts, shown in the reader's language).
+StepFn = Callable[[_Build], "str | list[Text]"]
+STEPS: tuple[tuple[str, StepFn], ...] = (
     ("pre-flight", _preflight),
     ("export", _export),
     ("venv", _venv),
@@ -434,7 +454,7 @@ def _failure_text(exc: Exception, timeouts: float) -> tuple[Text, str]:
     return verbatim(str(exc)), str(exc)
 
 
-def _run_step(b: _Build, name: str, step: Callable[[_Build], str], timeout: float) -> StepResult:
+def _run_step(b: _Build, name: str, step: StepFn, timeout: float) -> StepResult:
     """Run one step, never raising: what happened is in the StepResult and the log."""
     b.log.write(f"\n== {name} ==\n")
     b.log.flush()
@@ -459,10 +479,13 @@ def _run_step(b: _Build, name: str, step: Callable[[_Build], str], timeout: floa
             omitted=omitted,
             error_text=error,
         )
+    seconds = time.monotonic() - started
+    if isinstance(output, list):
+        details = tuple(redact_text(d, b.redact) for d in output)
+        b.log.write("".join(f"{d}\n" for d in details))
+        return StepResult(name, ok=True, seconds=seconds, details=details)
     lines, omitted = tail(b.redact(output))
-    return StepResult(
-        name, ok=True, seconds=time.monotonic() - started, tail_lines=tuple(lines), omitted=omitted
-    )
+    return StepResult(name, ok=True, seconds=seconds, tail_lines=tuple(lines), omitted=omitted)
 
 
 def _step_timeout(name: str, timeouts: BuildTimeouts) -> float:

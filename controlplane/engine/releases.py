@@ -266,6 +266,8 @@ class Engine:
         for s in result.steps:
             op.step(s.summary)
             if project.output or not s.ok:
+                for detail in s.details:
+                    op.step(detail)
                 for line in s.tail_lines:
                     op.log(line)
         ok = result.state == "ready"

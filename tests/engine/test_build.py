@@ -279,7 +279,9 @@ def test_run_as_user_can_use_the_release_and_unreachable_folders_are_refused(
         )
         assert result.state == "ready", result.error
         # built by nobody, handed back: the app (nobody) cannot change its release
-        assert "builds run as: nobody" in "\n".join(result.steps[0].tail_lines)
+        details = result.steps[0].details
+        assert "builds run as: nobody" in [str(d) for d in details]
+        assert "сборку выполняет: nobody" in [d.render("ru") for d in details]
         assert all(p.lstat().st_uid == 0 for p in result.dest.rglob("*"))
         check = subprocess.run(
             [str(result.python), "-c", "import tinylib; print(tinylib.VERSION)"],

@@ -114,11 +114,12 @@ class Steps:
 
 
 # the words of a failed build that are not ours to translate: names, commands, states
-NOT_OURS = {"shop", "main", "venv", "pip", "requirements", "txt", "uv"}
+NOT_OURS = {"shop", "main", "venv", "pip", "requirements", "txt", "uv", "python"}
 
 
 def english_words(text: str, sha: str) -> list[str]:
-    words = re.findall(r"[A-Za-z]{2,}", text.replace(sha, ""))
+    text = re.sub(r"/\S+", "", text.replace(sha, ""))  # paths are not words
+    words = re.findall(r"[A-Za-z]{2,}", text)
     return [w for w in words if w not in NOT_OURS]
 
 
