@@ -291,7 +291,8 @@ def poll_text(ps: ProjectStatus, lang: str = "en") -> tuple[str, str]:
         if last.get("ok"):
             last_text = t(lang, "{age} ago, ok", age=age)
         else:
-            error = str(last.get("error") or "")
+            msg = last.get("msg")  # the error as a Text's data (older rows: English only)
+            error = Text.from_dict(msg) if isinstance(msg, dict) else str(last.get("error") or "")
             last_text = t(lang, "{age} ago, failed: {error}", age=age, error=error)
     nxt = ps.next_poll
     if nxt is None or nxt == math.inf or ps.poll_interval <= 0:

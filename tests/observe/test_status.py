@@ -10,6 +10,7 @@ import time
 from controlplane.adapters.supervisor.client import ProcessInfo
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project
+from controlplane.i18n import Text
 from controlplane.observe.status import (
     build_status,
     format_overview,
@@ -86,6 +87,13 @@ def test_status_text_failed_poll_and_nothing_deployed() -> None:
     assert "nothing deployed" in text and "failed: host unreachable" in text
     assert "about in 9m 50s" in text  # backoff: 5m doubled
     assert "in progress" not in text
+    # the poller keeps the error's Text beside its English: shown in the reader's language
+    timed_out = Text("{command} timed out", {"command": "ls-remote"})
+    failed = {"at": NOW - 10, "ok": False, "error": str(timed_out), "msg": timed_out.to_dict()}
+    project = Project(name="shop", repo="https://h/o.git", path="/srv/shop")
+    ps = build_status(project, SlotState(last_poll=failed), [], [], {}, {}, NOW)
+    assert "10s ago, failed: ls-remote timed out" in format_status(ps)
+    assert "10 с назад, ошибка: ls-remote: время вышло" in format_status(ps, "ru")
 
 
 def test_status_in_russian() -> None:
