@@ -9,6 +9,7 @@ modified" is harmless. `start_op` hands an operation to the facade and opens its
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections import deque
 from typing import Any
@@ -20,7 +21,7 @@ from telegram.ext import ContextTypes
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.context import Deps, Throttle, blocking, chat_of, deps
 from controlplane.bot.render import fit, pre
-from controlplane.bot.texts import N_, t, text, tn
+from controlplane.bot.texts import N_, Html, t, text, tn
 from controlplane.domain.kinds import ProgressKind, op_name
 from controlplane.domain.verdict import Verdict, verdict_lines
 from controlplane.i18n import Text
@@ -87,7 +88,11 @@ def op_head(lang: str, op: Operation) -> str:
         if op.state == OK
         else N_("❌ <b>{op}</b> {name}: {text}")
     )
-    return t(lang, key, op=name, name=op.project, text=op.result_text)
+    said = text(lang, op.result_text)
+    named = f"{html.escape(op.project, quote=False)}: "
+    if said.startswith(named):  # "shop: deployed to #3": the head names the project already
+        said = said[len(named) :]
+    return t(lang, key, op=name, name=op.project, text=Html(said))
 
 
 def verdict_head(lang: str, op: Operation, data: dict[str, Any], n: int | None) -> str:

@@ -121,7 +121,8 @@ def test_from_the_chat(phone: Chat) -> None:
     plant.wait_report("prod", "2")
     phone.send("/rollback shop 1")
     phone.press_text(phone.wait_text("Roll shop prod back to #1?"), "Yes")
-    phone.wait_text("rolled back to #1", timeout=60)
+    card = phone.wait_text("rolled back to #1", timeout=60)
+    assert "shop: shop:" not in card.text  # the card's head names the project once
     assert plant.wait_report("prod", "1")["version"] == "1"
 
     # the notifier delivered the engine's events, each once
