@@ -263,7 +263,9 @@ def outside_words(s: Scene) -> Outside:
     outside.phrases |= {plant.settings.run_as} - {None}  # the user builds and apps run as
     outside.phrases |= {c.subject for c in plant.stack.store.commits("shop")}
     outside.phrases |= {line.strip() for text in s.typed for line in text.splitlines()}
-    outside.phrases |= {arg for text in s.typed if text[:1] == "/" for arg in text.split()[1:]}
+    # a command's arguments ('/status nosuch'), but numbers: the chat shows them as figures
+    args = {arg for text in s.typed if text[:1] == "/" for arg in text.split()[1:]}
+    outside.phrases |= {arg for arg in args if not arg.isdigit()}
     outside.phrases.discard("")
     logs = plant.settings.logs_dir
     outside.add_lines_of([*logs.glob("shop-*.log"), *(logs / "builds").glob("shop-*.log")])
