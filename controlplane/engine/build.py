@@ -287,17 +287,6 @@ class Skipped(Exception):
         self.text = text
 
 
-def redact_text(text: Text, redact: Callable[[str], str]) -> Text:
-    """A Text with every word from outside (its values, a verbatim text) redacted."""
-    if text.verbatim:
-        return verbatim(redact(text.msgid))
-    values = {
-        k: redact_text(v, redact) if isinstance(v, Text) else redact(v) if isinstance(v, str) else v
-        for k, v in text.values.items()
-    }
-    return Text(text.msgid, values, plural=text.plural, n=text.n)
-
-
 def _preflight(b: _Build) -> list[Text]:
     free_mb = shutil.disk_usage(b.dest.parent).free // 2**20
     if free_mb < b.min_free_mb:
@@ -468,7 +457,7 @@ def _run_step(b: _Build, name: str, step: StepFn, timeout: float) -> StepResult:
         return StepResult(name, ok=True, seconds=time.monotonic() - started, note_text=skip.text)
     except (ControlPlaneError, OSError) as exc:
         why, output = _failure_text(exc, timeout)
-        error = redact_text(why, b.redact)
+        error = why.redacted(b.redact)
         lines, omitted = tail(b.redact(output))
         b.log.write(f"FAILED: {error}\n")
         return StepResult(
@@ -481,7 +470,7 @@ def _run_step(b: _Build, name: str, step: StepFn, timeout: float) -> StepResult:
         )
     seconds = time.monotonic() - started
     if isinstance(output, list):
-        details = tuple(redact_text(d, b.redact) for d in output)
+        details = tuple(d.redacted(b.redact) for d in output)
         b.log.write("".join(f"{d}\n" for d in details))
         return StepResult(name, ok=True, seconds=seconds, details=details)
     lines, omitted = tail(b.redact(output))

@@ -24,7 +24,7 @@ import gettext as _gettext
 import io
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -224,6 +224,17 @@ class Text:
             logger.error("translation of %r does not fit its values; English is used", self.msgid)
             english = self.msgid if self.plural is None or self.n == 1 else self.plural
             return fill(english, values)
+
+    def redacted(self, redact: Callable[[str], str]) -> Text:
+        """The same message with every word from outside (its values, a verbatim text)
+        passed through `redact` (secrets hidden); our own msgids are left alone."""
+        if self.verbatim:
+            return verbatim(redact(self.msgid))
+        values = {
+            k: v.redacted(redact) if isinstance(v, Text) else redact(v) if isinstance(v, str) else v
+            for k, v in self.values.items()
+        }
+        return Text(self.msgid, values, plural=self.plural, n=self.n)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.msgid}

@@ -85,24 +85,13 @@ def one_line(exc: BaseException, limit: int = REASON_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def redact_text(text: Text, redact: Redact) -> Text:
-    """The same message with every word from outside (values, verbatim text) redacted."""
-    if text.verbatim:
-        return verbatim(redact(text.msgid))
-    values = {
-        k: redact_text(v, redact) if isinstance(v, Text) else redact(v) if isinstance(v, str) else v
-        for k, v in text.values.items()
-    }
-    return Text(text.msgid, values, plural=text.plural, n=text.n)
-
-
 def reason_text(exc: BaseException, redact: Redact, limit: int = REASON_LIMIT) -> Text:
     """A failure for a person, secrets hidden: our error's own message (to render in the
     reader's language) when it fits one line, else one_line's English verbatim."""
     if isinstance(exc, ControlPlaneError):
         english = str(exc).strip()
         if english and "\n" not in english and len(english) <= limit:
-            return redact_text(exc.text, redact)
+            return exc.text.redacted(redact)
     return verbatim(redact(one_line(exc, limit)))
 
 
