@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from controlplane import __version__
+from controlplane.cli.stdlib_texts import use_our_catalog
 from controlplane.errors import ControlPlaneError, ValidationError
 from controlplane.i18n import DEFAULT, N_, Text, gettext, locale_lang, ntr, t, tr
 from controlplane.settings import Settings
@@ -186,6 +187,7 @@ def error_line(lang: str, error: Text) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `controlplane` command."""
+    use_our_catalog()
     lang = locale_lang()
     args = build_parser(lang).parse_args(argv)
     args.lang = lang

@@ -123,6 +123,18 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Percent:
+    """A share in percent: '45.3%' / '45,3 %'."""
+
+    value: float
+    digits: int = 1
+
+    def render(self, lang: str) -> str:
+        number = Number(self.value, self.digits).render(lang)
+        return f"{number} %" if lang == "ru" else f"{number}%"
+
+
+@dataclass(frozen=True)
 class Duration:
     """A span of seconds in its two largest units: '1h 2m' / '1 ч 2 мин'."""
 
@@ -163,7 +175,12 @@ class Size:
         raise AssertionError("unreachable")
 
 
-FIGURES: dict[str, type[Any]] = {"$num": Number, "$dur": Duration, "$size": Size}
+FIGURES: dict[str, type[Any]] = {
+    "$num": Number,
+    "$pct": Percent,
+    "$dur": Duration,
+    "$size": Size,
+}
 
 
 # ---- the message ---------------------------------------------------------------------
@@ -308,7 +325,7 @@ def render(value: Any, lang: str) -> str:
 def render_value(value: Any, lang: str, escape: Any) -> str:
     if isinstance(value, Text):
         return value.render(lang, escape)
-    if isinstance(value, Number | Duration | Size):
+    if isinstance(value, Number | Percent | Duration | Size):
         shown = value.render(lang)
     else:  # a str subclass (the bot's Html) keeps its type, so `escape` can tell it
         shown = value if isinstance(value, str) else str(value)

@@ -35,7 +35,7 @@ from controlplane.adapters.slotprocs import slot_usage
 from controlplane.domain.events import EventSink
 from controlplane.domain.kinds import EventKind
 from controlplane.errors import ControlPlaneError
-from controlplane.i18n import N_, Number, Size, Text, gettext, ntr, render, t, tr
+from controlplane.i18n import N_, Number, Percent, Size, Text, gettext, ntr, render, t, tr
 
 if TYPE_CHECKING:
     from controlplane.domain.runner import ProcessInfo
@@ -267,14 +267,14 @@ def conditions(snap: Snapshot) -> dict[str, Text]:
         )
     if snap.memory_percent > MEMORY_MAX:
         figures = {
-            "percent": Number(snap.memory_percent),
+            "percent": Percent(snap.memory_percent),
             "used": Size(snap.memory_used),
             "limit": Size(snap.memory_limit),
         }
         found["memory"] = (
-            tr("memory {percent}% of the container's limit ({used} of {limit})", **figures)
+            tr("memory at {percent} of the container's limit ({used} of {limit})", **figures)
             if snap.memory_limited
-            else tr("memory {percent}% of the host's memory ({used} of {limit})", **figures)
+            else tr("memory at {percent} of the host's memory ({used} of {limit})", **figures)
         )
     return found
 

@@ -69,6 +69,12 @@ def test_errors_are_in_the_locales_language(seeded: Path) -> None:
     unknown = run(seeded, RU, "frobnicate")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("controlplane: ошибка: ") and "(см. --help)" in unknown.stderr
+    assert "недопустимое значение: 'frobnicate'" in unknown.stderr  # argparse's own words too
+
+    short = ("project", "add", "demo2")
+    ru, en = run(seeded, RU, *short), run(seeded, EN, *short)
+    assert "не хватает обязательных аргументов: --repo, --path" in ru.stderr
+    assert "the following arguments are required: --repo, --path" in en.stderr
 
 
 def test_tables_and_results_are_in_the_locales_language(seeded: Path) -> None:
@@ -139,6 +145,7 @@ def test_json_is_the_same_in_every_language(seeded: Path) -> None:
 def test_help_is_in_the_locales_language(data_dir: Path) -> None:
     ru = " ".join(run(data_dir, RU, "--help").stdout.split())  # as argparse wraps it
     assert "управляемый из бота Telegram" in ru and "добавить, перечислить" in ru
+    assert ru.startswith("использование: controlplane") and "показать эту справку" in ru
     for command in ("project", "deploy", "status", "launch", "history"):
         assert command in ru
     add_ru = " ".join(run(data_dir, RU, "project", "add", "--help").stdout.split())

@@ -122,3 +122,12 @@ def test_the_template_in_git_is_the_codes(code: tuple[dict[str, object], str]) -
     in_template = {e.id[0] if isinstance(e.id, tuple) else e.id for e in template if e.id}
     assert set(found) - in_template == set(), "run `make catalogs` (pybabel extract)"
     assert in_template - set(found) == set(), "run `make catalogs` (pybabel extract)"
+
+
+def test_babel_finds_nothing_wrong_in_the_russian_catalog(russian: Catalog) -> None:
+    """What `pybabel compile` checks (python-format placeholders, plural counts)."""
+    problems = [
+        f"{message.id!r}: {'; '.join(str(e) for e in errors)}"
+        for message, errors in russian.check()
+    ]
+    assert problems == []
