@@ -113,7 +113,9 @@ class Scene:
         )
 
     def settle(self, quiet: float = 2.0, timeout: float = 30) -> None:
-        """No call to the Bot API but getUpdates for `quiet` seconds (cards' last edits)."""
+        """No call to the Bot API but getUpdates for `quiet` seconds (cards' last edits;
+        a button's handler has returned, so the conversation it opened has its state:
+        presses run concurrently, bot/app.py ChatOrder)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             last = max((c.at for c in self.api.requests if c.method != "getUpdates"), default=0)
@@ -143,6 +145,7 @@ def life_of_a_project(s: Scene) -> None:
     mark = s.last_id()
     s.press(menu, "ad")
     s.find(lambda m: True, after=mark, what="asking the name")
+    s.settle(quiet=0.5)  # the press's handler has returned: the conversation waits for a name
     s.step("Bad Name", bad=True)
     s.step("shop")
     s.step("--upload-pack=touch /tmp/x", bad=True)
@@ -160,6 +163,7 @@ def life_of_a_project(s: Scene) -> None:
     mark = s.last_id()
     s.press(config, "ca|shop|prod")
     s.find(lambda m: True, after=mark, what="asking for KEY=VALUE")
+    s.settle(quiet=0.5)
     s.step("not a pair", bad=True)
     s.step(f"UV_CONFIG_FILE={plant.uv_config}\nAPI_KEY={PROD_KEY}\nPIP_FIND_LINKS={plant.wheels}")
     plant.ok("env", "set", "shop", "--test", f"API_KEY={TEST_KEY}")
