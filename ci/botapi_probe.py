@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ADMIN = 7001
 STRANGER = 7002
+ADMIN_RU = 7003  # a second admin whose Telegram speaks Russian
 TOKEN = "123456:CI-DOCKER-E2E"  # noqa: S105 - the fake server's made-up token
 PROJECT = "demo"
 
@@ -50,9 +51,12 @@ def run_checks(api: object) -> str:
     assert not api.bot_messages(STRANGER), f"a stranger got an answer:\n{api.dump()}"
     shown = next(m.text for m in api.bot_messages(ADMIN)[before:] if shows(m))
     first = shown.splitlines()[0] if shown else ""
+    # the image carries the compiled Russian catalog: a Russian admin gets a Russian menu
+    api.user_sends(ADMIN_RU, "/start", language_code="ru", user_id=ADMIN_RU)
+    api.wait_for(lambda: any("что сделать" in m.text for m in api.bot_messages(ADMIN_RU)), 60)
     return (
         f"ok: bot polled ({polls}+ getUpdates), /projects shows {PROJECT!r} ({first!r}),"
-        " a stranger got no answer"
+        " a stranger got no answer, a Russian admin got the Russian menu"
     )
 
 
@@ -61,7 +65,7 @@ def serve(folder: Path) -> None:
 
     api = FakeBotAPI(TOKEN)
     url = api.start()
-    env = f"TELEGRAM_TOKEN={TOKEN}\nADMIN_CHAT_IDS={ADMIN}\nTELEGRAM_API_URL={url}\n"
+    env = f"TELEGRAM_TOKEN={TOKEN}\nADMIN_CHAT_IDS={ADMIN},{ADMIN_RU}\nTELEGRAM_API_URL={url}\n"
     (folder / "env.tmp").write_text(env)
     (folder / "env.tmp").rename(folder / "env")
     print(f"fake Bot API at {url}", flush=True)

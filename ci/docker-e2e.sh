@@ -7,7 +7,7 @@
 # local path, and the same repository over git's dumb http on loopback) are added and
 # deployed with the CLI inside the container, supervisord shows them RUNNING as the `app`
 # user, `docker stop` stops the apps cleanly, and a new container on the same /data brings
-# them back. The Telegram part runs when tests/botapi.py and the bot exist.
+# them back. The Telegram part runs when tests/support/botapi.py and the bot exist.
 #
 # Skips (exit 0, reason printed) only where no engine can be had; fails otherwise.
 # CP_BASE_CACHE=DIR keeps the debootstrapped base between runs (development only).
@@ -43,8 +43,8 @@ free_port() {
 BOT_ENV=()
 BOT_DIR=""
 start_botapi() {
-    if [ ! -f tests/botapi.py ]; then
-        cp_log "Telegram part skipped: tests/botapi.py (the fake Bot API server) is not in the tree"
+    if [ ! -f tests/support/botapi.py ]; then
+        cp_log "Telegram part skipped: tests/support/botapi.py (the fake Bot API server) is not in the tree"
         return 0
     fi
     if [ ! -d controlplane/bot ]; then
