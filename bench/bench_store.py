@@ -2,33 +2,44 @@
 
 Each action does what the bot's handler does with the store (the same Store object serve
 uses, so its cache is as warm as in serve); the time is the store calls only, not the
-Telegram round trip. There is no baseline: the target is absolute (≤ 10 ms).
+Telegram round trip. The target is absolute (≤ 10 ms); the outbox's two rows also run,
+in the same process on the same disk, the outbox as it was before issue 15 (a JSON file
+rewritten per write) and the same outbox in SQLite in WAL mode (bench/outbox_variants.py).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 from bench.common import RUNS, Figure, log, median, tempdir
+from bench.outbox_variants import SqliteOutbox, TableOutbox
 from bench.populate import open_store, populate
 from controlplane.adapters.store import Store
+from controlplane.domain.events import Event
 from controlplane.service.facade import Service
 from controlplane.service.outbox import KEEP_EVENTS, Outbox
 
 PROJECTS = 200
 COMMITS = 100
-NOTES = {
-    "an event published, then delivered by the notifier": "Two writes (publish, then the "
-    "notifier's ack) of the outbox file, which keeps the last 2000 events (about 400 kB): "
-    "each write serialises and fsyncs all of it. The outbox is already out of store.json; "
-    "left to do: keep delivered events in an append-only log, or keep fewer of them.",
-}
+NOTES: dict[str, str] = {}
+PUBLISH = f"publish an event ({KEEP_EVENTS} kept)"
+DELIVER = "an event published, then delivered by the notifier"
+OLD_TABLE = "the outbox before: one JSON file rewritten per write"
+SQLITE = "SQLite, WAL, synchronous=FULL"
 
 
-def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]]:
+class AnOutbox(Protocol):
+    def publish(self, kind: Any, project: str | None, text: Any) -> object: ...
+    def pending(self, consumer: str) -> list[Event]: ...
+    def ack(self, consumer: str, seq: int) -> None: ...
+
+
+def actions(store: Store, names: list[str], outbox: AnOutbox) -> dict[str, Callable[[int], object]]:
     """Bot actions → the store work they do (i picks a project)."""
-    outbox = Outbox(store)
     config = Service(store.settings, store).config
 
     def name(i: int) -> str:
@@ -68,9 +79,34 @@ def actions(store: Store, names: list[str]) -> dict[str, Callable[[int], object]
         "set poll interval (a write)": set_poll,
         "set a variable (a write)": set_variable,
         "record operation state (a write)": record_op,
-        f"publish an event ({KEEP_EVENTS} kept)": publish_event,
-        "an event published, then delivered by the notifier": deliver_event,
+        PUBLISH: publish_event,
+        DELIVER: deliver_event,
     }
+
+
+def per_call_ms(fn: Callable[[int], object], per_run: int = 20) -> list[float]:
+    """Milliseconds a call, one sample per run of `per_run` calls."""
+    runs = []
+    for r in range(max(RUNS, 5)):
+        t = time.perf_counter()
+        for i in range(per_run):
+            fn(r * per_run + i)
+        runs.append((time.perf_counter() - t) / per_run * 1000)
+    return runs
+
+
+def outbox_baselines(
+    store: Store, names: list[str], base: Path
+) -> dict[str, dict[str, list[float]]]:
+    """The outbox's rows measured with the table it replaced and with SQLite."""
+    old, lite = TableOutbox(store), SqliteOutbox(base / "outbox.sqlite")
+    found: dict[str, dict[str, list[float]]] = {PUBLISH: {}, DELIVER: {}}
+    for label, variant in ((OLD_TABLE, old), (SQLITE, lite)):
+        variant.fill(KEEP_EVENTS, "bot")
+        fns = actions(store, names, variant)
+        for title in found:
+            found[title][label] = per_call_ms(fns[title])
+    return found
 
 
 def main() -> None:
@@ -80,26 +116,23 @@ def main() -> None:
         names = populate(store, PROJECTS, COMMITS)
         outbox = Outbox(store)
         for i in range(KEEP_EVENTS):
-            outbox.publish("sampled", names[i % len(names)], f"event {i} " + "x" * 80)
-        with store.rows("outbox", "outbox", write=True) as rows:  # the notifier caught up
-            for row in rows.values():
-                row["acked"] = ["bot"]
+            event = outbox.publish("sampled", names[i % len(names)], f"event {i} " + "x" * 80)
+            outbox.ack("bot", event.seq)  # the notifier caught up
         size = store.path.stat().st_size / 1e6
         log(f"populated {PROJECTS}×{COMMITS} in {time.monotonic() - t0:.1f} s; {size:.1f} MB")
-        per_run = 20
-        for title, fn in actions(store, names).items():
-            runs = []
-            for r in range(max(RUNS, 5)):
-                t = time.perf_counter()
-                for i in range(per_run):
-                    fn(r * per_run + i)
-                runs.append((time.perf_counter() - t) / per_run * 1000)
+        only = set(sys.argv[1:])  # e.g. `python -m bench.bench_store outbox`: its rows only
+        baselines = outbox_baselines(store, names, base)
+        for title, fn in actions(store, names, outbox).items():
+            if only and title not in baselines:
+                continue
+            runs = per_call_ms(fn)
             Figure(
                 key=f"store:{title}",
                 title=f"store work of a bot action with {PROJECTS} projects × {COMMITS} "
                 f"commits: {title}",
                 unit="ms",
                 samples=runs,
+                baselines=baselines.get(title, {}),
                 target="≤ 10 ms",
                 kind="max",
                 limit=10.0,

@@ -1,7 +1,7 @@
 """The data directory's layout: every path under $DATA is named here, and nowhere else.
 
 ```
-$DATA/store.json, store.d/, store.lock   the store (store.d: the outbox, one file per project)
+$DATA/store.json, store.d/, store.lock   the store (store.d: the outbox's log, one file per project)
 $DATA/secret.key                         the generated key, when CONTROLPLANE_KEY is unset
 $DATA/supervisord.conf                   rendered at every start
 $DATA/supervisor/                        conf.d/NAME-SLOT.conf, supervisor.sock, auth, pid file
@@ -93,8 +93,12 @@ class Layout:
         return self.data_dir / "store.d"
 
     @property
-    def outbox_store(self) -> Path:
+    def outbox_store(self) -> Path:  # an older version's outbox table (taken over once)
         return self.store_shards / "outbox.json"
+
+    @property
+    def outbox_log(self) -> Path:
+        return self.store_shards / "outbox.log"
 
     def project_store(self, name: str) -> Path:
         return self.store_shards / "projects" / f"{name}.json"

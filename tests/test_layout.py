@@ -17,6 +17,7 @@ FIXED = [
     ("store", "store.json"),
     ("store_shards", "store.d"),
     ("outbox_store", "store.d/outbox.json"),
+    ("outbox_log", "store.d/outbox.log"),
     ("store_lock", "store.lock"),
     ("key", "secret.key"),
     ("supervisord_conf", "supervisord.conf"),

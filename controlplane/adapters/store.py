@@ -186,6 +186,17 @@ class Store:
         """Hold the inter-process lock; yield a TinyDB of one file (store.json, or the
         `shard` named) whose reads see the latest file."""
         storage = self._shard(shard)
+        with self.locked():
+            try:
+                yield TinyDB(storage=lambda: storage)
+            except BaseException:
+                storage.invalidate()
+                raise
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the inter-process lock (store.lock; re-entrant within this Store): what
+        every write and read of the store's files, the outbox's log too, happens under."""
         with self._thread_lock:
             if self._depth == 0:
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -193,10 +204,7 @@ class Store:
                 self._lock_fd = fd
             self._depth += 1
             try:
-                yield TinyDB(storage=lambda: storage)
-            except BaseException:
-                storage.invalidate()
-                raise
+                yield
             finally:
                 self._depth -= 1
                 if self._depth == 0 and self._lock_fd is not None:
@@ -253,6 +261,19 @@ class Store:
                     )
             for table_name in old:
                 db.drop_table(table_name)
+
+    def old_outbox(self) -> list[dict[str, Any]]:
+        """The rows (events with their `acked` lists) of the outbox table that older
+        versions kept in store.d/outbox.json, by seq; the outbox is now a log of its own
+        (service/outbox.py), which takes them over once and then drops the file."""
+        if not self.settings.layout.outbox_store.exists():
+            return []
+        with self.rows(OUTBOX, OUTBOX, write=False) as rows:
+            return sorted((dict(row) for row in rows.values()), key=lambda row: int(row["seq"]))
+
+    def drop_old_outbox(self) -> None:
+        with self.locked():
+            self._shard(OUTBOX).remove()
 
     def _check_key(self) -> None:
         with self.transaction() as db:
