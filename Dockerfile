@@ -66,12 +66,13 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # python3 + python3-venv: the interpreter of the control plane and of every project's venv
 # (CONTROLPLANE_PYTHON); git + openssh-client: fetching the projects over https and ssh
-# (deploy keys); ca-certificates: https remotes.
+# (deploy keys); ca-certificates: https remotes; procps: ps, top and kill for the admin
+# (`docker exec … ps`).
 # DL3008 is ignored as above: the release's current package on each architecture.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        python3 python3-venv git openssh-client ca-certificates \
+        python3 python3-venv git openssh-client ca-certificates procps \
  && rm -rf /var/lib/apt/lists/* \
  # the projects' apps run as this unprivileged user (CONTROLPLANE_RUN_AS); never as root
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/app \

@@ -30,8 +30,9 @@ catalogs: $(BIN)/controlplane
 	$(BIN)/pybabel update
 	$(BIN)/pybabel compile
 
+# exec: make's SIGTERM (make signals its recipe's shell only) reaches supervisord itself
 run: $(BIN)/controlplane $(MO)
-	CONTROLPLANE_DATA_DIR=$${CONTROLPLANE_DATA_DIR:-$(DATA)} $(BIN)/controlplane up
+	exec env CONTROLPLANE_DATA_DIR=$${CONTROLPLANE_DATA_DIR:-$(DATA)} $(BIN)/controlplane up
 
 lint: $(BIN)/controlplane
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from controlplane.adapters.account import lookup_account
 from controlplane.adapters.slotcgroup import join, slot_id
+from controlplane.adapters.supervisor.links import wait_for_code
 from controlplane.domain.appenv import Account, app_env, base_env
 from controlplane.domain.models import validate_name, validate_slot
 from controlplane.errors import ControlPlaneError
@@ -84,7 +85,8 @@ def run_slot(settings: Settings, name: str, slot: str) -> None:
     project = store.get_project(name)
     variables = store.slot_env(name, slot)
     code = settings.layout.slot_code(project, slot)
-    if not code.is_dir():
+    # right after `up`, serve may not have put the link back yet: wait for it (bounded)
+    if not wait_for_code(code, settings.supervisor_dir):
         raise RunSlotError(
             tr(
                 "{name} {slot}: no code at {folder}; deploy it first",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +13,12 @@ import pytest
 
 from controlplane.adapters.account import UnknownUser, lookup_account
 from controlplane.adapters.store import Store
+from controlplane.adapters.supervisor.links import (
+    mark_links_pending,
+    mark_links_restored,
+    pending_mark,
+    wait_for_code,
+)
 from controlplane.domain.appenv import Account, app_env, base_env
 from controlplane.domain.models import Project
 from controlplane.runslot import slot_python
@@ -89,3 +96,27 @@ def test_a_slot_without_code_says_deploy_first(tmp_path: Path) -> None:
     done, _ = run_cli(data, "run-slot", "shop", "test")
     assert done.returncode == 1
     assert "deploy it first" in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+def test_while_links_are_pending_run_slot_waits_for_the_code(tmp_path: Path) -> None:
+    """Right after `up`, serve has not put the links back yet: run-slot waits for the code
+    while the mark is there, and answers at once without it (or at the end of its wait)."""
+    code, sup = tmp_path / "srv" / "shop", tmp_path / "supervisor"
+    assert wait_for_code(code, sup, timeout=30) is False  # no mark: no wait
+    mark_links_pending(sup)
+    threading.Timer(0.3, lambda: code.mkdir(parents=True)).start()
+    assert wait_for_code(code, sup, timeout=30) is True
+    assert wait_for_code(tmp_path / "none", sup, timeout=0.2) is False  # bounded
+
+
+def test_a_slot_without_code_fails_once_serve_restored_the_links(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    settings = settings_at(data)
+    store = Store.open(settings)
+    store.add_project(Project(name="shop", repo="https://example.com/x.git", path="/srv/shop"))
+    mark_links_pending(settings.supervisor_dir)
+    threading.Timer(0.5, mark_links_restored, args=(settings.supervisor_dir,)).start()
+    done, _ = run_cli(data, "run-slot", "shop", "test")
+    assert done.returncode == 1
+    assert "deploy it first" in done.stderr
+    assert not pending_mark(settings.supervisor_dir).exists()

@@ -24,10 +24,28 @@ HERE_WHEN_DOWN = frozenset({Op.ADD, Op.LAUNCH, Op.REMOVE})
 
 
 def up(settings: Settings) -> NoReturn:
-    """Render $DATA/supervisord.conf and exec supervisord (the container's entrypoint)."""
-    from controlplane.adapters.supervisor.client import exec_supervisord, write_supervisord_conf
+    """Render $DATA/supervisord.conf and exec supervisord (the container's entrypoint).
 
+    supervisord takes this process's place, so the signals sent to `up` (SIGTERM from
+    `docker stop` or from make, SIGINT from Ctrl-C) reach supervisord itself, which stops
+    every program before it exits. When a supervisord of this data dir answers already,
+    nothing is touched: the error says so and how to stop it. The slot links are marked
+    pending first: run-slot waits for serve to put them back (links.py).
+    """
+    from controlplane.adapters.supervisor.client import (
+        already_running,
+        exec_supervisord,
+        running_supervisord,
+        write_supervisord_conf,
+    )
+    from controlplane.adapters.supervisor.links import mark_links_pending
+    from controlplane.errors import ControlPlaneError
+
+    pid = running_supervisord(settings)
+    if pid is not None:
+        raise ControlPlaneError(already_running(settings, pid))
     write_supervisord_conf(settings)
+    mark_links_pending(settings.supervisor_dir)
     exec_supervisord(settings)
 
 

@@ -37,6 +37,7 @@ from controlplane.adapters.supervisor.client import (
     write_program,
 )
 from controlplane.adapters.supervisor.events import EventTail
+from controlplane.adapters.supervisor.links import mark_links_restored
 from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.domain.backoff import delay
 from controlplane.domain.kinds import EventKind
@@ -310,6 +311,7 @@ def serve(
     store = Store.open(settings)
     stack = build_stack(settings, store)
     stack.engine.recover()
+    mark_links_restored(settings.supervisor_dir)  # run-slot stops waiting for links
     server = Server(
         settings=settings,
         store=store,

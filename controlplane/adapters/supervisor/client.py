@@ -145,6 +145,44 @@ def find_supervisord() -> str:
     return found
 
 
+def running_supervisord(settings: Settings) -> int | None:
+    """The pid of a supervisord already serving this data dir (its socket answers; 0 when
+    its pidfile is gone), or None when none is."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(2.0)
+        sock.connect(str(settings.supervisor_sock))
+    except OSError:
+        return None  # no socket, or a stale one left by a killed supervisord
+    finally:
+        sock.close()
+    try:
+        return int(settings.layout.supervisord_pid.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def already_running(settings: Settings, pid: int) -> Text:
+    """What `up` says when this data dir's supervisord runs already, and how to stop it."""
+    conf = str(settings.supervisord_conf)
+    if pid:
+        return tr(
+            "supervisord is already running for {data} (pid {pid}); stop it with "
+            "`supervisorctl -c {conf} shutdown` (or `kill {pid}`): it stops the apps and "
+            "the control plane, then exits; then run `controlplane up` again",
+            data=str(settings.data_dir),
+            pid=pid,
+            conf=conf,
+        )
+    return tr(
+        "supervisord is already running for {data}; stop it with "
+        "`supervisorctl -c {conf} shutdown`: it stops the apps and the control plane, then "
+        "exits; then run `controlplane up` again",
+        data=str(settings.data_dir),
+        conf=conf,
+    )
+
+
 def exec_supervisord(settings: Settings) -> NoReturn:
     """Replace this process with `supervisord -n -c $DATA/supervisord.conf`."""
     from controlplane.adapters.slotcgroup import remove_empty

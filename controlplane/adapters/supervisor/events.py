@@ -12,7 +12,8 @@ Every PROCESS_STATE event is appended as one JSON line to $DATA/logs/events.json
 event has no exit status, and supervisord forgets it when it respawns the app, so the
 listener reads it from the dead app itself (its /proc entry, before the wake-up lets
 supervisord reap it) and adds it to the EXITED record. stdout is the protocol channel:
-nothing else may be written there, so logging goes to stderr.
+nothing else may be written there, so logging goes to stderr. No event and no death ends
+the listener: a handler that fails is logged with its traceback, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -217,7 +218,13 @@ class Listener:
             self.watch.forget(namespec)
 
     def handle_death(self, namespec: str) -> None:
-        pid, _fd = self.watch.by_program[namespec]
+        """One of our apps died: note its exit status, wake supervisord. A death whose
+        program is no longer watched (a STOPPED or EXITED event read in the same wake-up
+        forgot it: a stop, a slot switch) is over already, so it is skipped."""
+        entry = self.watch.by_program.get(namespec)
+        if entry is None:
+            return  # forgotten already: an event handled before this death told of it
+        pid, _fd = entry
         self.watch.forget(namespec)
         status = zombie_status(pid)  # first: the wake-up lets supervisord reap it
         started = time.monotonic()
@@ -250,17 +257,23 @@ class Listener:
             # deaths first: an app's death comes before the EXITED event that tells of it
             for key, _mask in sorted(self.selector.select(), key=lambda km: km[0].data is None):
                 if key.data is not None:
-                    self.handle_death(key.data)
+                    self.guarded(self.handle_death, key.data)
                     continue
                 data = os.read(fd, 65536)
                 if not data:
                     return 0
                 for header, payload in self.reader.feed(data):
-                    try:
-                        self.handle_event(header, payload)
-                    except (ValueError, KeyError, OSError) as exc:
-                        logger.warning("event %s not handled: %s", header.get("eventname"), exc)
+                    self.guarded(self.handle_event, header, payload)
                     self.send(OK + READY)
+
+    @staticmethod
+    def guarded(handle: Callable[..., None], *args: Any) -> None:
+        """Run one handler; whatever it raises is logged with its traceback, and the
+        listener goes on (a dead listener would only be restarted, its watch lost)."""
+        try:
+            handle(*args)
+        except Exception:
+            logger.exception("%s%r failed; going on", handle.__name__, args)
 
 
 class EventTail:
