@@ -100,8 +100,10 @@ WORKDIR /data
 # `docker stop` / compose a grace period longer than that (compose: stop_grace_period: 60s).
 STOPSIGNAL SIGTERM
 
-# Healthy when supervisord answers on its socket and the control plane program is RUNNING.
+# Healthy when supervisord answers on its socket, the control plane program is RUNNING and
+# its bot (with a token set) polls Telegram; `controlplane health` prints the bot's state,
+# so `docker inspect` shows why it is not (Telegram unreachable, token rejected).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-    CMD ["/bin/sh", "-c", "supervisorctl -c \"$CONTROLPLANE_DATA_DIR/supervisord.conf\" status controlplane | grep -q RUNNING"]
+    CMD ["/bin/sh", "-c", "supervisorctl -c \"$CONTROLPLANE_DATA_DIR/supervisord.conf\" status controlplane | grep -q RUNNING && controlplane health"]
 
 ENTRYPOINT ["controlplane", "up"]

@@ -213,18 +213,25 @@ class Settings:
 
     def trust_warnings(self, euid: int) -> list[Text]:
         """What weakens the trust boundary (docs/security.md), said at start: as root with
-        no unprivileged user, a project's code and variables get root's rights."""
-        if euid != 0:
-            return []
-        if self.run_as in (None, "root"):
-            return [
+        no unprivileged user, a project's code and variables get root's rights; a bot token
+        with no admin, the bot answers nobody."""
+        warnings = []
+        if self.telegram_token and not self.admin_chat_ids:
+            warnings.append(
+                tr(
+                    "TELEGRAM_TOKEN is set but ADMIN_CHAT_IDS is empty: the bot answers nobody "
+                    "and tells nobody; set ADMIN_CHAT_IDS to your chat id"
+                )
+            )
+        if euid == 0 and self.run_as in (None, "root"):
+            warnings.append(
                 tr(
                     "CONTROLPLANE_RUN_AS is not set: apps, builds and checks run as root, so a "
                     "project's code and variables have root's rights; set it to an "
                     "unprivileged user (the image uses app)"
                 )
-            ]
-        return []
+            )
+        return warnings
 
     @cached_property
     def layout(self) -> Layout:

@@ -113,3 +113,13 @@ def test_running_apps_as_root_is_said_at_start() -> None:
     assert as_root.trust_warnings(1000) == []  # not root: nothing has more rights than us
     split = Settings.from_env({"CONTROLPLANE_DATA_DIR": "/d", "CONTROLPLANE_RUN_AS": "app"}, LINUX)
     assert split.trust_warnings(0) == []
+
+
+def test_a_token_without_admins_is_said_at_start() -> None:
+    env = {"CONTROLPLANE_DATA_DIR": "/d", "CONTROLPLANE_RUN_AS": "app", "TELEGRAM_TOKEN": "1:x"}
+    alone = Settings.from_env(env, LINUX)
+    [warning] = alone.trust_warnings(1000)
+    assert "ADMIN_CHAT_IDS is empty" in str(warning)
+    assert "ADMIN_CHAT_IDS" in warning.render("ru") and "пуст" in warning.render("ru")
+    admins = Settings.from_env({**env, "ADMIN_CHAT_IDS": "42"}, LINUX)
+    assert admins.trust_warnings(1000) == []

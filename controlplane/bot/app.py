@@ -9,16 +9,17 @@ every kind of update, button presses included.
 from __future__ import annotations
 
 import asyncio
-import html
+import contextlib
 import logging
+import random
 import threading
 import time
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import BotCommand, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -40,6 +41,7 @@ from controlplane.bot.texts import N_, plain, t
 from controlplane.domain.backoff import Backoff
 from controlplane.errors import ControlPlaneError
 from controlplane.i18n import DEFAULT, LANGS
+from controlplane.service.botlife import redactor
 from controlplane.service.facade import Service
 from controlplane.settings import Settings
 
@@ -200,51 +202,115 @@ def quiet_http_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class BotRunner:
-    """Runs the bot in a thread of its own; start() returns once polling runs. `settings`
-    are the bot's (token, API root, admins, language); everything else is the facade's."""
+StateSink = Callable[[str, str, float | None], None]  # (state, why, next try at: wall time)
+REJECTED_WAITS = (60.0, 300.0)  # s: a rejected token is tried again every few minutes
 
-    def __init__(self, settings: Settings, service: Service) -> None:
+
+class BotRunner:
+    """Runs the bot in a thread of its own. `settings` are the bot's (token, API root,
+    admins, language); everything else is the facade's.
+
+    It never gives up while it runs: Telegram unreachable at start (DNS not ready after a
+    boot, an outage) is tried again with a growing delay (1 s … 60 s, with jitter), a
+    rejected token every few minutes. Each change is told to `on_state` ("starting",
+    "retrying", "token_rejected", "polling") with the reason, redacted, and the time of the
+    next try. If the thread itself dies, `alive` turns False and `error` holds why:
+    serve's BotWatch (service/botlife.py) then starts a new runner."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: Service,
+        on_state: StateSink | None = None,
+        *,
+        waits: Backoff | None = None,
+        rejected: Backoff | None = None,
+    ) -> None:
         self.deps = Deps(settings=settings, service=service)
         self.app = build_application(self.deps)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[None] | None = None  # the bot's main task, while it runs
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._thread_main, name="bot", daemon=True)
         self._ready = threading.Event()
-        self.error: BaseException | None = None
+        self._on_state = on_state
+        self.waits = waits or Backoff(base=1.0, cap=60.0, jitter=0.5)
+        self.rejected = rejected or Backoff(*REJECTED_WAITS, jitter=0.5)
+        self.error: str | None = None  # why the thread ended, redacted
+        self.redact = redactor(settings, service)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the thread; wait up to `timeout` for polling (0: do not wait)."""
         quiet_http_logs()
         self._thread.start()
-        self._ready.wait(timeout)
+        if timeout:
+            self._ready.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.loop is not None and self._stop is not None:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
 
+    def _report(self, state: str, why: str = "", next_try: float | None = None) -> None:
+        if self._on_state is None:
+            return
+        try:
+            self._on_state(state, why, next_try)
+        except Exception:  # telling must never stop the bot
+            logger.exception("the bot's state could not be recorded")
+
     def _thread_main(self) -> None:
         try:
             asyncio.run(self._main())
         except BaseException as exc:  # the bot must never take serve down with it
-            self.error = exc
-            logger.error("bot stopped: %s", "".join(traceback.format_exception(exc))[-2000:])
+            self.error = self.redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            trace = self.redact("".join(traceback.format_exception(exc))[-2000:])
+            logger.error("bot stopped: %s", trace)
+        finally:
             self._ready.set()
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
         self._stop = asyncio.Event()
-        notifier = Notifier(self.app, self.deps)
+        self._report("starting")
         await self._load_langs()
-        async with self.app:
-            await self._start_polling()
-            notifier.start()
-            self._ready.set()
-            await self._stop.wait()
+        if not await self._start_polling():
+            await self._shutdown()
+            return
+        notifier = Notifier(self.app, self.deps)
+        notifier.start()
+        self._ready.set()
+        self._report("polling")
+        logger.info("bot polling")
+        try:
+            await self._until_stopped()
+        finally:
             await notifier.stop()
-            if self.app.updater is not None and self.app.updater.running:
-                await self.app.updater.stop()
+        await self._shutdown()
+
+    async def _until_stopped(self, every: float = 5.0) -> None:
+        """Wait for stop; PTB's polling gives up for good on a token rejected while it
+        polls (a revoked token): that ends this runner, and serve starts a new one."""
+        assert self._stop is not None and self.app.updater is not None
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every)
+            polling = getattr(self.app.updater, "_Updater__polling_task", None)
+            if isinstance(polling, asyncio.Task) and polling.done() and not self._stop.is_set():
+                failure = None if polling.cancelled() else polling.exception()
+                raise RuntimeError(f"polling stopped: {failure!r}")
+
+    async def _shutdown(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
             await self.app.stop()
+        await self.app.shutdown()
 
     async def _load_langs(self) -> None:
         """The languages the chats chose, before any notification goes out."""
@@ -253,11 +319,13 @@ class BotRunner:
         except ControlPlaneError as exc:  # the store unreadable: Telegram's languages then
             logger.warning("the chats' languages cannot be read: %s", exc)
 
-    async def _start_polling(self) -> None:
-        """Start polling; while Telegram is unreachable keep trying with a growing delay."""
-        waits = Backoff(base=1.0, cap=60.0)
-        while True:
+    async def _start_polling(self) -> bool:
+        """Reach Telegram (getMe), then poll; until it answers keep trying with a growing
+        delay, a rejected token slowly. False: asked to stop before it answered."""
+        assert self._stop is not None
+        while not self._stop.is_set():
             try:
+                await self.app.initialize()
                 await set_commands(self.app)
                 await self.app.start()
                 assert self.app.updater is not None
@@ -267,14 +335,21 @@ class BotRunner:
                     drop_pending_updates=False,
                     allowed_updates=Update.ALL_TYPES,
                 )
-                return
+                return True
+            except InvalidToken as exc:
+                delay = self._failed("token_rejected", exc, self.rejected)
             except TelegramError as exc:
-                delay = waits.failed()
-                logger.warning(
-                    "Telegram unreachable (%s); trying again in %.0f s",
-                    html.escape(str(exc)),
-                    delay,
-                )
-                if self.app.running:
-                    await self.app.stop()
-                await asyncio.sleep(delay)
+                delay = self._failed("retrying", exc, self.waits)
+            if self.app.running:
+                await self.app.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        return False
+
+    def _failed(self, state: str, exc: TelegramError, waits: Backoff) -> float:
+        delay = waits.failed(random.random())  # noqa: S311 - spreading retries, not secrets
+        why = self.redact(f"{type(exc).__name__}: {exc}")
+        what = "rejected the token" if state == "token_rejected" else "unreachable"
+        logger.warning("Telegram %s (%s); trying again in %.0f s", what, why, delay)
+        self._report(state, why, time.time() + delay)
+        return delay

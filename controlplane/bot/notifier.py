@@ -44,6 +44,7 @@ ICONS: dict[str, str] = {  # by kind (a stored event's kind is a plain string)
     EventKind.POLL_RECOVERED: "📡",
     EventKind.INTERRUPTED: "⚠️",
     EventKind.STARTED: "🔁",
+    EventKind.BOT_BACK: "🤖",
     EventKind.BUILD_FAILED: "❌",
     EventKind.DISCARDED: "🗑",
     EventKind.ERROR: "⚠️",

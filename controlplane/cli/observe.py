@@ -1,4 +1,4 @@
-"""CLI commands that look: `status [NAME]`, `logs NAME`, `load`.
+"""CLI commands that look: `status [NAME]`, `logs NAME`, `load`, `health`.
 
 They read through the service facade (the store, supervisord and the files; no `serve`
 needed) and print the same texts the bot sends, in the CLI's language (`args.lang`);
@@ -46,11 +46,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(query.describe(statuses[0], lang))
         return 0
+    from controlplane.service.botlife import health_text, read_health
+
+    bot = read_health(settings)
     if args.json:
         _print_json(
             {
                 "platform": settings.platform.__dict__,
                 "data_dir": str(settings.data_dir),
+                "bot": bot.to_dict(),
                 "projects": [s.to_dict() for s in statuses],
             }
         )
@@ -61,12 +65,23 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     print(t(lang, "controlplane {version} on {platform}", version=__version__, platform=platform))
     rows = [
         (t(lang, "data dir"), str(settings.data_dir)),
+        (t(lang, "bot"), health_text(bot).render(lang)),
         (t(lang, "projects"), str(len(statuses))),
     ]
     print(table(rows, width=14))
     if statuses:
         print(query.overview_text(lang, statuses))
     return 0
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    """health: the bot's state in one line; exit 1 while a bot with a token is down (the
+    image's healthcheck runs it)."""
+    from controlplane.service.botlife import health_text, read_health
+
+    bot = read_health(settings)
+    print(t(args.lang, "bot: {state}", state=health_text(bot).render(args.lang)))
+    return 1 if bot.down or bot.state == "stopped" else 0
 
 
 def _which(args: argparse.Namespace) -> str:
@@ -153,3 +168,4 @@ def add_observe_commands(sub: Any, add: Any, lang: str = DEFAULT) -> None:
         N_("CPU, memory, disk and per-project use of the container"),
         json_flag=True,
     )
+    add(sub, "health", cmd_health, N_("the bot's state; exit status 1 while it is down"))

@@ -5,7 +5,8 @@ most `cap`, moved by up to ± `jitter · base` where a spread is wanted (`rnd` i
 says where in that range; 0.5 moves nothing). Each loop keeps its own figures: the
 poller (a failing project's next check, which status estimates the same way, and a
 failing round), serve's restarts of FATAL programs (5 s … 5 min), the bot's notifier
-(2 s … 60 s) and the bot's start (1 s … 60 s). `Backoff` keeps the count for a loop that
+(2 s … 60 s), the bot's start (1 s … 60 s; a rejected token 1 min … 5 min) and its
+restarts after a crash (1 s … 60 s). `Backoff` keeps the count for a loop that
 only knows "failed again" or "worked".
 
 tenacity and stamina wrap one call in retries; these loops schedule their next try
@@ -46,11 +47,12 @@ class Backoff:
     base: float
     cap: float
     failures: int = 0
+    jitter: float = 0.0  # the spread of `failed`'s wait, as for `delay`
 
-    def failed(self) -> float:
-        """One more failure: the wait before the next try."""
+    def failed(self, rnd: float = 0.5) -> float:
+        """One more failure: the wait before the next try (± jitter·base, rnd in [0, 1))."""
         self.failures += 1
-        return self.wait
+        return delay(self.failures - 1, base=self.base, cap=self.cap, jitter=self.jitter, rnd=rnd)
 
     def succeeded(self) -> None:
         self.failures = 0

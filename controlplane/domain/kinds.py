@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     ERROR = "error"
     STARTED = "started"
     TRUST_WARNING = "trust_warning"
+    BOT_BACK = "bot_back"  # the bot answers again after an outage at start or a crash
     LOAD_WARNING = "load_warning"
     LOAD_OK = "load_ok"
 

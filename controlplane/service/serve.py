@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from controlplane.engine.testrun import TestRuns
 from controlplane.errors import ControlPlaneError, SupervisorError
 from controlplane.i18n import tr
 from controlplane.observe.load import Probe, Sampler, supervisor_source
+from controlplane.service.botlife import BotWatch, Runner, StateSink, redact_logs, redactor
 from controlplane.service.configure import slot_options
 from controlplane.service.control import ControlServer
 from controlplane.service.executor import Executor
@@ -283,16 +285,18 @@ def local_service(settings: Settings) -> Service:
     return Service(settings, store, build_runtime(settings, store))
 
 
-def start_bot(settings: Settings, service: Service) -> Any:
-    """The Telegram bot, when a token is set (imported only then: it is heavy)."""
-    if not settings.telegram_token:
-        logger.info("no TELEGRAM_TOKEN: running without the bot")
-        return None
-    from controlplane.bot.app import BotRunner
+def start_bot(settings: Settings, service: Service, outbox: Outbox) -> BotWatch:
+    """The Telegram bot under its watch (service/botlife.py), when a token is set; the bot
+    is imported only then (it is heavy)."""
 
-    runner = BotRunner(settings, service)
-    runner.start()
-    return runner
+    def make(on_state: StateSink) -> Runner:
+        from controlplane.bot.app import BotRunner
+
+        return BotRunner(settings, service, on_state)
+
+    watch = BotWatch(settings, outbox, make)
+    watch.start()
+    return watch
 
 
 def serve(
@@ -310,6 +314,7 @@ def serve(
         install_signals(stop)
     store = Store.open(settings)
     stack = build_stack(settings, store)
+    unredact = redact_logs(redactor(settings, stack.service))
     stack.engine.recover()
     mark_links_restored(settings.supervisor_dir)  # run-slot stops waiting for links
     server = Server(
@@ -330,17 +335,17 @@ def serve(
     for warning in settings.trust_warnings(os.geteuid()):
         logger.warning("%s", warning)
         stack.outbox.publish(EventKind.TRUST_WARNING, None, warning)
-    bot = start_bot(settings, stack.service)
+    bot = start_bot(settings, stack.service, stack.outbox)
     try:
         server.run(stop, interval)
     finally:
-        if bot is not None:
-            bot.stop()
+        bot.stop()
         stack.executor.shutdown(wait=10.0)
         stack.control.stop()
         poller.join(timeout=10.0)
         stack.poller.close()
         server.client.close()
+        unredact()
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -361,11 +366,33 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
 
 
+def log_to_both() -> None:
+    """INFO and up to stdout (supervisord keeps it in logs/controlplane.log); WARNING and
+    up to stderr as well (supervisord passes it to its own stderr: `docker logs`, the
+    terminal of `make run`), unless both are the same file."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = logging.StreamHandler(sys.stdout)
+    handlers: list[logging.Handler] = [out]
+    if not same_file(sys.stdout, sys.stderr):
+        err = logging.StreamHandler(sys.stderr)
+        err.setLevel(logging.WARNING)
+        handlers.append(err)
+    for handler in handlers:
+        handler.setFormatter(fmt)
+    logging.basicConfig(level=logging.INFO, handlers=handlers)
+
+
+def same_file(a: Any, b: Any) -> bool:
+    try:
+        x, y = os.fstat(a.fileno()), os.fstat(b.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino)
+
+
 def main(settings: Settings) -> int:
     """CLI entry (`controlplane serve`)."""
     limit_malloc_arenas()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_both()
     serve(settings)
     return 0

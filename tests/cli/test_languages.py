@@ -94,8 +94,10 @@ def test_tables_and_results_are_in_the_locales_language(seeded: Path) -> None:
     assert run(seeded, EN, "env", "unset", "demo", "X").stdout == "removed X from demo prod\n"
 
     status = run(seeded, RU, "status").stdout.splitlines()
-    assert status[1].startswith("папка данных ") and status[2].split() == ["проекты", "1"]
-    assert run(seeded, EN, "status").stdout.splitlines()[2] == "projects       1"
+    assert status[1].startswith("папка данных ") and status[3].split() == ["проекты", "1"]
+    assert status[2].split() == ["бот", "выключен:", "TELEGRAM_TOKEN", "не", "задан"]
+    english = run(seeded, EN, "status").stdout.splitlines()
+    assert english[2:4] == ["bot            off: no TELEGRAM_TOKEN", "projects       1"]
 
     history = run(seeded, RU, "history", "demo").stdout.splitlines()
     assert [line.split()[0] for line in history] == ["#3", "#2", "#1"]

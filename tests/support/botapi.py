@@ -456,6 +456,7 @@ class FakeBotAPI:
         self._limits: dict[int, list[int]] = {}  # chat -> [retry_after, times left]
         self._sends: dict[int, list[float]] = {}
         self._poll_generation = 0
+        self._revoked_at: int | None = None  # the poll generation when the token was revoked
         self._down = False
         self._stopping = False
         self._server: ThreadingHTTPServer | None = None
@@ -463,8 +464,10 @@ class FakeBotAPI:
 
     # lifecycle
 
-    def start(self) -> str:
-        server = _BurstServer(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> str:
+        """Listen on `port` (0: any free one); a test that starts its bot against a port
+        nobody listens on yet starts the server there later: Telegram unreachable, then back."""
+        server = _BurstServer(("127.0.0.1", port), _Handler)
         server.daemon_threads = True
         server.api = self  # type: ignore[attr-defined]
         self._server = server
@@ -507,6 +510,14 @@ class FakeBotAPI:
         """The next `times` sends or edits to `chat_id` get 429 with `retry_after`."""
         with self._cond:
             self._limits[chat_id] = [retry_after, times]
+
+    def revoke_token(self, new_token: str) -> None:
+        """Telegram stops accepting the bot's token (revoked in BotFather): every call from
+        now on, the long poll waiting now included, gets 401 Unauthorized."""
+        with self._cond:
+            self.token = new_token
+            self._revoked_at = self._poll_generation
+            self._cond.notify_all()
 
     def user_blocks(self, chat_id: int) -> None:
         """The person blocks the bot: sends to the chat get 403 Forbidden."""
@@ -809,6 +820,8 @@ class FakeBotAPI:
             while not self._updates and not self._stopping:
                 if self._down:
                     raise ApiError(502, "Bad Gateway")
+                if self._revoked_at is not None and generation <= self._revoked_at:
+                    raise ApiError(401, "Unauthorized")
                 if generation != self._poll_generation:
                     raise ApiError(
                         409,
