@@ -24,9 +24,9 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
@@ -43,7 +43,9 @@ KEY_CHECK = "controlplane-key-check"
 SCHEMA = 2
 OUTBOX = "outbox"
 CHATS = "chats"
+BOT_TABLES = ("confirmations", "cards")  # the bot's own records (see change_bot_table)
 PROJECT_TABLES = ("commits", "releases", "state")
+T = TypeVar("T")
 
 
 class AtomicJSONStorage(Storage):
@@ -509,6 +511,17 @@ class Store:
             if lang:
                 doc_id = max((int(k) for k in rows), default=0) + 1
                 rows[str(doc_id)] = {"chat": chat, "lang": lang}
+
+    # -- the bot's records: confirmations and live cards -----------------------------------
+
+    def change_bot_table(self, table: str, change: Callable[[dict[str, Any]], T]) -> T:
+        """Run `change` on one of the bot's tables (key → plain row) under the store's lock
+        and write the rows back: a read, a check and a mark in one step, across threads
+        and processes. The rows are the bot's to shape (bot/confirm.py, bot/progress.py)."""
+        if table not in BOT_TABLES:
+            raise ValueError(f"not a table of the bot: {table!r}")
+        with self.rows(None, table, write=True) as rows:
+            return change(rows)
 
     # -- keys ---------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from controlplane.bot import handlers
+from controlplane.bot import handlers, progress
 from controlplane.bot.context import Deps, chat_of, deps
 from controlplane.bot.notifier import Notifier
 from controlplane.bot.redaction import RedactingRequest
@@ -284,6 +284,8 @@ class BotRunner:
             return
         notifier = Notifier(self.app, self.deps)
         notifier.start()
+        # issue #15 item 7 (progress.py): the cards a restart left at ⏳ are ended or taken up
+        await progress.take_up_cards(self.app, self.deps)
         self._ready.set()
         self._report("polling")
         logger.info("bot polling")

@@ -24,6 +24,7 @@ from controlplane.bot.texts import N_, t, text
 from controlplane.bot.views import (
     ask,
     screen_config,
+    screen_confirm_deploy,
     screen_confirm_promote,
     screen_help,
     screen_lang,
@@ -189,19 +190,13 @@ async def b_confirm(
 
 
 async def b_deploy(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    yes = (Cb.DEPLOY_YES, name)
-    return await b_confirm(
-        update,
-        context,
-        name,
-        rest,
-        key=N_("Deploy the branch head of <b>{name}</b> to <b>prod</b>?"),
-        yes=yes,
-    )
+    await screen_confirm_deploy(update, context, name)
+    return None
 
 
 async def b_deploy_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    return started(context, update, Op.DEPLOY, name, {})
+    """Deploy the commit the confirmation named (the head as it was then, not as it is)."""
+    return started(context, update, Op.DEPLOY, name, {"commit": rest[0] if rest else None})
 
 
 async def b_promote(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -210,6 +205,16 @@ async def b_promote(update: Update, context: Ctx, name: str, rest: list[str]) ->
 
 
 async def b_promote_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    """Promote the release the confirmation named, if the test slot still holds it."""
+    d = deps(context)
+    state = await blocking(d.service.query.state, name)
+    named = number(rest[0]) if rest else None
+    if named is not None and state.test != named:
+        return t(
+            d.lang(chat_of(update)),
+            "The test slot no longer holds #{n}: nothing promoted. Open Promote again.",
+            n=named,
+        )
     return started(context, update, Op.PROMOTE, name, {})
 
 

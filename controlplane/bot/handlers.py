@@ -26,9 +26,11 @@ from controlplane.bot.callbacks import Cb, parts
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.progress import start_op
 from controlplane.bot.render import number, pre
+from controlplane.bot.retry import answer, retried
 from controlplane.bot.texts import N_, error, plain, t, text
 from controlplane.bot.views import (
     ask,
+    screen_confirm_deploy,
     screen_confirm_promote,
     screen_help,
     screen_load,
@@ -47,6 +49,7 @@ Ctx = ContextTypes.DEFAULT_TYPE
 REFUSED = {  # why a confirmation's Yes does nothing (confirm.Claim.reason)
     "used": N_("Already done: this confirmation was used. Open the menu again to repeat it."),
     "expired": N_("This confirmation has expired; open it again."),
+    "superseded": N_("A newer confirmation replaced this one; use the newest."),
 }
 
 
@@ -54,7 +57,7 @@ async def project_or_toast(query: CallbackQuery, d: Deps, lang: str, name: str) 
     try:
         return await blocking(d.service.query.project, name)
     except (NotFound, ControlPlaneError):
-        await query.answer(t(lang, "That project no longer exists."), show_alert=False)
+        await answer(query, t(lang, "That project no longer exists."))
         return None
 
 
@@ -97,14 +100,13 @@ async def cmd_logs(update: Update, context: Ctx) -> None:
 
 
 async def cmd_deploy(update: Update, context: Ctx) -> None:
-    """/deploy NAME: asks to confirm."""
-    lang = deps(context).lang(chat_of(update))
-
-    async def then(name: str, _rest: list[str]) -> None:
-        text = t(lang, "Deploy the branch head of <b>{name}</b> to <b>prod</b>?", name=name)
-        await ask(update, context, text, (Cb.DEPLOY_YES, name), (Cb.PROJECT, name))
-
-    await with_name(update, context, "/deploy NAME", then)
+    """/deploy NAME: asks to confirm, naming the commit (the branch head, fetched)."""
+    await with_name(
+        update,
+        context,
+        "/deploy NAME",
+        lambda name, _rest: screen_confirm_deploy(update, context, name),
+    )
 
 
 async def cmd_test(update: Update, context: Ctx) -> None:
@@ -149,18 +151,30 @@ async def cmd_rollback(update: Update, context: Ctx) -> None:
 
 
 async def on_button(update: Update, context: Ctx) -> None:
-    """Every button press: answered (a toast when needed), then acted on."""
+    """Every button press: answered (a toast when needed), then acted on. Answers and
+    edits that meet a network error are retried (retry.py); the action itself runs once."""
     query = update.callback_query
     assert query is not None and query.data is not None
     d = deps(context)
     lang = d.lang(chat_of(update))
     key, *rest = parts(query.data)
+    try:
+        await route(update, context, query, key, rest, lang)
+    except TelegramError as exc:  # a screen that could not be shown even as a new message
+        logger.warning("a press's screen could not be shown: %s", exc)
+        await answer(query, t(lang, "Telegram did not take the new screen; open it again."))
+
+
+async def route(
+    update: Update, context: Ctx, query: CallbackQuery, key: str, rest: list[str], lang: str
+) -> None:
+    """A press by its prefix through the tables of buttons.py."""
     if key in GLOBAL:
-        await query.answer()
+        await answer(query)
         await GLOBAL[key](update, context)
         return
     if key not in PROJECT or not rest:
-        await query.answer(t(lang, "That button is out of date; open the menu again."))
+        await answer(query, t(lang, "That button is out of date; open the menu again."))
         return
     if key in YES:
         claimed = await claim_yes(update, context, lang)
@@ -168,12 +182,12 @@ async def on_button(update: Update, context: Ctx) -> None:
             return
         rest = claimed
     name = rest[0]
-    if await project_or_toast(query, d, lang, name) is None:
+    if await project_or_toast(query, deps(context), lang, name) is None:
         return
     if key in SCREENS:
         # nothing to toast: answer first, so the spinner stops before the screen's reads
         # and its edit round trip; a failure is then shown in the message instead
-        await query.answer()
+        await answer(query)
         try:
             await PROJECT[key](update, context, name, rest[1:])
         except ControlPlaneError as exc:
@@ -183,10 +197,10 @@ async def on_button(update: Update, context: Ctx) -> None:
         toast = await PROJECT[key](update, context, name, rest[1:])
     except ControlPlaneError as exc:
         reason = plain(text(lang, exc.text))
-        await query.answer(reason[:200], show_alert=len(reason) > 60)
+        await answer(query, reason[:200], alert=len(reason) > 60)
         failed = True
     else:
-        await query.answer(plain(toast)[:200] if toast else None)
+        await answer(query, plain(toast)[:200] if toast else None)
         failed = False
     if key in YES and (failed or key not in YES_SHOWS):
         await drop_buttons(query)
@@ -197,20 +211,25 @@ async def claim_yes(update: Update, context: Ctx, lang: str) -> list[str] | None
     Every other press is refused with a toast, and the buttons are taken off (once)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    # check and mark with no await in between: of concurrent presses only the first acts
-    claim = confirm.registry(context.application.bot_data).claim(chat_of(update), query.data)
+    # check and mark in one step under the store's lock: of concurrent presses (or a press
+    # and its retry) only the first acts
+    confirmations = confirm.registry(context.application.bot_data)
+    claim = await blocking(confirmations.claim, chat_of(update), query.data)
     if claim.ok:
         return claim.parts[1:]
-    await query.answer(plain(t(lang, REFUSED.get(claim.reason, REFUSED["expired"]))))
+    await answer(query, plain(t(lang, REFUSED.get(claim.reason, REFUSED["expired"]))))
     if claim.clear:
         await drop_buttons(query)
     return None
 
 
 async def drop_buttons(query: CallbackQuery) -> None:
-    """Take a used confirmation's buttons off its message (best effort: the claim holds)."""
+    """Take a used confirmation's buttons off its message (retried; best effort: the claim
+    holds whatever happens to the buttons)."""
     try:
-        await query.edit_message_reply_markup(reply_markup=None)
+        await retried(
+            lambda: query.edit_message_reply_markup(reply_markup=None), "taking buttons off"
+        )
     except TelegramError as exc:
         logger.info("could not take the buttons off a used confirmation: %s", exc)
 

@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
 from collections import deque
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from controlplane.bot import cards
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.context import Deps, Throttle, blocking, chat_of, deps
 from controlplane.bot.render import fit, pre
+from controlplane.bot.retry import retried
 from controlplane.bot.texts import N_, Html, t, text, tn
 from controlplane.domain.kinds import ProgressKind, op_name
 from controlplane.domain.verdict import Verdict, verdict_lines
+from controlplane.errors import ControlPlaneError
 from controlplane.i18n import Text
 from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
@@ -141,38 +145,78 @@ def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([row])
 
 
-async def edit(message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
+async def edit(
+    bot: Any, at: tuple[int, int], text: str, markup: InlineKeyboardMarkup | None
+) -> bool:
+    """Edit the card at (chat, message), retried on network errors; False when it failed."""
+    chat_id, message_id = at
     try:
-        await message.edit_text(text, parse_mode="HTML", reply_markup=markup)
+        await retried(
+            lambda: bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode="HTML", reply_markup=markup
+            ),
+            "editing a card",
+        )
     except BadRequest as exc:
         if "not modified" not in str(exc):
             logger.warning("could not edit the progress message: %s", exc)
+            return False
     except TelegramError as exc:
         logger.warning("could not edit the progress message: %s", exc)
+        return False
+    return True
 
 
-async def follow(bot: Any, d: Deps, chat_id: int, op: Operation) -> None:
-    """Post the operation's message and keep it current until the operation ends."""
+async def follow(
+    bot: Any, d: Deps, chat_id: int, op: Operation, message_id: int | None = None
+) -> None:
+    """Post the operation's message (or take up `message_id`) and keep it current until the
+    operation ends. The card is kept in the store while it is live (cards.py), so a card
+    cut short by a restart is ended at the next start."""
     lang = d.lang(chat_id)
     card = Card(op)
-    message = await bot.send_message(
-        chat_id, card.body(lang), parse_mode="HTML", reply_markup=buttons(d, op, lang)
-    )
+    if message_id is None:
+        message = await retried(
+            lambda: bot.send_message(
+                chat_id, card.body(lang), parse_mode="HTML", reply_markup=buttons(d, op, lang)
+            ),
+            "sending a card",
+        )
+        message_id = message.message_id
+    at = (chat_id, message_id)
+    await blocking(cards.live, d, op, at)
     shown = card.body(lang)
     while not op.done:
         events = await asyncio.to_thread(op.wait_events, card.seq, EDIT_EVERY)
         card.take(events)
         text = card.body(lang)
-        if text != shown and throttle.ready(message.message_id) and not op.done:
-            await edit(message, text, buttons(d, op, lang))
+        if text != shown and throttle.ready(message_id) and not op.done:
+            await edit(bot, at, text, buttons(d, op, lang))
             shown = text
+    await finish(bot, d, card, at)
+
+
+async def finish(bot: Any, d: Deps, card: Card, at: tuple[int, int]) -> None:
+    """The card's last state; if the edit fails for good, the same as a new message. The
+    card leaves the store once it shows how the operation ended."""
+    op, lang = card.op, d.lang(at[0])
     card.take(op.events_after(card.seq))
     markup = await blocking(buttons, d, op, lang)
     verdict, n = None, None
     if op.op == Op.TEST:
         state = await blocking(d.service.query.state, op.project)
         verdict, n = (state.test_run or {}).get("verdict"), state.test
-    await edit(message, card.body(lang, verdict, n), markup)
+    body = card.body(lang, verdict, n)
+    if not await edit(bot, at, body, markup):
+        try:
+            await retried(
+                lambda: bot.send_message(at[0], body, parse_mode="HTML", reply_markup=markup),
+                "sending a card",
+            )
+        except TelegramError as exc:
+            logger.warning("could not send the end of a card: %s", exc)
+            return  # kept in the store: ended at the next start
+    await blocking(cards.ended, d, op.id)
 
 
 def start_op(
@@ -186,3 +230,42 @@ def start_op(
         follow(context.bot, d, chat_of(update), operation), name=f"follow-{operation.id}"
     )
     return operation
+
+
+CUT_SHORT = N_(
+    "⚠️ <b>{op}</b> {name}: cut short by a restart of the control plane. "
+    "/status {name} shows where it stands."
+)
+
+
+async def take_up_cards(app: Any, d: Deps) -> int:
+    """At the bot's start: every card left live by the one before. Its operation still
+    running in this process (the bot alone restarted) is followed again in the same
+    message; one that ended meanwhile shows its end; any other (serve restarted) ends with
+    CUT_SHORT. Returns how many cards were ended or taken up; never raises."""
+    try:
+        rows = await blocking(cards.take_all, d)
+    except Exception:
+        logger.exception("the live cards could not be read")
+        return 0
+    for op_id, row in rows.items():
+        at = (int(row["chat"]), int(row["message"]))
+        op = running_here(d, op_id, row)
+        if op is not None:
+            app.create_task(follow(app.bot, d, at[0], op, at[1]), name=f"follow-{op.id}")
+            continue
+        lang = d.lang(at[0])
+        note = t(lang, CUT_SHORT, op=op_name(str(row.get("op", ""))), name=str(row["project"]))
+        if not await edit(app.bot, at, note, None):
+            logger.warning("could not end the card of %s %s", row.get("op"), row.get("project"))
+    return len(rows)
+
+
+def running_here(d: Deps, op_id: str, row: dict[str, Any]) -> Operation | None:
+    """The card's operation, if this process runs (or just ran) it."""
+    if row.get("pid") != os.getpid():
+        return None
+    try:
+        return d.service.executor.get(op_id)
+    except ControlPlaneError:  # no engine in this process
+        return None

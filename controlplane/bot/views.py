@@ -4,10 +4,12 @@ Secrets in logs are removed by the bot's redactor before anything is shown or se
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
 
 from controlplane.bot import confirm, screens
@@ -15,38 +17,54 @@ from controlplane.bot.callbacks import Cb, parts
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
 from controlplane.bot.render import fit, pre
+from controlplane.bot.retry import retried
 from controlplane.bot.texts import Html, t, tn
+from controlplane.domain.history import CommitRow
 from controlplane.domain.kinds import slot_name
+from controlplane.errors import ControlPlaneError
 from controlplane.i18n import LANGS
+from controlplane.service.facade import Op
 
+logger = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
 LOG_LINES = 30
 LOG_FILE_MAX = 20 * 2**20
 
 
 async def show(update: Update, text: str, markup: Any = None) -> None:
-    """Edit the pressed message in place, or send a new one for a command."""
+    """Edit the pressed message in place, or send a new one for a command (or when the edit
+    meets network errors for good: the admin is left a message, never a spinner)."""
     query = update.callback_query
     if query is not None and query.message is not None:
         try:
-            await query.edit_message_text(fit(text), parse_mode="HTML", reply_markup=markup)
+            await retried(
+                lambda: query.edit_message_text(fit(text), parse_mode="HTML", reply_markup=markup),
+                "editing a screen",
+            )
             return
         except BadRequest as exc:
             if "not modified" in str(exc):
                 return
             if "can't be edited" not in str(exc) and "not found" not in str(exc):
                 raise
+        except NetworkError as exc:  # failed for good: the screen comes as a new message
+            logger.warning("could not edit a screen, sending it instead: %s", exc)
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_message(fit(text), parse_mode="HTML", reply_markup=markup)
+    await retried(
+        lambda: chat.send_message(fit(text), parse_mode="HTML", reply_markup=markup),
+        "sending a screen",
+    )
 
 
 async def ask(
     update: Update, context: Ctx, text: str, yes: tuple[object, ...], no: tuple[object, ...]
 ) -> None:
-    """A confirmation screen whose Yes acts once (a token in its data, see confirm.py)."""
+    """A confirmation screen whose Yes acts once (a token in its data, see confirm.py) and
+    does what `yes` names, nothing newer."""
     lang = deps(context).lang(chat_of(update))
-    once = confirm.registry(context.application.bot_data).issue(chat_of(update), yes)
+    confirmations = confirm.registry(context.application.bot_data)
+    once = await blocking(confirmations.issue, chat_of(update), yes)
     await show(update, *screens.confirm(lang, text, once, no))
 
 
@@ -194,7 +212,40 @@ async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> Non
         n=state.test,
         diff=Html(diff),
     )
-    await ask(update, context, text, (Cb.PROMOTE_YES, name), (Cb.PROJECT, name))
+    await ask(update, context, text, (Cb.PROMOTE_YES, name, state.test), (Cb.PROJECT, name))
+
+
+def newest_commit(d: Deps, name: str) -> CommitRow | None:
+    """The branch head, fetched now (as a deploy of the head would) when the project is
+    idle; else the newest commit known."""
+    service = d.service
+    with contextlib.suppress(ControlPlaneError):
+        service.submit(Op.SYNC, name, {}).join()
+    commits = service.query.commits(name)
+    head = service.query.state(name).head
+    return next(
+        (c for c in commits if c.sha == head), max(commits, key=lambda c: c.n, default=None)
+    )
+
+
+async def screen_confirm_deploy(update: Update, context: Ctx, name: str) -> None:
+    """ "Deploy #N sha to prod?": its Yes deploys that commit, even after a newer one came."""
+    d = deps(context)
+    lang = d.lang(chat_of(update))
+    commit = await blocking(newest_commit, d, name)
+    if commit is None:
+        text = t(lang, "Deploy the branch head of <b>{name}</b> to <b>prod</b>?", name=name)
+        await ask(update, context, text, (Cb.DEPLOY_YES, name), (Cb.PROJECT, name))
+        return
+    text = t(
+        lang,
+        "Deploy #{n} {sha} of <b>{name}</b> to <b>prod</b>?\n{subject}",
+        n=commit.n,
+        sha=commit.sha[:7],
+        name=name,
+        subject=commit.subject,
+    )
+    await ask(update, context, text, (Cb.DEPLOY_YES, name, commit.n), (Cb.PROJECT, name))
 
 
 async def screen_load(update: Update, context: Ctx) -> None:

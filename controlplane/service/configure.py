@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from controlplane.adapters.secrets import mask
 from controlplane.adapters.slotprocs import end
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from controlplane.adapters.sshkeys import HostKey
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Clients = Callable[[float], Supervisor]  # a supervisord client with this timeout
 
@@ -264,6 +265,11 @@ class Configuration:
                 "language", lang, tr("use one of: {langs}", langs=", ".join(LANGS))
             )
         self.store.set_chat_lang(chat, lang)
+
+    def bot_records(self, table: str, change: Callable[[dict[str, Any]], T]) -> T:
+        """The bot's own records ("confirmations", "cards"): `change` runs on the rows
+        under the store's lock, its changes are written in one step (Store.change_bot_table)."""
+        return self.store.change_bot_table(table, change)
 
     def set_setting(self, name: str, key: str, value: str) -> Project:
         """`project set NAME KEY VALUE` (`repo` changes the URL and its credentials)."""

@@ -116,7 +116,7 @@ def test_from_the_chat(phone: Chat) -> None:
     # a new commit deployed from the chat, then /rollback by number
     plant.commit("2")
     phone.send("/deploy shop")
-    phone.press_text(phone.wait_text("Deploy the branch head of shop"), "Yes")
+    phone.press_text(phone.wait_text("Deploy #2 "), "Yes")
     phone.wait_text("deployed to #2", timeout=90)
     plant.wait_report("prod", "2")
     phone.send("/rollback shop 1")

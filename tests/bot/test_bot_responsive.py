@@ -17,7 +17,7 @@ import pytest
 from telegram.ext import ApplicationBuilder
 
 from controlplane.bot import follows
-from controlplane.bot.confirm import Confirmations
+from controlplane.bot.confirm import Confirmations, memory
 from controlplane.bot.strangers import Stranger, StrangerReports, summary_text
 from tests.support.botapi import Flood, Msg
 from tests.support.chat import ADMIN, PROD_KEY, TOKEN, Chat
@@ -298,7 +298,7 @@ def test_yes_pressed_fifteen_times_deploys_once(phone: Chat) -> None:
     rig.commit("2")
 
     phone.send("/deploy shop")
-    ask = phone.wait_text("Deploy the branch head of shop")
+    ask = phone.wait_text("Deploy #2 ")
     yes = next(v for k, v in phone.buttons(ask).items() if "Yes" in k)
     presses = [phone.press(ask, yes) for _ in range(15)]  # fast: no wait between them
     answers = [str(phone.answered(q).get("text")) for q in presses]
@@ -340,7 +340,8 @@ def test_yes_pressed_fifteen_times_deploys_once(phone: Chat) -> None:
 
 def test_confirmations_are_single_use() -> None:
     now = [1000.0]
-    confirmations = Confirmations(ttl=3600, clock=lambda: now[0])
+    keeper = memory()
+    confirmations = Confirmations(keeper, ttl=3600, clock=lambda: now[0])
     yes = confirmations.issue(111, ("rb!", "shop", 3))
     data = "|".join(str(p) for p in yes)
     first = confirmations.claim(111, data)
@@ -348,7 +349,7 @@ def test_confirmations_are_single_use() -> None:
     again = confirmations.claim(111, data)
     assert (again.ok, again.reason, again.clear) == (False, "used", False)
     # another chat, other data with this token, a made-up token: refused, buttons off once
-    other = "|".join(str(p) for p in confirmations.issue(111, ("dp!", "shop")))
+    other = "|".join(str(p) for p in confirmations.issue(111, ("dp!", "shop", 2)))
     assert confirmations.claim(222, other).reason == "expired"
     assert confirmations.claim(111, other).reason == "expired"  # the token was spent
     forged = confirmations.claim(111, "rb!|shop|9|" + other.rsplit("|", 1)[1])
@@ -360,4 +361,14 @@ def test_confirmations_are_single_use() -> None:
     late = "|".join(str(p) for p in confirmations.issue(111, ("sp!", "shop")))
     now[0] += 3601
     assert confirmations.claim(111, late).reason == "expired"
-    assert json.dumps([vars(r) for r in confirmations.records.values()])  # plain data
+    # a newer screen of the same action on the same project (any chat) supersedes
+    old = "|".join(str(p) for p in confirmations.issue(111, ("dp!", "shop", 2)))
+    kept = "|".join(str(p) for p in confirmations.issue(111, ("dp!", "cafe", 1)))
+    new = "|".join(str(p) for p in confirmations.issue(222, ("dp!", "shop", 3)))
+    assert confirmations.claim(111, old).reason == "superseded"
+    assert confirmations.claim(222, new).ok and confirmations.claim(111, kept).ok
+    # a screen shown before the bot restarted (the same records, a new run) expires
+    before = "|".join(str(p) for p in confirmations.issue(111, ("rm!", "shop")))
+    restarted = Confirmations(keeper, ttl=3600, clock=lambda: now[0])
+    assert restarted.claim(111, before).reason == "expired"
+    assert json.dumps(keeper(dict))  # plain data

@@ -458,6 +458,8 @@ class FakeBotAPI:
         self._poll_generation = 0
         self._revoked_at: int | None = None  # the poll generation when the token was revoked
         self._down = False
+        self._drops: dict[str, list[Any]] = {}  # method (lower case) -> [times left, handled]
+        self.dropped: list[str] = []
         self._stopping = False
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -518,6 +520,25 @@ class FakeBotAPI:
             self.token = new_token
             self._revoked_at = self._poll_generation
             self._cond.notify_all()
+
+    def drop_connection(self, method: str, *, times: int = 1, handled: bool = True) -> None:
+        """The next `times` calls of `method` (e.g. "answerCallbackQuery") lose their
+        connection: closed with no answer, after the call took effect (`handled`, the answer
+        lost on its way back) or before it reached the server."""
+        with self._cond:
+            self._drops[method.lower()] = [times, handled]
+
+    def take_drop(self, method_path: str) -> bool | None:
+        """Whether this call's connection is to be dropped: None (no), True (after it is
+        handled) or False (before)."""
+        name = method_path.rstrip("/").rsplit("/", 1)[-1].lower()
+        with self._cond:
+            drop = self._drops.get(name)
+            if not drop or drop[0] <= 0:
+                return None
+            drop[0] -= 1
+            self.dropped.append(name)
+            return bool(drop[1])
 
     def user_blocks(self, chat_id: int) -> None:
         """The person blocks the bot: sends to the chat get 403 Forbidden."""
@@ -1087,7 +1108,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as e:
             self._write(e.code, {"ok": False, "error_code": e.code, "description": e.description})
             return
-        self._write(*api.handle(unquote(parts.path), params))
+        path = unquote(parts.path)
+        drop = api.take_drop(path)
+        if drop is None:
+            self._write(*api.handle(path, params))
+            return
+        if drop:
+            api.handle(path, params)
+        self.close_connection = True  # no answer: the client sees the connection drop
 
     def _write(self, status: int, body: Json | bytes) -> None:
         if isinstance(body, bytes):
