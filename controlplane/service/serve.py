@@ -391,8 +391,14 @@ def same_file(a: Any, b: Any) -> bool:
 
 
 def main(settings: Settings) -> int:
-    """CLI entry (`controlplane serve`)."""
+    """CLI entry (`controlplane serve`). A failure to start (a damaged store, a wrong key)
+    is logged (so it is in logs/controlplane.log and, as an error, on stderr) and the exit
+    status is 1, for supervisord to retry."""
     limit_malloc_arenas()
     log_to_both()
-    serve(settings)
+    try:
+        serve(settings)
+    except ControlPlaneError as exc:
+        logger.error("serve cannot start: %s", exc)
+        return 1
     return 0
