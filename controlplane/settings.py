@@ -16,11 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from controlplane.errors import SettingsError
-from controlplane.i18n import Text, tr
+from controlplane.i18n import LANGS, Text, tr
 from controlplane.layout import Layout
 
 DEFAULT_API_URL = "https://api.telegram.org"
-LANGS = ("en", "ru")
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,9 @@ MakeSettings = Callable[..., Settings]
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The compiled catalogs, as `make` and the wheel's build hook make them: the CLI's
     argparse words are read by the standard library's gettext, which needs the `.mo`."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
+    from controlplane.i18n import compile_stale
 
-    from controlplane.i18n import LOCALE_DIR
-
-    for po in LOCALE_DIR.glob("*/LC_MESSAGES/*.po"):
-        mo = po.with_suffix(".mo")
-        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
-            with po.open("rb") as f:
-                catalog = read_po(f, locale=po.parent.parent.name)
-            with mo.open("wb") as f:
-                write_mo(f, catalog)
+    compile_stale()
 
 
 @pytest.fixture

@@ -68,16 +68,29 @@ class _English(_gettext.NullTranslations):
     """English is the msgids themselves, with English plural rules."""
 
 
-def _compile_po(po: Path) -> _gettext.GNUTranslations:
+def compiled(po: Path) -> bytes:
+    """A `.po` file compiled to `.mo` bytes (needs Babel, a development dependency)."""
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
     with po.open("rb") as f:
-        catalog = read_po(f)
+        catalog = read_po(f, locale=po.parent.parent.name)
     buf = io.BytesIO()
     write_mo(buf, catalog)
-    buf.seek(0)
-    return _gettext.GNUTranslations(buf)
+    return buf.getvalue()
+
+
+def compile_stale() -> None:
+    """Write each catalog's `.mo` where it is missing or older than its `.po` (what `make`
+    does), for readers that need the file: the standard library's gettext (argparse)."""
+    for po in LOCALE_DIR.glob("*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            mo.write_bytes(compiled(po))
+
+
+def _compile_po(po: Path) -> _gettext.GNUTranslations:
+    return _gettext.GNUTranslations(io.BytesIO(compiled(po)))
 
 
 @cache
