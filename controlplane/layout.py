@@ -8,6 +8,7 @@ $DATA/supervisor/                        conf.d/NAME-SLOT.conf, supervisor.sock,
 $DATA/controlplane.sock                  serve's local socket for the CLI
 $DATA/logs/                              the logs of supervisord, serve and each slot;
                                          events.jsonl, load.json, builds/NAME-N.log
+                                         (a second build of #N: NAME-N.2.log, …)
 $DATA/cache/                             pip's and uv's caches for builds
 $DATA/projects/NAME/releases/N-SHA7/     one built release (N-SHA7.ready beside it when whole)
 $DATA/projects/NAME/mirror.git           the bare mirror of the project's repository
@@ -57,6 +58,19 @@ def ready_marker(release: Path) -> Path:
 def venv_python(code: Path) -> Path:
     """The interpreter of the venv a build made inside a release."""
     return code / ".venv" / "bin" / "python"
+
+
+def build_log_of(filename: str) -> tuple[str, int, int] | None:
+    """'shop-7.2.log' → ('shop', 7, 2), 'shop-7.log' → ('shop', 7, 1); None for a file
+    that is no build log (the inverse of `Layout.build_log`)."""
+    stem = filename.removesuffix(".log")
+    if stem == filename:
+        return None
+    stem, dot, attempt = stem.partition(".")
+    name, dash, n = stem.rpartition("-")
+    if not (name and dash and n.isdecimal() and (not dot or attempt.isdecimal())):
+        return None
+    return name, int(n), int(attempt) if dot else 1
 
 
 def rotated(path: Path) -> Path:
@@ -174,8 +188,15 @@ class Layout:
         """A slot's stdout and stderr logs: logs/NAME-SLOT.out.log and .err.log."""
         return self.logs_dir / f"{program}.out.log", self.logs_dir / f"{program}.err.log"
 
-    def build_log(self, name: str, n: int) -> Path:
-        return self.logs_dir / "builds" / f"{name}-{n}.log"
+    @property
+    def builds_dir(self) -> Path:
+        return self.logs_dir / "builds"
+
+    def build_log(self, name: str, n: int, attempt: int = 1) -> Path:
+        """One build attempt's log: builds/NAME-N.log, then NAME-N.2.log, NAME-N.3.log …
+        for the next builds of the same commit (see `build_log_of`)."""
+        suffix = "" if attempt <= 1 else f".{attempt}"
+        return self.builds_dir / f"{name}-{n}{suffix}.log"
 
     @property
     def load_samples(self) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform as _platform
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -136,6 +137,84 @@ def parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw.strip().rstrip("/")
 
 
+MIB = 2**20
+LOG_SIZE_RANGE = (1, 1000)  # MB
+LOG_BACKUPS_RANGE = (0, 50)
+LOG_SIZE_RE = re.compile(r"(\d+)\s*(k|kb|m|mb)?", re.IGNORECASE)
+LOG_UNITS = {"k": 2**10, "m": MIB}
+
+
+@dataclass(frozen=True)
+class LogLimit:
+    """How supervisord rotates a log: at `size` bytes, keeping `backups` old files (so one
+    log takes at most size × (backups + 1) on disk)."""
+
+    size: int
+    backups: int
+
+    @property
+    def most(self) -> int:
+        return self.size * (self.backups + 1)
+
+
+APP_LOGS = LogLimit(size=5 * MIB, backups=3)
+OWN_LOGS = LogLimit(size=10 * MIB, backups=5)
+
+
+def parse_log_size(name: str, raw: str, default: int) -> int:
+    """'5MB', '5 mb', '5' (MB), '2048KB' → bytes (binary units, as supervisord counts),
+    from 1 MB to 1000 MB; empty is the default."""
+    found = LOG_SIZE_RE.fullmatch(raw.strip())
+    size = default
+    if found:
+        unit = (found.group(2) or "m")[0].lower()
+        size = int(found.group(1)) * LOG_UNITS[unit]
+    low, high = LOG_SIZE_RANGE
+    if raw.strip() and (not found or not low * MIB <= size <= high * MIB):
+        raise SettingsError(
+            tr(
+                "{variable}: {value} is not a log size; use {low}MB to {high}MB, like 5MB",
+                variable=name,
+                value=repr(raw),
+                low=low,
+                high=high,
+            ),
+            variable=name,
+            value=raw,
+        )
+    return size
+
+
+def parse_log_backups(name: str, raw: str, default: int) -> int:
+    """A number of rotated files to keep, 0 to 50; empty is the default."""
+    low, high = LOG_BACKUPS_RANGE
+    if not raw.strip():
+        return default
+    if raw.strip().isdigit() and low <= int(raw) <= high:
+        return int(raw)
+    raise SettingsError(
+        tr(
+            "{variable}: {value} is not a number of backups; use a whole number from {low} "
+            "to {high}",
+            variable=name,
+            value=repr(raw),
+            low=low,
+            high=high,
+        ),
+        variable=name,
+        value=raw,
+    )
+
+
+def parse_log_limit(env: Mapping[str, str], prefix: str, default: LogLimit) -> LogLimit:
+    """PREFIX_SIZE and PREFIX_BACKUPS (CONTROLPLANE_APP_LOG_…, CONTROLPLANE_OWN_LOG_…)."""
+    size, backups = f"{prefix}_SIZE", f"{prefix}_BACKUPS"
+    return LogLimit(
+        size=parse_log_size(size, env.get(size, ""), default.size),
+        backups=parse_log_backups(backups, env.get(backups, ""), default.backups),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the environment says, parsed once."""
@@ -152,6 +231,9 @@ class Settings:
     git_user: str | None = None
     python: str = field(default_factory=default_python)
     allow_file_urls: bool = False
+    # each slot's stdout and stderr; supervisord's, serve's and the event listener's logs
+    app_logs: LogLimit = APP_LOGS
+    own_logs: LogLimit = OWN_LOGS
 
     @classmethod
     def from_env(
@@ -208,6 +290,8 @@ class Settings:
             allow_file_urls=parse_bool(
                 "CONTROLPLANE_ALLOW_FILE_URLS", env.get("CONTROLPLANE_ALLOW_FILE_URLS", "")
             ),
+            app_logs=parse_log_limit(env, "CONTROLPLANE_APP_LOG", APP_LOGS),
+            own_logs=parse_log_limit(env, "CONTROLPLANE_OWN_LOG", OWN_LOGS),
         )
 
     def trust_warnings(self, euid: int) -> list[Text]:

@@ -34,6 +34,7 @@ from controlplane.bot.views import (
     screen_project,
     screen_projects,
     screen_status,
+    send_buildlog,
     send_logfile,
     show,
 )
@@ -89,6 +90,15 @@ async def b_follow(update: Update, context: Ctx, name: str, rest: list[str]) -> 
 
 async def b_logfile(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     context.application.create_task(send_logfile(update, context, name, slot_of(rest)))
+    return None
+
+
+async def b_buildlog(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    n = number(rest[0]) if rest else None
+    if n is None:
+        lang = deps(context).lang(chat_of(update))
+        return t(lang, "That button is out of date; open the menu again.")
+    context.application.create_task(send_buildlog(update, context, name, n))
     return None
 
 
@@ -363,6 +373,7 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     Cb.STATUS: b_status,
     Cb.LOGS: b_logs,
     Cb.LOG_FILE: b_logfile,
+    Cb.BUILD_LOG: b_buildlog,
     Cb.FOLLOW: b_follow,
     Cb.CONFIG: b_config,
     Cb.DELETE_VAR: b_delete_var,
@@ -403,6 +414,7 @@ SCREENS = frozenset(
         Cb.STATUS,
         Cb.LOGS,
         Cb.LOG_FILE,
+        Cb.BUILD_LOG,
         Cb.CONFIG,
         Cb.POLL_MENU,
         Cb.POLICY_MENU,

@@ -37,6 +37,7 @@ class Cb(StrEnum):
     STATUS = "st"
     LOGS = "lg"
     LOG_FILE = "lf"
+    BUILD_LOG = "bl"  # a commit's build log as a document: 'bl|shop|7'
     FOLLOW = "fl"
     CONFIG = "cf"
     DELETE_VAR = "cd"

@@ -230,6 +230,13 @@ def commit_label(lang: str, c: CommitRow, release: Release | None, s: SlotState)
     return f"#{c.n} {c.short} {subject} {' '.join(marks)}".strip()
 
 
+def build_log_button(release: Release | None, name: str) -> list[InlineKeyboardButton]:
+    """📎 beside a commit built here whose log is still kept (not pruned): sends it."""
+    if release is None or release.state == "pruned" or not release.log:
+        return []
+    return [button("📎", Cb.BUILD_LOG, name, release.n)]
+
+
 def rollback_menu(
     lang: str,
     name: str,
@@ -245,7 +252,10 @@ def rollback_menu(
     newest = list(reversed(commits))
     chunk = newest[page * PAGE : (page + 1) * PAGE]
     rows = [
-        [button(commit_label(lang, c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n)]
+        [
+            button(commit_label(lang, c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n),
+            *build_log_button(releases.get(c.n), name),
+        ]
         for c in chunk
     ]
     nav = [button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]

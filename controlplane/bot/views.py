@@ -186,6 +186,27 @@ async def send_logfile(update: Update, context: Ctx, name: str, slot: str) -> No
     await chat.send_document(InputFile(data, filename=f"{name}-{slot}.log"))
 
 
+async def send_buildlog(update: Update, context: Ctx, name: str, n: int) -> None:
+    """Commit #n's newest build log as a file (📎 on the history), every secret removed."""
+    d = deps(context)
+
+    def read() -> bytes:
+        return d.redactor()(d.service.query.build_log_file_text(name, n, LOG_FILE_MAX)).encode()
+
+    data = await blocking(read)
+    chat = update.effective_chat
+    assert chat is not None
+    if not data:
+        text = t(
+            d.lang(chat.id),
+            "No build log of #{n}: it went with its release when that was pruned.",
+            n=n,
+        )
+        await chat.send_message(text, parse_mode="HTML")
+        return
+    await chat.send_document(InputFile(data, filename=f"{name}-build-{n}.log"))
+
+
 async def screen_config(update: Update, context: Ctx, name: str, slot: str) -> None:
     d = deps(context)
     shown = await blocking(d.service.config.env_list, name, slot)

@@ -1,4 +1,5 @@
-"""CLI commands that look: `status [NAME]`, `logs NAME`, `load`, `health`.
+"""CLI commands that look: `status [NAME]`, `logs NAME` (`--build N`, `--sizes`), `load`,
+`health`.
 
 They read through the service facade (the store, supervisord and the files; no `serve`
 needed) and print the same texts the bot sends, in the CLI's language (`args.lang`);
@@ -89,7 +90,14 @@ def _which(args: argparse.Namespace) -> str:
 
 
 def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
-    """logs NAME [--test] [-n 30] [--stderr|--stdout] [--follow [--for S]]."""
+    """logs NAME [--test] [-n 30] [--stderr|--stdout] [--follow [--for S]] [--build N];
+    logs --sizes."""
+    if args.sizes:
+        return _sizes(settings, args)
+    if args.name is None:
+        raise ValidationError(
+            tr("project name"), "", tr("name a project, or give --sizes for every log's size")
+        )
     name = validate_name(args.name)
     seconds = None if args.seconds is None else parse_duration(args.seconds, field_name="--for")
     if seconds is not None and not args.follow:
@@ -99,6 +107,8 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     query.project(name)
     if args.lines < 0:
         raise ValidationError("-n", str(args.lines), tr("give a number of lines, 0 or more"))
+    if args.build is not None:
+        return _build(svc, name, args)
     slot = "test" if args.test else "prod"
     logs = query.logs(name, slot, args.lines, _which(args))
     if args.json and not args.follow:
@@ -108,6 +118,31 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     if args.follow:
         paths = (logs.stdout_path, logs.stderr_path)
         _follow(svc, paths, _which(args), seconds)
+    return 0
+
+
+def _build(svc: Service, name: str, args: argparse.Namespace) -> int:
+    """logs NAME --build N: the last lines of commit #N's newest build log."""
+    if args.build < 1:
+        raise ValidationError("--build", str(args.build), tr("give a commit number, 1 or more"))
+    if args.follow or args.test or args.stderr or args.stdout:
+        raise ValidationError("--build", str(args.build), tr("it goes with -n and --json only"))
+    found = svc.query.build_log(name, args.build, args.lines)
+    if args.json:
+        _print_json(found.to_dict())
+    else:
+        print(svc.query.build_log_text(found, args.lang))
+    return 0
+
+
+def _sizes(settings: Settings, args: argparse.Namespace) -> int:
+    """logs --sizes: every log with its size, its limit and the backups kept."""
+    query = _service(settings).query
+    rows = query.log_sizes()
+    if args.json:
+        _print_json([row.to_dict() for row in rows])
+    else:
+        print(query.log_sizes_text(rows, args.lang))
     return 0
 
 
@@ -151,7 +186,7 @@ def add_observe_commands(sub: Any, add: Any, lang: str = DEFAULT) -> None:
     logs = add(
         sub, "logs", cmd_logs, N_("last lines of a slot's stdout and stderr"), json_flag=True
     )
-    logs.add_argument("name")
+    logs.add_argument("name", nargs="?")
     logs.add_argument("--test", action="store_true", help=t(lang, "the test slot (default prod)"))
     logs.add_argument("-n", dest="lines", type=int, default=30, help=t(lang, "lines (default 30)"))
     streams = logs.add_mutually_exclusive_group()
@@ -161,6 +196,17 @@ def add_observe_commands(sub: Any, add: Any, lang: str = DEFAULT) -> None:
         "--follow", "-f", action="store_true", help=t(lang, "print new lines as they come")
     )
     logs.add_argument("--for", dest="seconds", help=t(lang, "stop following after 30, 90s, 5m"))
+    logs.add_argument(
+        "--build",
+        type=int,
+        metavar="N",
+        help=t(lang, "the build log of commit #N (its last build)"),
+    )
+    logs.add_argument(
+        "--sizes",
+        action="store_true",
+        help=t(lang, "every log's size, where it rotates and the backups kept"),
+    )
     add(
         sub,
         "load",

@@ -17,12 +17,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from controlplane.adapters import git, sshkeys
+from controlplane.adapters import buildlogs, git, sshkeys
 from controlplane.adapters.files import folder_size
 from controlplane.adapters.slotprocs import descendants
 from controlplane.adapters.store import Store
@@ -84,6 +84,15 @@ class Quiet:
 
 class BuildFailed(ControlPlaneError):
     """A release could not be built; prod is untouched."""
+
+
+def logs_to_prune(releases: Sequence[Release], keep: int, gone: Iterable[int]) -> list[int]:
+    """The commits whose build logs go: the releases pruned now or before, and failed builds
+    beyond the newest `keep` failed ones (a failed build has no folder to prune, but its
+    log is what the admin reads, so the recent ones stay)."""
+    failed = sorted((r.n for r in releases if r.state == "failed"), reverse=True)
+    pruned = {r.n for r in releases if r.state == "pruned"}
+    return sorted(set(gone) | pruned | set(failed[keep:]))
 
 
 def kill_strays(root: Path, spare: set[int]) -> int:
@@ -223,12 +232,13 @@ class Engine:
             cancel=op.cancel,
             access=access,
         )
+        log_path = buildlogs.new_attempt(self.settings.layout, project.name, commit.n)
         release = Release(
             n=commit.n,
             sha=commit.sha,
             state="building",
             created=time.time(),
-            log=str(self._build_log(project.name, commit.n)),
+            log=str(log_path),
         )
         self.store.put_release(project.name, release)
         with self._build_slot(op):
@@ -238,7 +248,7 @@ class Engine:
                 sha=commit.sha,
                 python=self.settings.python,
                 env=env,
-                log_path=self._build_log(project.name, commit.n),
+                log_path=log_path,
                 cache_dir=self.settings.layout.cache_dir,
                 cancel=op.cancel,
                 timeouts=self.timeouts,
@@ -246,9 +256,6 @@ class Engine:
                 git_access=access,
             )
         return self._record_build(project, release, result, op)
-
-    def _build_log(self, name: str, n: int) -> Path:
-        return self.settings.layout.build_log(name, n)
 
     @contextmanager
     def _build_slot(self, op: Reporter) -> Iterator[None]:
@@ -461,6 +468,7 @@ class Engine:
             build.remove_release(self.release_path(name, release.n, release.sha))
             new_state = "pruned" if release.state == "ready" else release.state
             self.store.put_release(name, release.with_(state=new_state, size=0))
+        buildlogs.remove(self.settings.layout, name, logs_to_prune(releases, project.keep, gone))
         if gone:
             shown = ", ".join(f"#{n}" for n in gone)
             op.step(ntr("pruned {releases}", "pruned {releases}", len(gone), releases=shown))

@@ -1,10 +1,13 @@
-"""A slot's logs: the last lines of stdout and stderr, the full file, and following it.
+"""A slot's logs: the last lines of stdout and stderr, the full file, and following it;
+a build's log.
 
 supervisord writes each slot's stdout and stderr to their own files
-($DATA/logs/NAME-SLOT.out.log and .err.log) and rotates them at 5 MB, keeping 3 backups
-(NAME-SLOT.out.log.1 …), so logs never fill the disk. The last lines come from the end of
-the file (and the newest backup when the file was just rotated); `follow` watches the
-folder with watchfiles and keeps reading across a rotation.
+($DATA/logs/NAME-SLOT.out.log and .err.log) and rotates them at CONTROLPLANE_APP_LOG_SIZE
+(5 MB), keeping CONTROLPLANE_APP_LOG_BACKUPS (3) backups (NAME-SLOT.out.log.1 …), so logs
+never fill the disk. The last lines come from the end of the file (and the newest backup
+when the file was just rotated); `follow` watches the folder with watchfiles and keeps
+reading across a rotation. A build's log is the last attempt's file under logs/builds/
+(controlplane.adapters.buildlogs).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlplane.adapters import buildlogs
 from controlplane.adapters.supervisor.client import program_name, slot_logs
 from controlplane.adapters.tail import FileCursor as FileCursor
 from controlplane.adapters.tail import last_lines
-from controlplane.i18n import ntr, t
+from controlplane.errors import NotFound
+from controlplane.i18n import ntr, t, tr
+from controlplane.layout import build_log_of
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -81,6 +87,68 @@ def format_logs(logs: SlotLogs, which: str = "both", lang: str = "en") -> str:
         head = f"── {logs.program} {stream} ({count}) ──"
         parts.append(head + "\n" + ("\n".join(lines) if lines else t(lang, "(empty)")))
     return "\n".join(parts)
+
+
+# -- builds ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildLog:
+    """The last lines of the newest build attempt of one commit."""
+
+    project: str
+    n: int
+    attempt: int
+    path: str
+    lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_log_path(settings: Settings, name: str, n: int) -> Path | None:
+    """The log of commit #n's newest build attempt, or None when there is none (never
+    built here, or pruned with its release)."""
+    found = buildlogs.attempts(settings.layout, name, n)
+    return found[-1] if found else None
+
+
+def build_tail(settings: Settings, name: str, n: int, lines: int = DEFAULT_LINES) -> BuildLog:
+    """The last `lines` lines of commit #n's newest build log; NotFound when it has none."""
+    found = buildlogs.attempts(settings.layout, name, n)
+    if not found:
+        raise NotFound(
+            tr(
+                "{name} has no build log of #{n}: it went with its release when that was "
+                "pruned, or #{n} was never built here",
+                name=name,
+                n=n,
+            )
+        )
+    path = found[-1]
+    parsed = build_log_of(path.name)
+    return BuildLog(
+        project=name,
+        n=n,
+        attempt=parsed[2] if parsed else 1,
+        path=str(path),
+        lines=last_lines(path, lines),
+    )
+
+
+def format_build_log(found: BuildLog, lang: str = "en") -> str:
+    """Plain text in `lang`: a heading naming the build and its file, then the lines."""
+    count = ntr("{n} line", "{n} lines", len(found.lines)).render(lang)
+    head = t(
+        lang,
+        "── build #{n} of {name}, attempt {attempt} ({count}): {path} ──",
+        n=found.n,
+        name=found.project,
+        attempt=found.attempt,
+        count=count,
+        path=found.path,
+    )
+    return head + "\n" + ("\n".join(found.lines) if found.lines else t(lang, "(empty)"))
 
 
 # -- following -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from controlplane.adapters import buildlogs
 from controlplane.adapters.secrets import mask
 from controlplane.adapters.slotprocs import end
 from controlplane.adapters.store import Store
@@ -367,6 +368,7 @@ class Configuration:
         if link.is_symlink():
             link.unlink()
         shutil.rmtree(self.settings.layout.project_dir(name), ignore_errors=True)
+        buildlogs.remove(self.settings.layout, name)
         self.store.remove_project(name)
         self.store.forget(name)
         return project

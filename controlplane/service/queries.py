@@ -20,7 +20,19 @@ from controlplane.adapters.tail import FileCursor
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import SLOTS, Project, validate_name
 from controlplane.errors import ControlPlaneError
-from controlplane.observe.logs import STREAMS, SlotLogs, follow, format_logs, log_file, slot_tail
+from controlplane.observe import retention
+from controlplane.observe.logs import (
+    STREAMS,
+    BuildLog,
+    SlotLogs,
+    build_log_path,
+    build_tail,
+    follow,
+    format_build_log,
+    format_logs,
+    log_file,
+    slot_tail,
+)
 from controlplane.observe.status import (
     ProjectStatus,
     format_overview,
@@ -207,6 +219,29 @@ class Queries:
                     handle.seek(max(0, path.stat().st_size - limit // 2))
                     chunks.append(f"==> {stream} <==\n".encode() + handle.read())
         return b"\n".join(chunks).decode("utf-8", "replace")
+
+    def build_log(self, name: str, n: int, lines: int) -> BuildLog:
+        """The last lines of commit #n's newest build log (NotFound when it has none)."""
+        return build_tail(self.settings, name, n, lines)
+
+    def build_log_text(self, found: BuildLog, lang: str = "en") -> str:
+        return format_build_log(found, lang)
+
+    def build_log_file_text(self, name: str, n: int, limit: int) -> str:
+        """Commit #n's newest build log (its last `limit` bytes), or "" when it has none."""
+        path = build_log_path(self.settings, name, n)
+        if path is None:
+            return ""
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - limit))
+            return handle.read().decode("utf-8", "replace")
+
+    def log_sizes(self) -> list[retention.LogUsage]:
+        """Every log file with its size and what bounds it (`logs --sizes`)."""
+        return retention.log_sizes(self.settings)
+
+    def log_sizes_text(self, rows: list[retention.LogUsage], lang: str = "en") -> str:
+        return retention.format_sizes(rows, lang)
 
     def log_reader(self, name: str, slot: str, *, limit: int, lines: int) -> LogReader:
         """A reader of the slot's new lines, from now on (the bot's 👁 Follow)."""

@@ -53,8 +53,9 @@ class ProgramOptions:
     startsecs: int = 1
     startretries: int = 3
     stopwaitsecs: int = 10
-    log_maxbytes: str = "5MB"
-    log_backups: int = 3
+    # None: the settings' limits for app logs (CONTROLPLANE_APP_LOG_SIZE, …_BACKUPS)
+    log_maxbytes: str | None = None
+    log_backups: int | None = None
 
 
 # -- names (program_name, parse_program, is_ours: controlplane.domain.runner) ---------------
@@ -114,6 +115,8 @@ def render_supervisord_conf(
         pidfile=settings.layout.supervisord_pid,
         serve_log=settings.layout.serve_log,
         events_err_log=settings.layout.events_err_log,
+        log_maxbytes=settings.own_logs.size,
+        log_backups=settings.own_logs.backups,
         data_dir=settings.data_dir,
         confd=settings.confd,
         cli=list(cli) if cli is not None else cli_argv(),
@@ -220,8 +223,8 @@ def render_program(
         startsecs=opts.startsecs,
         startretries=opts.startretries,
         stopwaitsecs=opts.stopwaitsecs,
-        log_maxbytes=opts.log_maxbytes,
-        log_backups=opts.log_backups,
+        log_maxbytes=opts.log_maxbytes or str(settings.app_logs.size),
+        log_backups=settings.app_logs.backups if opts.log_backups is None else opts.log_backups,
         env_rev=project.env_rev(slot),
     )
 
