@@ -141,8 +141,9 @@ def _existing(folder: Path, mount_point: Path) -> Path:
     return folder
 
 
-def read_cgroup(proc: Path = PROC_SELF) -> CgroupReading | None:
-    """This process's own cgroup, v1 or v2; None where there is none (not Linux)."""
+def cgroup_folders(proc: Path = PROC_SELF) -> tuple[int, dict[str, Path]] | None:
+    """This process's cgroup folders as `locate` finds them, each the nearest existing one
+    (a namespaced view hides the path above it); None where there is no cgroup (not Linux)."""
     cgroup_text, mountinfo = _text(proc / "cgroup"), _text(proc / "mountinfo")
     if not cgroup_text or not mountinfo:
         return None
@@ -150,12 +151,16 @@ def read_cgroup(proc: Path = PROC_SELF) -> CgroupReading | None:
     if found is None:
         return None
     version, dirs = found
+    return version, {key: _existing(folder, SYS_CGROUP) for key, folder in dirs.items()}
+
+
+def read_cgroup(proc: Path = PROC_SELF) -> CgroupReading | None:
+    """This process's own cgroup, v1 or v2; None where there is none (not Linux)."""
+    found = cgroup_folders(proc)
+    if found is None:
+        return None
+    version, dirs = found
     if version == 2:
-        return read_cgroup_v2(_existing(dirs[""], SYS_CGROUP))
-    cpu = dirs.get("cpu", SYS_CGROUP / "cpu")
-    memory = dirs["memory"]
-    return read_cgroup_v1(
-        _existing(cpu, SYS_CGROUP),
-        _existing(dirs.get("cpuacct", cpu), SYS_CGROUP),
-        _existing(memory, SYS_CGROUP),
-    )
+        return read_cgroup_v2(dirs[""])
+    cpu = dirs.get("cpu") or _existing(SYS_CGROUP / "cpu", SYS_CGROUP)
+    return read_cgroup_v1(cpu, dirs.get("cpuacct", cpu), dirs["memory"])

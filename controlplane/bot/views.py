@@ -272,7 +272,7 @@ async def screen_confirm_deploy(update: Update, context: Ctx, name: str) -> None
 async def screen_load(update: Update, context: Ctx) -> None:
     d = deps(context)
     lang = d.lang(chat_of(update))
-    report = await blocking(d.service.query.load)
+    report = await blocking(d.service.query.load, hour=True)
     text = report.text(lang)
     markup = InlineKeyboardMarkup([[screens.button(t(lang, "⬅️ Back"), Cb.MENU)]])
     await show(update, pre(text.splitlines(), budget=3900), markup)

@@ -1,4 +1,5 @@
-"""The container's load: cgroup v1/v2, psutil, per-project process trees, disk, Docker.
+"""The container's load: cgroup v1/v2, psutil, per-project process trees, disk, disk I/O
+and network (observe.iorates), Docker. The screen's text is observe.loadtext's.
 
 Figures are the container's own where it has them: CPU use is measured against the
 cgroup's quota (cpu.max / cpu.cfs_quota_us) and memory against the cgroup's limit
@@ -35,7 +36,8 @@ from controlplane.adapters.slotprocs import slot_usage
 from controlplane.domain.events import EventSink
 from controlplane.domain.kinds import EventKind
 from controlplane.errors import ControlPlaneError
-from controlplane.i18n import N_, Number, Percent, Size, Text, gettext, ntr, render, t, tr
+from controlplane.i18n import Number, Percent, Size, Text, tr
+from controlplane.observe.iorates import IoRates, NetRates, RateMeter
 
 if TYPE_CHECKING:
     from controlplane.domain.runner import ProcessInfo
@@ -48,7 +50,6 @@ KEEP = 120  # one hour of 30 s samples
 DISK_EVERY = 10  # the walk of releases/logs/cache runs every 10th sample (5 min)
 DISK_FREE_MIN = 10.0  # % free under which a warning goes out
 MEMORY_MAX = 90.0  # % of the limit above which a warning goes out
-BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 def cpu_percent(prev_ns: int, now_ns: int, seconds: float, cpus: float) -> float:
@@ -121,6 +122,10 @@ class Snapshot:
     docker: tuple[dict[str, Any], ...] = ()
     docker_note: Text | str | None = None
     slots_note: Text | str | None = None  # why there are no per-project figures
+    disk_io: IoRates | None = None  # None on the first reading, or without a source
+    disk_io_note: Text | str | None = None  # why there are no disk I/O figures
+    net: NetRates | None = None  # None on the first reading, or without a source
+    net_note: Text | str | None = None  # why there are no network figures
 
     @property
     def memory_percent(self) -> float:
@@ -134,7 +139,7 @@ class Snapshot:
         data = asdict(self)
         data["memory_percent"] = round(self.memory_percent, 1)
         data["disk_free_percent"] = round(self.disk_free_percent, 1)
-        for note in ("docker_note", "slots_note"):
+        for note in ("docker_note", "slots_note", "disk_io_note", "net_note"):
             data[note] = None if data[note] is None else str(data[note])
         return data
 
@@ -159,6 +164,7 @@ class Probe:
         self.clock = clock
         self._prev_cpu: tuple[float, float] | None = None  # (wall, cpu seconds or ns)
         self._prev_trees: dict[int, tuple[float, float]] = {}
+        self.rates = RateMeter(proc)
 
     def take(self, *, disk: bool = True, docker: bool = True) -> Snapshot:
         now = self.clock()
@@ -171,6 +177,8 @@ class Probe:
         du = shutil.disk_usage(self.settings.data_dir)
         dock, note = docker_figures() if docker else ((), None)
         slots, slots_note = self._slots(now)
+        disk_io, disk_io_note = self.rates.io(now)
+        net, net_note = self.rates.net(now)
         return Snapshot(
             at=now,
             source=f"cgroup v{cgroup.version} {cgroup.where}" if cgroup else "host",
@@ -190,6 +198,10 @@ class Probe:
             slots_note=slots_note,
             docker=dock,
             docker_note=note,
+            disk_io=disk_io,
+            disk_io_note=disk_io_note,
+            net=net,
+            net_note=net_note,
         )
 
     def _cpu(
@@ -294,45 +306,6 @@ def back_to_normal(what: str, was: Text) -> Text:
     return tr("memory back to normal (was: {was})", was=was)
 
 
-# -- sparklines ----------------------------------------------------------------------------
-
-
-def sparkline(
-    series: Sequence[float | None],
-    width: int = 30,
-    lo: float | None = None,
-    hi: float | None = None,
-) -> str:
-    """Unicode bars, one per value (buckets averaged when there are more than `width`);
-    None is a gap. The scale is lo..hi (default the series' own min..max)."""
-    values = _buckets(list(series), width)
-    known = [v for v in values if v is not None]
-    if not known:
-        return " " * len(values)
-    low = min(known) if lo is None else lo
-    high = max(known) if hi is None else hi
-    span = high - low
-    out = []
-    for v in values:
-        if v is None:
-            out.append(" ")
-            continue
-        level = 0 if span <= 0 else round((min(max(v, low), high) - low) / span * 7)
-        out.append(BLOCKS[level])
-    return "".join(out)
-
-
-def _buckets(values: list[float | None], width: int) -> list[float | None]:
-    if width <= 0 or len(values) <= width:
-        return values
-    out: list[float | None] = []
-    for i in range(width):
-        part = [v for v in values[i * len(values) // width : (i + 1) * len(values) // width]]
-        known = [v for v in part if v is not None]
-        out.append(sum(known) / len(known) if known else None)
-    return out
-
-
 # -- the sampler ---------------------------------------------------------------------------
 
 
@@ -345,6 +318,10 @@ def compact(snap: Snapshot) -> dict[str, Any]:
         "mem_used": snap.memory_used,
         "disk_free": round(snap.disk_free_percent, 1),
         "load1": snap.load_avg[0],
+        "io_read": None if snap.disk_io is None else round(snap.disk_io.read),
+        "io_write": None if snap.disk_io is None else round(snap.disk_io.write),
+        "net_in": None if snap.net is None else round(snap.net.bytes_in),
+        "net_out": None if snap.net is None else round(snap.net.bytes_out),
         "slots": {s.program: [s.memory, s.cpu_percent] for s in snap.slots},
     }
 
@@ -363,8 +340,8 @@ def read_samples(settings: Settings, since: float | None = None) -> list[dict[st
 
 
 def series(samples: Iterable[Mapping[str, Any]], key: str) -> list[float | None]:
-    """One figure of every sample ('cpu', 'mem', 'disk_free', 'load1', or a program's
-    memory)."""
+    """One figure of every sample ('cpu', 'mem', 'disk_free', 'load1', 'io_read',
+    'io_write', 'net_in', 'net_out', or a program's memory)."""
     out: list[float | None] = []
     for s in samples:
         if key in s:
@@ -421,111 +398,3 @@ class Sampler:
             except Exception:
                 logger.exception("load sample failed")
             stop.wait(self.interval)
-
-
-# -- the text (pure) -----------------------------------------------------------------------
-
-
-def row(lang: str, label: str, rest: str) -> str:
-    """A line under its label ('CPU      12.5% of 2 CPUs'): the label in `lang`."""
-    return f"{gettext(lang, label):<8} {rest}"
-
-
-def format_load(
-    snap: Snapshot, samples: Sequence[Mapping[str, Any]] = (), width: int = 30, lang: str = "en"
-) -> str:
-    """The container's load as plain text in `lang`, with last-hour sparklines when there
-    are samples."""
-    hour = [s for s in samples if float(s.get("at", 0)) >= snap.at - 3600]
-
-    def spark(key: str, lo: float | None = 0.0, hi: float | None = 100.0) -> list[str]:
-        values = series(hour, key)
-        if len(values) < 2:
-            return []
-        hour_note = t(lang, "(last hour)")
-        return [f"{'':9}{sparkline(values, width, lo, hi)} {hour_note}"]
-
-    cpu = "…" if snap.cpu_percent is None else t(lang, "{p}%", p=Number(snap.cpu_percent))
-    decimals = f"{snap.cpu_capacity:g}".partition(".")[2]
-    cpus = Number(snap.cpu_capacity, min(len(decimals), 3))
-    cpu_of = (
-        N_("{cpu} of {n} CPUs (container quota)")
-        if snap.cpu_limited
-        else N_("{cpu} of {n} CPUs (no quota: the host's CPUs)")
-    )
-    memory = (
-        N_("{used} of {limit} ({percent}%, container limit)")
-        if snap.memory_limited
-        else N_("{used} of {limit} ({percent}%, no limit: the host's memory)")
-    )
-    lines = [row(lang, N_("CPU"), t(lang, cpu_of, cpu=cpu, n=cpus)), *spark("cpu")]
-    figures = {"used": Size(snap.memory_used), "limit": Size(snap.memory_limit)}
-    lines.append(
-        row(lang, N_("memory"), t(lang, memory, percent=Number(snap.memory_percent), **figures))
-    )
-    lines += spark("mem")
-    la = " ".join(Number(v, 2).render(lang) for v in snap.load_avg)
-    host = ntr("{load} (host, {n} CPU)", "{load} (host, {n} CPUs)", snap.host_cpus, load=la)
-    lines.append(row(lang, N_("load"), host.render(lang)))
-    disk = t(
-        lang,
-        "{free} free of {total} ({percent}%) on {path}",
-        free=Size(snap.disk_free),
-        total=Size(snap.disk_total),
-        percent=Number(snap.disk_free_percent, 0),
-        path=snap.disk_path,
-    )
-    lines.append(row(lang, N_("disk"), disk))
-    if snap.disk_parts:
-        parts = ", ".join(
-            t(lang, PARTS.get(k, k), size=Size(v)) for k, v in snap.disk_parts.items()
-        )
-        lines.append(f"{'':9}{parts}")
-    lines += _slot_lines(snap, hour, width, lang) + _docker_lines(snap, lang)
-    source = t(lang, "host") if snap.source == "host" else snap.source
-    lines.append(row(lang, N_("source"), source))
-    return "\n".join(lines)
-
-
-PARTS = {  # what takes the disk (disk_parts' keys)
-    "releases": N_("releases {size}"),
-    "logs": N_("logs {size}"),
-    "cache": N_("cache {size}"),
-}
-
-
-def _slot_lines(
-    snap: Snapshot, hour: Sequence[Mapping[str, Any]], width: int, lang: str
-) -> list[str]:
-    if snap.slots_note:
-        return [row(lang, N_("projects"), render(snap.slots_note, lang))]
-    if not snap.slots:
-        return []
-    kinds = ", ".join(sorted({s.memory_kind for s in snap.slots}))
-    lines = [t(lang, "projects (memory: {kinds})", kinds=kinds)]
-    for s in snap.slots:
-        cpu = "…" if s.cpu_percent is None else t(lang, "{p}% CPU", p=Number(s.cpu_percent))
-        procs = ntr("{n} proc", "{n} proc", s.pids).render(lang)
-        values = series(hour, s.program)
-        line = f"  {s.program:<24} {Size(s.memory).render(lang):>10}  {cpu:<10} {procs}"
-        if len([v for v in values if v is not None]) > 1:
-            line += "  " + sparkline(values, width // 2, 0.0, None)
-        lines.append(line)
-    return lines
-
-
-def _docker_lines(snap: Snapshot, lang: str) -> list[str]:
-    if snap.docker_note:
-        return [row(lang, N_("docker"), render(snap.docker_note, lang))]
-    lines = ["docker"] if snap.docker else []
-    for c in snap.docker:
-        name = t(lang, "{name} (this one)", name=c["name"]) if c.get("own") else c["name"]
-        figures = t(
-            lang,
-            "{cpu}% CPU  {used} of {limit}",
-            cpu=Number(c["cpu_percent"]),
-            used=Size(c["memory_used"]),
-            limit=Size(c["memory_limit"]),
-        )
-        lines.append(f"  {name:<24} {figures}")
-    return lines

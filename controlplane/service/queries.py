@@ -57,7 +57,7 @@ class LoadReport:
     samples: list[dict[str, Any]]
 
     def text(self, lang: str = "en") -> str:
-        from controlplane.observe.load import format_load  # see Queries.load
+        from controlplane.observe.loadtext import format_load  # see Queries.load
 
         return format_load(self.snapshot, self.samples, lang=lang)
 

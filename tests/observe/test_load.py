@@ -29,13 +29,12 @@ from controlplane.observe.load import (
     SlotUsage,
     Snapshot,
     conditions,
-    format_load,
     measure,
     read_samples,
-    sparkline,
     supervisor_source,
     transitions,
 )
+from controlplane.observe.loadtext import format_load, sparkline
 from controlplane.settings import Settings
 from tests.support.fixtures_supervisor import BoxFactory
 
@@ -291,6 +290,7 @@ def test_load_screen_in_russian() -> None:
     assert "нагрузка 0,50 0,40 0,30 (хост, 1 ЦП)" in lines
     assert "диск     свободно 9,0 ГБ из 100,0 ГБ (9%) на /data" in lines
     assert "         релизы 5,0 МБ, логи 1000 Б, кэш 3,0 ГБ" in lines
+    assert "ввод-вывод …" in lines and "сеть     …" in lines  # no rates from one reading
     assert "проекты (память: PSS)" in lines
     assert "  shop-prod                   40,0 МБ  2,2% ЦП    3 проц." in lines
     assert lines[-1] == "источник хост"

@@ -23,7 +23,8 @@ from controlplane.adapters.supervisor.client import write_program
 from controlplane.domain.appenv import MARKER
 from controlplane.domain.history import CommitRow
 from controlplane.errors import ValidationError
-from controlplane.observe.load import Probe, format_load, supervisor_source
+from controlplane.observe.load import Probe, supervisor_source
+from controlplane.observe.loadtext import format_load
 from controlplane.service.facade import Service
 from controlplane.settings import Settings
 from tests.conftest import cli_env

@@ -52,6 +52,7 @@ ALLOWED: dict[str, str] = {
     "pss": "a measure of memory (proportional set size), as smem and /proc name it",
     "docker": "a product's name",
     "cgroup": "the Linux kernel's name for control groups",
+    "blkio": "the Linux kernel's name for its cgroup v1 block I/O controller",
     "stdout": "the name of a process's output stream",
     "stderr": "the name of a process's error stream",
     "english": "a language named in its own words (the 🌐 picker)",
