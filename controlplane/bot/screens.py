@@ -136,7 +136,8 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
         ],
         [button(t(lang, "🗑 Remove project"), Cb.REMOVE, n), button(t(lang, "⬅️ Back"), Cb.PROJECTS)],
     ]
-    return f"{title}\n{live}", InlineKeyboardMarkup(rows)
+    builds = t(lang, "installer: {installer}", installer=p.installer)
+    return f"{title}\n{live}\n{builds}", InlineKeyboardMarkup(rows)
 
 
 def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Screen:

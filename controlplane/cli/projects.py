@@ -55,6 +55,7 @@ def describe(project: Project, lang: str) -> str:
         (t(lang, "output to chat"), t(lang, "on") if project.output else t(lang, "off")),
         (t(lang, "releases kept"), str(project.keep)),
         (t(lang, "check"), project.check or t(lang, "off")),
+        (t(lang, "installer"), project.installer),
         (t(lang, "health window"), t(lang, "{n}s", n=project.health_window)),
     ]
     return table(rows)
@@ -274,7 +275,10 @@ def add_project_commands(sub: Any, add: Add, lang: str) -> None:
     )
     pset = add(psub, "set", cmd_project_set, N_("change a setting"), json_flag=True)
     pset.add_argument("name")
-    keys = "repo, branch, entry, policy, output, keep, check, health-window, poll, test-duration"
+    keys = (
+        "repo, branch, entry, policy, output, keep, check, health-window, poll, test-duration, "
+        "installer (uv or pip)"
+    )
     pset.add_argument("key", help=keys)
     pset.add_argument("value")
 

@@ -25,6 +25,7 @@ VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 SLOTS = ("prod", "test")
 POLICIES = ("notify", "test", "promote")
+INSTALLERS = ("uv", "pip")  # what builds a release's venv (engine/buildsteps.py)
 # Set by run-slot for every app (they would be overridden silently): refused as names.
 RESERVED_VARS = frozenset(
     {"APP_DATA_DIR", "HOME", "USER", "LOGNAME", "PATH", "LANG", "PYTHONUNBUFFERED"}
@@ -541,6 +542,14 @@ def validate_policy(raw: str) -> str:
     return raw
 
 
+def validate_installer(raw: str) -> str:
+    """What builds a release: uv (the default), or pip with the classic steps."""
+    value = str(raw).strip().lower()
+    if value not in INSTALLERS:
+        raise ValidationError(tr("installer"), raw, tr("use uv or pip"))
+    return value
+
+
 def parse_switch(field_name: Text | str, raw: str) -> bool:
     """on/off."""
     value = str(raw).strip().lower()
@@ -592,6 +601,7 @@ class Project:
     check: str | None = None
     health_window: int = 30
     test_duration: int = 60
+    installer: str = "uv"  # or pip: the classic venv, pip install -U pip, pip install
     kind: str = "own"
     created: float = field(default_factory=time.time)
     # Bumped whenever what a slot's app sees changes; rendered into the slot's program
@@ -623,6 +633,7 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
         "output": ("output", lambda v: parse_switch(tr("output"), v)),
         "keep": ("keep", lambda v: parse_int(tr("releases kept"), v, 1, 50)),
         "check": ("check", validate_check),
+        "installer": ("installer", validate_installer),
         "health-window": (
             "health_window",
             lambda v: (

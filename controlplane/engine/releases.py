@@ -254,6 +254,7 @@ class Engine:
                 timeouts=self.timeouts,
                 run_as=self.settings.run_as,
                 git_access=access,
+                installer="pip" if project.installer == "pip" else "auto",
             )
         return self._record_build(project, release, result, op)
 

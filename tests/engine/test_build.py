@@ -22,9 +22,9 @@ from tests.support.fixtures_repos import Origin
 
 SECRET = "hunter2hunter2"
 INSTALLERS = ["uv", "pip"]
-# The first step that talks to the (silent) package index: pip's own upgrade, or uv's install.
-FIRST_NETWORK_STEP = {"uv": "install", "pip": "pip upgrade"}
-STEP_COMMAND = {"uv": "-r requirements.txt", "pip": "-m pip install --upgrade pip"}
+# The first step that talks to the (silent) package index: pip's own upgrade, either way.
+FIRST_NETWORK_STEP = {"uv": "pip upgrade", "pip": "pip upgrade"}
+STEP_COMMAND = {"uv": "--upgrade pip", "pip": "-m pip install --upgrade pip"}
 
 
 def offline_env(folder: Path, links: str | Path, **extra: str) -> dict[str, str]:
@@ -59,6 +59,12 @@ class Project:
         return sha
 
     def build(self, sha: str, env: dict[str, str], **kwargs: object) -> build.BuildResult:
+        """Build as #1: never from the internet (a local, empty index unless `env` names
+        one) and with no network settings of this machine unless `base_env` says so."""
+        (self.tmp / "offline").mkdir(exist_ok=True)
+        (self.tmp / "no-wheels").mkdir(exist_ok=True)
+        env = {**offline_env(self.tmp / "offline", self.tmp / "no-wheels"), **env}
+        kwargs.setdefault("base_env", {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         return build.build_release(
             dest=release_in(self.releases, 1, sha),
             mirror=self.mirror,
@@ -95,9 +101,13 @@ def test_build_installs_requirements_into_a_ready_release(
     assert result.state == "ready", result.steps
     assert result.installer == installer
     names = [s.name for s in result.steps]
-    assert names == ["pre-flight", "export", "venv", "pip upgrade", "install"]
-    upgrade = result.steps[3]
-    assert upgrade.ok and (upgrade.note is not None) == (installer == "uv")
+    assert names == ["pre-flight", "export", "python", "venv", "pip upgrade", "install"]
+    upgrade = result.steps[4]
+    # the index has no pip: the interpreter's own is seeded, and its version is named
+    assert upgrade.ok and str(upgrade.what).startswith("pip ")
+    assert str(upgrade.summary).startswith("pip upgrade (pip ")
+    assert (result.dest / ".venv" / "bin" / "pip").is_file()
+    assert str(result.steps[5].summary).startswith("install (requirements.txt): ok")
     assert build.is_ready(result.dest) and not (result.dest / ".git").exists()
     check = subprocess.run(
         [str(result.python), "-c", "import tinylib; print(tinylib.VERSION)"],
@@ -107,7 +117,7 @@ def test_build_installs_requirements_into_a_ready_release(
         check=True,
     )
     assert check.stdout.strip() == "1.0"
-    assert "tinylib" in "\n".join(result.steps[4].tail_lines)
+    assert "tinylib" in "\n".join(result.steps[5].tail_lines)
     assert (result.dest / "main.py").stat().st_mode & 0o044 == 0o044
     assert SECRET not in result.log_path.read_text()
 
@@ -116,7 +126,11 @@ def test_no_requirements_is_a_noted_skip(project: Project, tmp_path: Path) -> No
     sha = project.commit({"main.py": "print(1)\n"})
     result = project.build(sha, {})
     assert result.state == "ready"
-    assert result.steps[-1].note == "no requirements.txt in this commit"
+    assert result.steps[-1].note == (
+        "no dependency file in this commit (requirements.txt, pyproject.toml, uv.lock): "
+        "nothing installed"
+    )
+    assert "nothing installed" in result.log_path.read_text()
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)

@@ -125,12 +125,13 @@ def test_busy_timeout_and_cancel(plant: Plant) -> None:
         (plant.box.base / "hang.toml").write_text(f'index-url = "http://127.0.0.1:{port}/simple"\n')
         (plant.box.base / "hang.toml").chmod(0o644)
         plant.commit("2", requirements="hangs-forever\n")
-        plant.stack.engine.timeouts = build.BuildTimeouts(install=3)
+        # the first step to meet the silent index is pip's upgrade, then the install
+        plant.stack.engine.timeouts = build.BuildTimeouts(pip=3, install=3)
         done = plant.cli("deploy", "shop", "--test")
         assert done.returncode == 1 and "timed out" in done.stdout + done.stderr, done.stderr
 
         # a second operation on a busy project is refused at once
-        plant.stack.engine.timeouts = build.BuildTimeouts(install=120)
+        plant.stack.engine.timeouts = build.BuildTimeouts(pip=120, install=120)
         plant.commit("3", requirements="hangs-too\n")
         first: dict[str, object] = {}
         runner = threading.Thread(
