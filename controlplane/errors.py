@@ -70,8 +70,22 @@ class StoreCorrupt(StoreError):
         self.backup = backup
 
 
+class StoreTooNew(StoreError):
+    """The store was written by a newer version (`schema` above the one this reads):
+    nothing is read or written."""
+
+    def __init__(self, message: Text | str, *, schema: int = 0) -> None:
+        super().__init__(message)
+        self.schema = schema
+
+
 class KeyringError(ControlPlaneError):
     """The master key is missing, malformed or does not decrypt the store."""
+
+
+class KeyMissing(KeyringError):
+    """The store exists but its key does not (no $DATA/secret.key, no CONTROLPLANE_KEY):
+    no new key is made, since it could never open the store."""
 
 
 class SupervisorError(ControlPlaneError):

@@ -19,7 +19,7 @@ from urllib.parse import quote, quote_plus
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from controlplane.adapters.files import write_atomic
-from controlplane.errors import KeyringError
+from controlplane.errors import KeyMissing, KeyringError
 from controlplane.i18n import tr
 from controlplane.settings import Settings
 
@@ -72,10 +72,19 @@ class KeyRing:
 
     @classmethod
     def load(cls, settings: Settings) -> KeyRing:
-        """CONTROLPLANE_KEY when set; else $DATA/secret.key, generated (0600) on first use."""
+        """CONTROLPLANE_KEY when set; else $DATA/secret.key, generated (0600) on first use:
+        only while there is no store yet (a new key never opens an existing store, and
+        making one would turn a lost key into a wrong one)."""
         if settings.keys:
             return cls(list(settings.keys), "CONTROLPLANE_KEY")
         path = settings.key_path
+        if not path.exists() and settings.store_path.exists():
+            raise KeyMissing(
+                tr(
+                    "the store's key is missing: neither {path} nor CONTROLPLANE_KEY",
+                    path=str(path),
+                )
+            )
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             try:

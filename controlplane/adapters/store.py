@@ -35,7 +35,7 @@ from controlplane.adapters.files import fsync_dir, os_reason, write_atomic
 from controlplane.adapters.secrets import KeyRing, generate_key, write_key_file
 from controlplane.domain.history import CommitRow, Release, SlotState, number_new
 from controlplane.domain.models import SLOTS, Project, validate_slot
-from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError
+from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError, StoreTooNew
 from controlplane.i18n import Text, tr
 from controlplane.settings import Settings
 
@@ -290,6 +290,18 @@ class Store:
                     }
                 )
             else:
+                schema = int(row.get("schema") or 0)
+                if schema > SCHEMA:
+                    raise StoreTooNew(
+                        tr(
+                            "{path} was written by a newer controlplane (store schema "
+                            "{schema}; this version reads {mine} and older)",
+                            path=str(self.path),
+                            schema=schema,
+                            mine=SCHEMA,
+                        ),
+                        schema=schema,
+                    )
                 self.keyring.decrypt(row["token"])
 
     # -- projects -----------------------------------------------------------------------
@@ -551,9 +563,14 @@ class Store:
         return count
 
     def restore_backup(self) -> Path:
-        """Put the last good copy back in place of a damaged store file."""
-        self._restore_damaged_shards()
+        """Put the last good copy back in place of each damaged store file (store.json
+        only when it is damaged or gone: a file that reads keeps its last write)."""
+        shards = self._restore_damaged_shards()
         backup = self._storage.backup
+        if self._readable(self.path):
+            if shards:
+                return shards[0]
+            raise StoreError(tr("no store file is damaged: there is nothing to restore"))
         if not backup.exists():
             raise StoreError(tr("there is no backup copy at {path}", path=str(backup)))
         self._storage._parse(backup.read_bytes())
@@ -566,18 +583,26 @@ class Store:
             fsync_dir(self.path.parent)
         return backup
 
-    def _restore_damaged_shards(self) -> None:
-        """The outbox and project files that no longer parse get their last good copy."""
+    def _readable(self, path: Path) -> bool:
+        try:
+            AtomicJSONStorage(str(path))._parse(path.read_bytes())
+        except (OSError, StoreCorrupt):
+            return False
+        return True
+
+    def _restore_damaged_shards(self) -> list[Path]:
+        """The outbox and project files that no longer parse get their last good copy;
+        returns the copies put back."""
+        restored = []
         with self.transaction():
             for path in sorted(self._shards_dir.rglob("*.json")):
                 storage = AtomicJSONStorage(str(path))
-                try:
-                    storage._parse(path.read_bytes())
-                except StoreCorrupt:
-                    if storage.backup.exists():
-                        os.replace(path, path.with_name(path.name + ".damaged"))
-                        os.link(storage.backup, path)
+                if not self._readable(path) and self._readable(storage.backup):
+                    os.replace(path, path.with_name(path.name + ".damaged"))
+                    os.link(storage.backup, path)
+                    restored.append(storage.backup)
             self._shards.clear()
+        return restored
 
 
 def _rotate_doc(doc: dict[str, Any], keyring: KeyRing) -> tuple[dict[str, Any], int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from controlplane import __version__
 from controlplane.cli.stdlib_texts import use_our_catalog
-from controlplane.errors import ControlPlaneError, ValidationError
+from controlplane.errors import ControlPlaneError, KeyringError, StoreError, ValidationError
 from controlplane.i18n import DEFAULT, N_, Text, gettext, locale_lang, ntr, t, tr
 from controlplane.settings import Settings
 
@@ -79,6 +79,66 @@ def cmd_store_restore(settings: Settings, args: argparse.Namespace) -> int:
     backup = boot.restore_store(settings)
     print(t(args.lang, "restored {store} from {backup}", store=settings.store_path, backup=backup))
     return 0
+
+
+def cmd_store_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Read every store file, the schema and the key (nothing written): OK, or what is
+    wrong and the way out."""
+    from controlplane.service.storecheck import check
+
+    checked = check(settings)
+    if checked.problems:
+        print(problem_lines(args.lang, checked.problems, settings))
+        return EXIT_FAILED
+    if not checked.files:
+        print(
+            t(args.lang, "there is no store yet in {data}: serve makes one", data=settings.data_dir)
+        )
+        return 0
+    text = ntr(
+        "the store is readable: {n} file, schema {schema}; the key in {origin} opens it",
+        "the store is readable: {n} files, schema {schema}; the key in {origin} opens it",
+        checked.files,
+        schema=checked.schema,
+        origin=checked.origin,
+    )
+    print(text.render(args.lang))
+    return 0
+
+
+def problem_lines(lang: str, problems: Sequence[Any], settings: Settings) -> str:
+    """Each reason the store cannot be opened and its way out (service/storecheck.py),
+    and whether serve waits in safe mode meanwhile."""
+    from controlplane.service.safemode import read_state
+
+    lines = []
+    for problem in problems:
+        lines.append(error_line(lang, problem.what))
+        lines.append(t(lang, "  way out: {way_out}", way_out=problem.way_out))
+    if read_state(settings) is not None:
+        lines.append(
+            t(
+                lang,
+                "serve is in safe mode: the apps keep running as they were, nothing is "
+                "changed, and it goes on by itself once the store opens",
+            )
+        )
+    return "\n".join(lines)
+
+
+def store_failure(lang: str, error: ControlPlaneError) -> str:
+    """A command that could not open the store: what is wrong and the way out (the
+    error's own line when the store reads after all)."""
+    from controlplane.service.storecheck import diagnose
+
+    try:
+        settings = Settings.from_env()
+        problems = diagnose(settings)
+    except (ControlPlaneError, OSError):
+        problems = []
+    if not problems:
+        return error_line(lang, error.text)
+    return problem_lines(lang, problems, settings)
 
 
 # -- processes (supervisord) -------------------------------------------------------------
@@ -171,6 +231,7 @@ def build_parser(lang: str = DEFAULT) -> Parser:
     store = sub.add_parser("store", help=t(lang, "the store file"))
     ssub = store.add_subparsers(dest="action", required=True, metavar="ACTION")
     add(ssub, "restore", cmd_store_restore, N_("put the last good copy back (serve stopped)"))
+    add(ssub, "check", cmd_store_check, N_("read the store and its key; say what is wrong"))
     return parser
 
 
@@ -201,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(error_line(lang, exc.text), file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (StoreError, KeyringError) as exc:
+        print(store_failure(lang, exc), file=sys.stderr)
+        return EXIT_FAILED
     except ControlPlaneError as exc:
         print(error_line(lang, exc.text), file=sys.stderr)
         return EXIT_FAILED

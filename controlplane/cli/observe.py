@@ -77,12 +77,19 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     """health: the bot's state in one line; exit 1 while a bot with a token is down (the
-    image's healthcheck runs it)."""
+    image's healthcheck runs it), and while serve is in safe mode (what is wrong and the
+    way out follow)."""
     from controlplane.service.botlife import health_text, read_health
+    from controlplane.service.safemode import read_state
 
     bot = read_health(settings)
     print(t(args.lang, "bot: {state}", state=health_text(bot).render(args.lang)))
-    return 1 if bot.down or bot.state == "stopped" else 0
+    safe = read_state(settings)
+    if safe is not None:
+        from controlplane.cli.main import problem_lines
+
+        print(problem_lines(args.lang, safe.problems, settings))
+    return 1 if bot.down or bot.state == "stopped" or safe is not None else 0
 
 
 def _which(args: argparse.Namespace) -> str:

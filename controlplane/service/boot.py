@@ -89,11 +89,17 @@ def rotate_key(settings: Settings) -> Rotated:
 
 def restore_store(settings: Settings) -> Path:
     """Put the last good copy of the store back; returns the copy's path. The store is not
-    opened first (opening checks it, and it may be the damaged file)."""
-    from controlplane.adapters.secrets import KeyRing
+    opened first (opening checks it, and it may be the damaged file), and no key is needed
+    (a restore decrypts nothing): a missing or wrong key is `store check`'s to report."""
+    from controlplane.adapters.secrets import KeyRing, generate_key
     from controlplane.adapters.store import Store
+    from controlplane.errors import KeyringError
 
-    return Store(settings, KeyRing.load(settings)).restore_backup()
+    try:
+        keyring = KeyRing.load(settings)
+    except KeyringError:
+        keyring = KeyRing([generate_key()], "none")  # in memory only, never used
+    return Store(settings, keyring).restore_backup()
 
 
 def ask(

@@ -175,7 +175,7 @@ class BotWatch:
     def __init__(
         self,
         settings: Settings,
-        outbox: Outbox,
+        outbox: Outbox | None,
         make: Callable[[StateSink], Runner],
         *,
         restarts: Backoff | None = None,
@@ -246,7 +246,7 @@ class BotWatch:
             if state == "polling":
                 self.outage, self._polling_since = None, now
             self._set(state, why, next_try)
-        if back is not None:
+        if back is not None and self.outbox is not None:  # None: safe mode, no store
             logger.warning("bot polling again after %.0f s down (%s)", now - back.since, back.why)
             self.outbox.publish(EventKind.BOT_BACK, None, back.message(now), down=now - back.since)
 

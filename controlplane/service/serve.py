@@ -55,6 +55,8 @@ from controlplane.service.executor import Executor
 from controlplane.service.facade import Runtime, Service
 from controlplane.service.outbox import Outbox
 from controlplane.service.poller import Poller
+from controlplane.service.safemode import open_store
+from controlplane.service.storecheck import Problem
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -299,6 +301,21 @@ def start_bot(settings: Settings, service: Service, outbox: Outbox) -> BotWatch:
     return watch
 
 
+def start_safe_bot(settings: Settings, problems: Callable[[], list[Problem]]) -> BotWatch:
+    """The safe mode's bot (bot/safemode.py) under the same watch; the admins it told
+    are kept here, so a restart of the bot does not tell them again."""
+    told: set[int] = set()
+
+    def make(on_state: StateSink) -> Runner:
+        from controlplane.bot.safemode import SafeBotRunner
+
+        return SafeBotRunner(settings, problems, told, on_state)
+
+    watch = BotWatch(settings, None, make)
+    watch.start()
+    return watch
+
+
 def serve(
     settings: Settings,
     stop: threading.Event | None = None,
@@ -312,7 +329,9 @@ def serve(
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         install_signals(stop)
-    store = Store.open(settings)
+    store = open_store(settings, stop, lambda problems: start_safe_bot(settings, problems))
+    if store is None:
+        return  # stopped while in safe mode (service/safemode.py)
     stack = build_stack(settings, store)
     unredact = redact_logs(redactor(settings, stack.service))
     stack.engine.recover()
@@ -391,9 +410,10 @@ def same_file(a: Any, b: Any) -> bool:
 
 
 def main(settings: Settings) -> int:
-    """CLI entry (`controlplane serve`). A failure to start (a damaged store, a wrong key)
-    is logged (so it is in logs/controlplane.log and, as an error, on stderr) and the exit
-    status is 1, for supervisord to retry."""
+    """CLI entry (`controlplane serve`). A store that cannot be opened (a damaged file, a
+    missing or wrong key) is safe mode, not a failure (service/safemode.py); any other
+    failure to start is logged (so it is in logs/controlplane.log and, as an error, on
+    stderr) and the exit status is 1, for supervisord to retry."""
     limit_malloc_arenas()
     log_to_both()
     try:

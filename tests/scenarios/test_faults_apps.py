@@ -4,8 +4,9 @@ An app that ignores SIGTERM is killed after its stop timeout; one that forks chi
 stopped with all of them; one that floods its log stays within the rotation limits. A
 crash-looping app is tests/test_supervisor_serve.py (serve retries what supervisord gave
 up on) and tests/test_release_e2e.py (a crash in prod's health window reverts).
-A truncated store stops the CLI and serve with a message naming the last good copy; the
-apps keep running meanwhile, and `controlplane store restore` brings everything back.
+A truncated store stops the CLI with the way out (the last good copy, `controlplane store
+restore`) and puts serve in safe mode (tests/service/test_safemode.py); the apps keep
+running meanwhile, and `controlplane store restore` brings everything back.
 """
 
 from __future__ import annotations
@@ -125,18 +126,20 @@ def test_truncated_store_stops_cli_and_serve_until_restored(
     write_program(box.settings, box.store.get_project("shop"), "prod")
     box.client.apply()
     app = box.wait_state("shop-prod", ("RUNNING",)).pid
+    box.wait_report("shop", "prod", app)  # the app itself runs (run-slot read the store)
     store = box.store.path
     good = store.read_bytes()
     last_good = store.with_name("store.json.bak").read_bytes()  # the copy before the last write
     store.write_bytes(good[: len(good) // 2])  # a torn write, as a full disk would leave
 
     done = run_cli(box.env, "project", "list")
-    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "store.json.bak" in done.stderr and "store restore" in done.stderr, done.stderr
+    assert done.returncode != 0 and "way out: run `controlplane store restore`" in done.stderr
+    assert "store.json.bak" in done.stderr and "store check" in done.stderr, done.stderr
     serve = box.client.info("controlplane").pid
     os.kill(serve, 9)
     log = box.settings.logs_dir / "controlplane.log"
-    wait_for("serve to refuse the store", lambda: "store.json.bak" in log.read_text(), timeout=30)
+    wait_for("serve's safe mode", lambda: "safe mode" in log.read_text(), timeout=30)
+    assert "way out: run `controlplane store restore`" in log.read_text()
     assert box.client.info("shop-prod").pid == app, "an app was stopped by a damaged store"
 
     restored = run_cli(box.env, "store", "restore")
