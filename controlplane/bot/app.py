@@ -36,18 +36,19 @@ from controlplane.bot import handlers, progress
 from controlplane.bot.context import Deps, chat_of, deps
 from controlplane.bot.notifier import Notifier
 from controlplane.bot.redaction import RedactingRequest
+from controlplane.bot.retry import answer
 from controlplane.bot.strangers import StrangerReports, report
 from controlplane.bot.texts import N_, plain, t
 from controlplane.domain.backoff import Backoff
 from controlplane.errors import ControlPlaneError
 from controlplane.i18n import DEFAULT, LANGS
+from controlplane.service.alarms import Part
 from controlplane.service.botlife import redactor
 from controlplane.service.facade import Service
 from controlplane.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ERROR_EVERY = 600.0
 COMMANDS = {  # the command menu: each command and what it does
     "projects": N_("your projects"),
     "status": N_("state of a project"),
@@ -105,32 +106,32 @@ def report_stranger(
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log first; then tell the admins briefly, the same error once per 10 minutes."""
+    """An exception in a handler (or a task of the bot): logged with its traceback and
+    reported to the admins, grouped (service/alarms.py); the person whose press or
+    message met it is told that it failed, so no button is left spinning."""
     error = context.error
-    logger.error("error while handling an update", exc_info=error)
     if error is None:
         return
     d = deps(context)
-    key = f"{type(error).__name__}: {error}"[:300]
-    seen: dict[str, tuple[float, int]] = context.application.bot_data.setdefault("errors", {})
-    now = time.monotonic()
-    last, count = seen.get(key, (-ERROR_EVERY, 0))
-    count += 1
-    if now - last < ERROR_EVERY:
-        seen[key] = (last, count)  # told already: count it for the next report
-        return
-    seen[key] = (now, 0)
-    for admin in d.settings.admin_chat_ids:
-        lang = d.lang(admin)
-        extra = t(lang, " (×{count} in the last 10 minutes)", count=count) if count > 1 else ""
-        try:
-            await context.bot.send_message(
-                admin,
-                t(lang, "⚠️ Internal error: {error}{count}", error=key, count=extra),
-                parse_mode="HTML",
-            )
-        except TelegramError:
-            logger.warning("could not tell %s about an error", admin)
+    d.service.alarms.report(Part.BOT_HANDLER, error)  # never raises
+    if isinstance(update, Update):
+        await tell_failed(update, d)
+
+
+async def tell_failed(update: Update, d: Deps) -> None:
+    """'That failed' as the press's toast, or as an answer to the message."""
+    said = t(
+        d.lang(chat_of(update)),
+        "⚠️ That failed: an internal error. The admins get a report; the traceback is in "
+        "serve's log.",
+    )
+    try:
+        if update.callback_query is not None:
+            await answer(update.callback_query, plain(said)[:200], alert=True)  # never raises
+        elif update.effective_message is not None:
+            await update.effective_message.reply_text(said, parse_mode="HTML")
+    except TelegramError as exc:
+        logger.warning("could not tell the chat that its update failed: %s", exc)
 
 
 class ChatOrder(BaseUpdateProcessor):

@@ -6,6 +6,12 @@ writes). An event is acknowledged for a chat only after Telegram accepted the me
 after a Telegram outage or a restart every pending event is delivered once, none twice.
 Repeats in a row are collapsed into one message with a count. Sending goes through PTB's
 rate limiter (per-chat limits, retry_after).
+
+Its own failures are reported to the admins (service/alarms.py, grouped): a message
+Telegram refuses (a chat that blocked the bot) is skipped; one whose sending fails for
+another reason is tried again at the next passes and skipped after MAX_TRIES; a pass that
+fails as a whole is followed by the next. A report that cannot be delivered is only
+logged, so a notifier that cannot send never reports about its own reports.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +33,15 @@ from controlplane.bot.render import fit
 from controlplane.bot.texts import t, text
 from controlplane.domain.backoff import Backoff
 from controlplane.domain.kinds import EventKind
+from controlplane.i18n import Text, tr
+from controlplane.service.alarms import Part
 from controlplane.service.facade import Event
 
 logger = logging.getLogger(__name__)
 
 MAX_AGE = 86400.0
+MAX_TRIES = 3  # sends of a message that fail (not refused by Telegram) before it is skipped
+Send = Callable[..., Awaitable[object]]  # bot.send_message's way
 ICONS: dict[str, str] = {  # by kind (a stored event's kind is a plain string)
     EventKind.NEW_COMMIT: "🆕",
     EventKind.VERDICT: "🧪",
@@ -50,6 +60,7 @@ ICONS: dict[str, str] = {  # by kind (a stored event's kind is a plain string)
     EventKind.ERROR: "⚠️",
     EventKind.LOAD_WARNING: "📊",
     EventKind.LOAD_OK: "📊",
+    EventKind.ALARM: "🚨",
 }
 
 
@@ -103,10 +114,12 @@ def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
 class Notifier:
     """The delivery loop; woken by each new event, and every few seconds anyway."""
 
-    def __init__(self, app: Any, d: Deps, *, every: float = 5.0) -> None:
+    def __init__(self, app: Any, d: Deps, *, every: float = 5.0, send: Send | None = None) -> None:
         self.app = app
         self.deps = d
         self.every = every
+        self.send: Send = send or app.bot.send_message
+        self._tries: dict[tuple[int, int], int] = {}  # (chat, seq) → failed sends
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._subscriber: Callable[[Event], None] | None = None
@@ -136,8 +149,8 @@ class Notifier:
         while True:
             try:
                 await self.deliver_once()
-            except Exception:
-                logger.exception("notifier pass failed")
+            except Exception as exc:  # the store unreadable, a bug: the next pass runs
+                self.deps.service.alarms.report(Part.NOTIFIER, exc)
             if self._backoff.wait:
                 # Telegram is down: new events must not bring the next try forward, or each
                 # one doubles the delay and delivery lags far behind the outage's end.
@@ -166,7 +179,7 @@ class Notifier:
                 await self._ack(consumer, batch)  # too old to be news
                 continue
             try:
-                await self.app.bot.send_message(
+                await self.send(
                     chat,
                     event_text(batch, lang),
                     parse_mode="HTML",
@@ -174,7 +187,7 @@ class Notifier:
                 )
             except (RetryAfter, NetworkError) as exc:
                 if isinstance(exc, BadRequest):
-                    logger.error("event %s cannot be sent to %s: %s", batch.first.seq, chat, exc)
+                    self._refused(chat, batch, exc)
                     await self._ack(consumer, batch)
                     continue
                 self._backoff.failed()
@@ -182,11 +195,46 @@ class Notifier:
                 logger.warning("Telegram unavailable (%s); events wait", exc)
                 return sent
             except (Forbidden, TelegramError) as exc:
-                logger.error("event %s cannot be sent to %s: %s", batch.first.seq, chat, exc)
+                self._refused(chat, batch, exc)
+            except Exception as exc:  # not Telegram's answer: a bug, tried again a few times
+                if not self._failed(chat, batch, exc):
+                    return sent  # this chat's next messages wait behind it, in order
             await self._ack(consumer, batch)
             self._backoff.succeeded()
             sent += 1
         return sent
+
+    def _refused(self, chat: int, batch: Batch, exc: Exception) -> None:
+        """Telegram refused the message (the chat blocked the bot, bad HTML): it is
+        skipped and reported, unless it was itself a report (no report about a report)."""
+        did = tr("The message to chat {chat} was skipped; the others go on.", chat=str(chat))
+        self._alarm(batch, exc, did)
+
+    def _failed(self, chat: int, batch: Batch, exc: Exception) -> bool:
+        """A send that failed for another reason: True when the message is to be skipped
+        (after MAX_TRIES), False when it is tried again at the next pass; reported either way."""
+        key = (chat, batch.first.seq)
+        tries = self._tries[key] = self._tries.get(key, 0) + 1
+        skip = tries >= MAX_TRIES
+        if skip:
+            del self._tries[key]
+            did = tr(
+                "The message to chat {chat} was skipped after {n} failed tries; the others go on.",
+                chat=str(chat),
+                n=tries,
+            )
+        else:
+            did = tr("The message is tried again at the next delivery pass, in a few seconds.")
+        self._alarm(batch, exc, did)
+        return skip
+
+    def _alarm(self, batch: Batch, exc: Exception, did: Text) -> None:
+        """Report a delivery failure; a report's own failure is logged only, so a notifier
+        that cannot send never makes reports about its reports."""
+        if batch.first.kind == EventKind.ALARM:
+            logger.error("error report %s cannot be sent: %r", batch.first.seq, exc)
+            return
+        self.deps.service.alarms.report(Part.NOTIFIER, exc, did)
 
     async def _ack(self, consumer: str, batch: Batch) -> None:
         for event in batch.events:

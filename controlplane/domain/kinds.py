@@ -35,6 +35,7 @@ class EventKind(StrEnum):
     BOT_BACK = "bot_back"  # the bot answers again after an outage at start or a crash
     LOAD_WARNING = "load_warning"
     LOAD_OK = "load_ok"
+    ALARM = "alarm"  # an error caught in serve, reported grouped (service/alarms.py)
 
 
 @unique

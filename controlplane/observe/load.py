@@ -362,6 +362,7 @@ class Sampler:
     samples: deque[dict[str, Any]] = field(default_factory=deque)
     active: dict[str, Text] = field(default_factory=dict)
     last: Snapshot | None = None
+    on_error: Callable[[Exception], None] | None = None  # serve's error report (alarms)
     _count: int = 0
 
     def __post_init__(self) -> None:
@@ -391,10 +392,14 @@ class Sampler:
         self.active = now
 
     def run(self, stop: threading.Event) -> None:
-        """Sample until `stop` is set; a failed sample is logged and the loop goes on."""
+        """Sample until `stop` is set; a failed sample is logged (and told to `on_error`)
+        and the loop goes on."""
         while not stop.is_set():
             try:
                 self.sample_once()
-            except Exception:
-                logger.exception("load sample failed")
+            except Exception as exc:
+                if self.on_error is None:
+                    logger.exception("load sample failed")
+                else:
+                    self.on_error(exc)  # logs it with its traceback, never raises
             stop.wait(self.interval)

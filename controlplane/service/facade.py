@@ -33,6 +33,7 @@ from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project, validate_name
 from controlplane.errors import NotFound
 from controlplane.i18n import Text, as_text, ntr, tr
+from controlplane.service.alarms import Alarms
 from controlplane.service.configure import (
     Clients,
     Configuration,
@@ -107,6 +108,7 @@ class Runtime:
     tests: TestRuns
     executor: Executor
     outbox: Outbox
+    alarms: Alarms  # serve's errors, told to the admins grouped
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,11 @@ class Service:
     @property
     def executor(self) -> Executor:
         return self.runtime.executor
+
+    @property
+    def alarms(self) -> Alarms:
+        """Where an error caught in serve is reported (logged only without serve's parts)."""
+        return self._runtime.alarms if self._runtime is not None else Alarms(None)
 
     # -- operations of the engine ------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.i18n import Duration, Text, ntr, tr, verbatim
+from controlplane.service.alarms import Alarms, Part
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Poller:
         jitter: float = 0.1,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        alarms: Alarms | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
@@ -122,6 +124,7 @@ class Poller:
         self.jitter = jitter
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - spreading polls, not secrets
+        self.alarms = alarms or Alarms(None)  # a round's or a record's failure, told grouped
         self._schedule: dict[str, tuple[int, float]] = {}  # name → (interval, due at)
         self._inflight: set[str] = set()  # checks started and not finished yet
         self._lock = threading.Lock()  # guards the three above and rng
@@ -185,20 +188,25 @@ class Poller:
                 self._inflight.discard(name)
 
     def run(self, stop: threading.Event, tick: float = 1.0) -> None:
-        """Start due checks every `tick` until `stop` is set; failures are logged, never fatal."""
+        """Start due checks every `tick` until `stop` is set; a round that fails as a whole
+        (the store unreadable, a bug) is reported, never fatal: the next waits a little longer."""
         logger.info("poller started: at most %d checks at once", self.limit)
         errors = 0
         while not stop.is_set():
-            try:
-                self.start_due()
-                errors = 0
-            except Exception:
-                errors += 1
-                logger.exception("poll round failed (%d in a row); continuing", errors)
+            errors = 0 if self.round_once() else errors + 1
             wait = tick if errors == 0 else delay(min(errors, 10), base=tick, cap=MAX_ERROR_WAIT)
             stop.wait(wait)
         self.close()
         logger.info("poller stopped")
+
+    def round_once(self, now: float | None = None) -> bool:
+        """One round of `run`: start the due checks; False (and reported) when it failed."""
+        try:
+            self.start_due(now)
+        except Exception as exc:
+            self.alarms.report(Part.POLLER, exc)
+            return False
+        return True
 
     def close(self) -> None:
         """Drop checks not started yet; running ones finish and are recorded."""
@@ -215,7 +223,11 @@ class Poller:
         try:
             result, failures = self._poll(project, at)
         except Exception as exc:
-            logger.exception("poll of %s could not be recorded", project.name)
+            did = tr(
+                "Its result was not recorded; {name} is checked again at its next time.",
+                name=project.name,
+            )
+            self.alarms.report(Part.POLLER, exc, did, project=project.name)
             result = PollResult(project.name, False, None, False, one_line(exc), at)
         finally:
             with self._lock:

@@ -5,7 +5,9 @@ On start it writes every slot's program file from the store, removes files of pr
 that are gone, and applies the difference (unchanged groups, and so running apps, are
 left alone). Then it loops: it reads the state changes the event listener appends to
 logs/events.jsonl, and starts again, with a growing delay, any program of ours that
-supervisord gave up on (FATAL). First SIGTERM stops the loop; a second exits at once.
+supervisord gave up on (FATAL). An error in a pass (a damaged store at reconcile, a bug)
+is logged with its traceback and told to the admins, grouped (service/alarms.py), and the
+loop goes on. First SIGTERM stops the loop; a second exits at once.
 `local_service` wires the same parts in the CLI's process while serve is down, for the
 operations that may run there (add, launch, remove).
 """
@@ -48,6 +50,7 @@ from controlplane.engine.testrun import TestRuns
 from controlplane.errors import ControlPlaneError, SupervisorError
 from controlplane.i18n import tr
 from controlplane.observe.load import Probe, Sampler, supervisor_source
+from controlplane.service.alarms import Alarms, Part
 from controlplane.service.botlife import BotWatch, Runner, StateSink, redact_logs, redactor
 from controlplane.service.configure import slot_options
 from controlplane.service.control import ControlServer
@@ -172,6 +175,7 @@ class Server:
     tail: EventTail
     options: ProgramOptions | None = None
     outbox: Outbox | None = None
+    alarms: Alarms = field(default_factory=lambda: Alarms(None))  # errors, told grouped
     reconciled: bool = False
     next_reconcile: float = 0.0
 
@@ -183,6 +187,7 @@ class Server:
 
     def serve_once(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        self.alarms.tick()  # first (never raises): the counted reports whose window is over
         if not self.reconciled and now >= self.next_reconcile:
             try:
                 plan = reconcile_once(self.settings, self.store, self.client, self.options)
@@ -194,9 +199,9 @@ class Server:
                     plan.changed,
                     plan.removed,
                 )
-            except ControlPlaneError as exc:
+            except Exception as exc:  # a damaged store, supervisord down, a bug: tried again
                 self.next_reconcile = now + RECONCILE_RETRY
-                logger.error("reconcile failed (again in %.0f s): %s", RECONCILE_RETRY, exc)
+                self.alarms.report(Part.RECONCILE, exc)
         for record in self.tail.read_new():
             group, state = str(record.get("group", "")), str(record.get("state", ""))
             if state == "FATAL" and is_ours(group) and group not in self.retry.attempts:
@@ -232,8 +237,8 @@ class Server:
         while not stop.is_set():
             try:
                 self.serve_once()
-            except (ControlPlaneError, OSError, ValueError) as exc:
-                logger.error("serve loop: %s", exc)
+            except Exception as exc:  # the loop must go on, whatever one pass met
+                self.alarms.report(Part.SERVE_LOOP, exc)
             stop.wait(interval)
 
 
@@ -262,22 +267,31 @@ class Stack:
     service: Service
     control: ControlServer
     poller: Poller
+    alarms: Alarms
 
 
 def build_runtime(settings: Settings, store: Store) -> Runtime:
     """The engine, its test runs, the executor and the outbox (nothing starts yet)."""
     outbox = Outbox(store)
     engine = Engine(settings, store, outbox, runner=SupervisorRunner(settings))
-    return Runtime(engine=engine, tests=TestRuns(engine), executor=Executor(), outbox=outbox)
+    alarms = Alarms(outbox, log_path=settings.layout.serve_log)
+    return Runtime(
+        engine=engine, tests=TestRuns(engine), executor=Executor(), outbox=outbox, alarms=alarms
+    )
 
 
 def build_stack(settings: Settings, store: Store) -> Stack:
     """Wire the parts together (nothing starts yet)."""
     rt = build_runtime(settings, store)
     service = Service(settings, store, rt)
+    rt.alarms.redact = redactor(settings, service)  # no secret in a report
     control = ControlServer(settings.control_sock, service.handle)
-    poller = Poller(store, rt.outbox, check=rt.engine.head, on_new=service.on_new_commit)
-    return Stack(store, rt.outbox, rt.engine, rt.tests, rt.executor, service, control, poller)
+    poller = Poller(
+        store, rt.outbox, check=rt.engine.head, on_new=service.on_new_commit, alarms=rt.alarms
+    )
+    return Stack(
+        store, rt.outbox, rt.engine, rt.tests, rt.executor, service, control, poller, rt.alarms
+    )
 
 
 def local_service(settings: Settings) -> Service:
@@ -344,11 +358,13 @@ def serve(
         tail=EventTail(settings.layout.events_log),
         options=options,
         outbox=stack.outbox,
+        alarms=stack.alarms,
     )
     stack.control.start()
     poller = threading.Thread(target=stack.poller.run, args=(stop,), name="poller", daemon=True)
     poller.start()
-    sampler = Sampler(Probe(settings, supervisor_source(settings)), stack.outbox)
+    probe = Probe(settings, supervisor_source(settings))
+    sampler = Sampler(probe, stack.outbox, on_error=stack.alarms.reporter(Part.SAMPLER))
     threading.Thread(target=sampler.run, args=(stop,), name="load", daemon=True).start()
     stack.outbox.publish(EventKind.STARTED, None, tr("control plane started"))
     for warning in settings.trust_warnings(os.geteuid()):
