@@ -84,7 +84,8 @@ def error_text(exc: BaseException, redact: Redact, limit: int = ERROR_LIMIT) -> 
     if isinstance(exc, ControlPlaneError):
         return exc.text.redacted(redact)
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    said = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    kind = type(exc).__name__
+    said = first if first.startswith(kind) else f"{kind}: {first}" if first else kind
     said = redact(said)
     return verbatim(said if len(said) <= limit else said[: limit - 1] + "…")
 

@@ -9,6 +9,7 @@ import dataclasses
 import time
 
 from controlplane.bot.app import BotRunner
+from controlplane.domain.kinds import EventKind
 from controlplane.i18n import Text
 from controlplane.service.alarms import Alarms
 from controlplane.service.facade import Service
@@ -85,6 +86,50 @@ def test_a_handler_that_raises_is_answered_reported_once_and_the_bot_goes_on(
         repeat = phone.wait_text("Seen 1 time in the last 10 minutes.")
         assert "injected fault while extending shop" in repeat.text
         phone.wait_text("За последние 10 минут: 1 раз.", chat=OTHER_ADMIN)
+    finally:
+        runner.stop()
+        api.stop()
+
+
+def test_an_admin_who_blocked_the_bot_is_reported_to_the_others_without_a_loop(
+    plant: Plant, bot_api_options: dict[str, object]
+) -> None:
+    """Telegram refuses every message to one admin (403): the others are told once, the
+    refusals of the report itself make no further report, and delivery goes on."""
+    clock = Clock()
+    runtime = plant.stack.service.runtime
+    runtime = dataclasses.replace(runtime, alarms=Alarms(runtime.outbox, clock))
+    api = FakeBotAPI(token=TOKEN, **bot_api_options)  # type: ignore[arg-type]
+    settings = dataclasses.replace(
+        plant.settings,
+        telegram_token=TOKEN,
+        admin_chat_ids=frozenset({ADMIN, OTHER_ADMIN}),
+        telegram_api_url=api.start(),
+        lang=None,
+    )
+    api.user_blocks(OTHER_ADMIN)
+    runner = BotRunner(settings, Service(settings, plant.stack.store, runtime))
+    runner.start()
+    try:
+        phone = Chat(api=api, plant=plant, runner=runner)
+        outbox = runtime.outbox
+        outbox.publish(EventKind.DEPLOYED, "shop", "shop deployed to #1")
+        phone.wait_text("shop deployed to #1")
+        report = phone.wait_text("🚨 Internal error in the notifier")
+        assert "notifier: Forbidden: bot was blocked by the user\n" in report.text
+        assert f"The message to chat {OTHER_ADMIN} was skipped; the others go on." in report.text
+        outbox.publish(EventKind.DEPLOYED, "shop", "shop deployed to #2")  # refused: counted
+        phone.wait_text("shop deployed to #2")
+        time.sleep(1.0)
+        clock.now += 600
+        runtime.alarms.tick()
+        phone.wait_text("Seen 1 time in the last 10 minutes.")  # #2; the report's refusal: none
+        time.sleep(1.0)
+        reports = [m for m in api.bot_messages(ADMIN) if m.text.startswith("🚨")]
+        assert len(reports) == 2, [m.text for m in reports]
+        clock.now += 1200
+        assert runtime.alarms.tick() == 0, "the refused reports made no report"
+        assert api.bot_messages(OTHER_ADMIN) == []
     finally:
         runner.stop()
         api.stop()
