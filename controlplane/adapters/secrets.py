@@ -25,6 +25,10 @@ from controlplane.settings import Settings
 
 MIN_REDACT_LEN = 4
 MASK = "***"
+# A form at least this long is masked wherever it occurs, even inside a longer word (a
+# token glued to '%3D' or to a prefix); a shorter one only as a whole word: not next to a
+# letter, a digit or '_' (a 5-letter password never eats a word that holds its letters).
+WHOLE_WORD_BELOW = 8
 
 
 def generate_key() -> str:
@@ -127,15 +131,6 @@ class KeyRing:
             ) from None
 
 
-def mask(value: str) -> str:
-    """'sk-live-1234abcd' → 'sk-…abcd'; short values show nothing of themselves."""
-    if len(value) >= 12:
-        return f"{value[:3]}…{value[-4:]}"
-    if len(value) >= 6:
-        return f"…{value[-2:]}"
-    return "•••"
-
-
 def secret_forms(value: str, min_len: int = MIN_REDACT_LEN) -> set[str]:
     """Every form a value can take in text we send, each at least `min_len` long.
 
@@ -168,7 +163,10 @@ def _escaped(value: str) -> set[str]:
 
 
 class Redactor:
-    """Replaces every form of the secret values it is given with a mask, in one pass.
+    """Replaces every form of the secret values it is given with a mask, in one pass: a
+    form of `WHOLE_WORD_BELOW` characters or more wherever it occurs, a shorter one only
+    where it stands as a whole word (`secret abcd`: 'key abcd.' → 'key ***.', 'xabcdx' and
+    'abcd_1' stay).
 
     The values come from outside (the store decides which values are secret). Finding which
     forms occur is one `in` per form (C speed); only the forms found go into a regular
@@ -220,7 +218,8 @@ class Redactor:
             head, window = form[: self.min_len], before[-(len(form) - 1) :]
             start = window.find(head)
             while start != -1:
-                if form.startswith(window[start:]):
+                at = start - len(window)
+                if form.startswith(window[start:]) and _starts_word(form, before, at):
                     longest = max(longest, len(window) - start)
                     break  # the leftmost start is the longest cut of this form
                 start = window.find(head, start + 1)
@@ -259,6 +258,29 @@ CUT_RE = re.compile(r"…|\.\.\.")  # how texts mark a cut (history.clip, render
 HREF_RE = re.compile(r"""(?P<attr>\bhref\s*=\s*)(?P<q>["'])(?P<value>.*?)(?P=q)""", re.IGNORECASE)
 
 
+def _starts_word(form: str, text: str, at: int) -> bool:
+    """Whether `form` may start at `text[at]` (negative: from the end): a long form
+    anywhere, a short one not right after a letter, a digit or '_'."""
+    if len(form) >= WHOLE_WORD_BELOW or not _WORD_RE.match(form[0]):
+        return True
+    index = at % len(text) if text else 0
+    return index == 0 or not _WORD_RE.match(text[index - 1])
+
+
+_WORD_RE = re.compile(r"\w")
+
+
+def _whole(form: str) -> str:
+    """A form's expression: a short one must not touch a word character on the side where
+    it starts or ends with one (see WHOLE_WORD_BELOW)."""
+    escaped = re.escape(form)
+    if len(form) >= WHOLE_WORD_BELOW:
+        return escaped
+    before = r"(?<!\w)" if _WORD_RE.match(form[0]) else ""
+    after = r"(?!\w)" if _WORD_RE.match(form[-1]) else ""
+    return f"{before}{escaped}{after}"
+
+
 @functools.lru_cache(maxsize=256)
 def _pattern(forms: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(f) for f in forms))
+    return re.compile("|".join(_whole(f) for f in forms))

@@ -35,6 +35,7 @@ from controlplane.adapters.files import fsync_dir, os_reason, write_atomic
 from controlplane.adapters.secrets import KeyRing, generate_key, write_key_file
 from controlplane.domain.history import CommitRow, Release, SlotState, number_new
 from controlplane.domain.models import SLOTS, Project, validate_slot
+from controlplane.domain.variables import Variable, variable
 from controlplane.errors import AlreadyExists, NotFound, StoreCorrupt, StoreError, StoreTooNew
 from controlplane.i18n import Text, tr
 from controlplane.settings import Settings
@@ -379,17 +380,22 @@ class Store:
     # -- variables ----------------------------------------------------------------------
 
     def _update_env(self, name: str, slot: str, change: Any) -> None:
+        """`change(values, marks)` on a slot's tokens and marks, in one write; the slots
+        whose effective values changed get a new revision (a mark changes none)."""
         validate_slot(slot)
         with self.transaction() as db:
             doc = self._doc(db, name)
             old_env = dict(doc.get("env") or {})
-            env = dict(old_env)
+            old_marks = dict(doc.get("env_marks") or {})
+            env, marks = dict(old_env), dict(old_marks)
             slot_env = dict(env.get(slot) or {})
-            change(slot_env)
-            if slot_env == (old_env.get(slot) or {}):
+            slot_marks = dict(marks.get(slot) or {})
+            change(slot_env, slot_marks)
+            slot_marks = {k: m for k, m in slot_marks.items() if k in slot_env}
+            if slot_env == (old_env.get(slot) or {}) and slot_marks == (old_marks.get(slot) or {}):
                 return
-            env[slot] = slot_env
-            update: dict[str, Any] = {"env": env}
+            env[slot], marks[slot] = slot_env, slot_marks
+            update: dict[str, Any] = {"env": env, "env_marks": marks}
             for s in SLOTS:
                 if self._effective(old_env, s) != self._effective(env, s):
                     update[f"env_rev_{s}"] = int(doc.get(f"env_rev_{s}", 0)) + 1
@@ -405,15 +411,42 @@ class Store:
             )
         return merged
 
-    def set_env(self, name: str, slot: str, values: dict[str, str]) -> None:
+    def set_env(
+        self, name: str, slot: str, values: dict[str, str], marks: dict[str, bool] | None = None
+    ) -> None:
+        """Set values; `marks` (name → secret?) marks them, else a value set anew keeps the
+        mark it had."""
         tokens = {k: self.keyring.encrypt(v) for k, v in values.items()}
-        self._update_env(name, slot, lambda env: env.update(tokens))
+        chosen = {k: "secret" if secret else "plain" for k, secret in (marks or {}).items()}
 
-    def unset_env(self, name: str, slot: str, keys: list[str]) -> list[str]:
-        """Remove `keys`; returns the ones that were not set (nothing removed then)."""
+        def change(env: dict[str, str], kept: dict[str, str]) -> None:
+            env.update(tokens)
+            kept.update(chosen)
+
+        self._update_env(name, slot, change)
+
+    def mark_env(self, name: str, slot: str, keys: list[str], secret: bool | None) -> list[str]:
+        """Mark variables secret or plain (None: back to the default by name and value);
+        returns the ones that are not set (nothing marked then)."""
         missing: list[str] = []
 
-        def change(env: dict[str, str]) -> None:
+        def change(env: dict[str, str], marks: dict[str, str]) -> None:
+            missing.extend(k for k in keys if k not in env)
+            for k in [] if missing else keys:
+                if secret is None:
+                    marks.pop(k, None)
+                else:
+                    marks[k] = "secret" if secret else "plain"
+
+        self._update_env(name, slot, change)
+        return missing
+
+    def unset_env(self, name: str, slot: str, keys: list[str]) -> list[str]:
+        """Remove `keys` (and their marks); returns the ones that were not set (nothing
+        removed then)."""
+        missing: list[str] = []
+
+        def change(env: dict[str, str], marks: dict[str, str]) -> None:
             missing.extend(k for k in keys if k not in env)
             if not missing:
                 for k in keys:
@@ -424,10 +457,19 @@ class Store:
 
     def env(self, name: str, slot: str) -> dict[str, str]:
         """One slot's own variables, decrypted."""
+        return {v.name: v.value for v in self.variables(name, slot)}
+
+    def variables(self, name: str, slot: str) -> list[Variable]:
+        """One slot's own variables, decrypted, each secret or plain (an unmarked one, as
+        an older store holds them, by its name and value), by name."""
         validate_slot(slot)
         with self.transaction() as db:
-            tokens = (self._doc(db, name).get("env") or {}).get(slot) or {}
-        return {k: self.keyring.decrypt(v) for k, v in sorted(tokens.items())}
+            doc = self._doc(db, name)
+        tokens = (doc.get("env") or {}).get(slot) or {}
+        marks = (doc.get("env_marks") or {}).get(slot) or {}
+        return [
+            variable(k, self.keyring.decrypt(v), marks.get(k)) for k, v in sorted(tokens.items())
+        ]
 
     def slot_env(self, name: str, slot: str) -> dict[str, str]:
         """What a slot's app sees: prod's variables, with test's laid over them for test."""
@@ -436,14 +478,26 @@ class Store:
             tokens = self._doc(db, name).get("env") or {}
         return self._effective(tokens, slot)
 
+    def slot_secrets(self, name: str, slot: str) -> list[str]:
+        """The secret values among what a slot's app sees (prod's, test's over them), for a
+        redactor of that slot's output; plain values stay readable."""
+        layers = ("prod", "test") if slot == "test" else ("prod",)
+        seen = {v.name: v for layer in layers for v in self.variables(name, layer)}
+        return [v.value for v in seen.values() if v.secret]
+
     def all_secret_values(self) -> list[str]:
-        """Every secret value in the store (for the redactor)."""
+        """Every secret value in the store (for the redactor): the variables that are
+        secrets (not the plain ones), repository credentials and deploy keys."""
         values: list[str] = []
         with self.transaction() as db:
             docs = self.table(db, "projects").all() + self.table(db, "deploy_keys").all()
         for doc in docs:
-            for slot_env in (doc.get("env") or {}).values():
-                values.extend(self.keyring.decrypt(t) for t in slot_env.values())
+            marks = doc.get("env_marks") or {}
+            for slot, slot_env in (doc.get("env") or {}).items():
+                for k, token in slot_env.items():
+                    var = variable(k, self.keyring.decrypt(token), (marks.get(slot) or {}).get(k))
+                    if var.secret:
+                        values.append(var.value)
             if doc.get("repo_auth"):
                 auth = self.keyring.decrypt(doc["repo_auth"])
                 values.append(auth)

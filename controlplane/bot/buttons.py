@@ -7,14 +7,13 @@ value) or that fails raises, and on_button (handlers.py) shows why in the toast.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from controlplane.bot import follows, screens
+from controlplane.bot import follows, screens, variables
 from controlplane.bot.callbacks import Cb
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
@@ -23,7 +22,6 @@ from controlplane.bot.render import number
 from controlplane.bot.texts import N_, t, text
 from controlplane.bot.views import (
     ask,
-    screen_config,
     screen_confirm_deploy,
     screen_confirm_promote,
     screen_help,
@@ -100,26 +98,6 @@ async def b_buildlog(update: Update, context: Ctx, name: str, rest: list[str]) -
         return t(lang, "That button is out of date; open the menu again.")
     context.application.create_task(send_buildlog(update, context, name, n))
     return None
-
-
-async def b_config(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    await screen_config(update, context, name, slot_of(rest))
-    return None
-
-
-async def b_delete_var(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    d = deps(context)
-    slot, key = slot_of(rest), rest[1] if len(rest) > 1 else ""
-    with contextlib.suppress(NotFound):  # gone already: the refreshed screen shows it
-        await blocking(d.service.config.env_unset, name, slot, [key])
-    await screen_config(update, context, name, slot)
-    return t(
-        d.lang(chat_of(update)),
-        "Deleted {var} from <b>{name}</b> {slot}.",
-        name=name,
-        slot=slot_name(slot),
-        var=key,
-    )
 
 
 async def b_poll_menu(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -375,8 +353,13 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     Cb.LOG_FILE: b_logfile,
     Cb.BUILD_LOG: b_buildlog,
     Cb.FOLLOW: b_follow,
-    Cb.CONFIG: b_config,
-    Cb.DELETE_VAR: b_delete_var,
+    Cb.CONFIG: variables.b_config,
+    Cb.VAR: variables.b_var,
+    Cb.VAR_MARK: variables.b_var_mark,
+    Cb.VAR_DELETE: variables.b_var_delete,
+    Cb.VAR_DELETE_YES: variables.b_var_delete_yes,
+    Cb.VAR_RESTART_YES: variables.b_var_restart_yes,
+    Cb.VAR_LATER: variables.b_var_later,
     Cb.POLL_MENU: b_poll_menu,
     Cb.POLL_SET: b_poll_set,
     Cb.POLICY_MENU: b_policy_menu,
@@ -416,6 +399,9 @@ SCREENS = frozenset(
         Cb.LOG_FILE,
         Cb.BUILD_LOG,
         Cb.CONFIG,
+        Cb.VAR,
+        Cb.VAR_DELETE,
+        Cb.VAR_LATER,
         Cb.POLL_MENU,
         Cb.POLICY_MENU,
         Cb.TEST_MENU,
@@ -436,8 +422,10 @@ YES = frozenset(
         Cb.STOP_YES,
         Cb.REMOVE_YES,
         Cb.NEW_KEY_YES,
+        Cb.VAR_DELETE_YES,
+        Cb.VAR_RESTART_YES,
     }
 )
 
 
-YES_SHOWS = frozenset({Cb.REMOVE_YES, Cb.NEW_KEY_YES})
+YES_SHOWS = frozenset({Cb.REMOVE_YES, Cb.NEW_KEY_YES, Cb.VAR_DELETE_YES})

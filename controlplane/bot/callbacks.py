@@ -40,7 +40,12 @@ class Cb(StrEnum):
     BUILD_LOG = "bl"  # a commit's build log as a document: 'bl|shop|7'
     FOLLOW = "fl"
     CONFIG = "cf"
-    DELETE_VAR = "cd"
+    VAR = "cv"  # one variable's screen
+    VAR_MARK = "cm"  # mark it secret (s) or plain (p)
+    VAR_DELETE = "cd"
+    VAR_DELETE_YES = "cd!"
+    VAR_RESTART_YES = "vr!"  # restart a slot after a change of its variables
+    VAR_LATER = "vl"  # ... or let the change apply at its next restart
     POLL_MENU = "pi"
     POLL_SET = "ps"
     POLICY_MENU = "po"

@@ -21,7 +21,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from controlplane.bot import screens
+from controlplane.bot import screens, variables
 from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.progress import start_op
@@ -218,21 +218,15 @@ async def vars_values(update: Update, context: Ctx) -> int:
     name, slot = draft(context)["name"], draft(context)["slot"]
     lines = [line for line in (message.text or "").splitlines() if line.strip()]
     try:
-        keys = await blocking(d.service.config.env_set, name, slot, lines)
+        change = await blocking(d.service.config.env_set, name, slot, lines)
     except ControlPlaneError as exc:
         await _delete(update)  # the values may be secrets even when a line is bad
         await fail(update, context, exc)
         return VALUES
     await _delete(update)
     draft(context).clear()
-    await say(
-        update,
-        context,
-        N_("Saved {keys} for <b>{name}</b> {slot}. Your message was deleted."),
-        name=name,
-        slot=slot_name(slot),
-        keys=", ".join(keys),
-    )
+    note = t(lang_of(update, context), "Your message was deleted.")
+    await variables.tell_change(update, context, change, removed=False, note=note)
     return ConversationHandler.END
 
 

@@ -28,7 +28,6 @@ POLICY_CHOICES = {  # the policy menu's buttons
     "test": N_("Test it"),
     "promote": N_("Test, then promote if it passed"),
 }
-VARS_OF = {"prod": N_("Prod variables"), "test": N_("Test variables")}
 LANG_NAMES = {"en": "English", "ru": "Русский"}  # each language in its own words
 
 
@@ -138,35 +137,6 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
     ]
     builds = t(lang, "installer: {installer}", installer=p.installer)
     return f"{title}\n{live}\n{builds}", InlineKeyboardMarkup(rows)
-
-
-def config(lang: str, name: str, slot: str, shown: list[tuple[str, str]]) -> Screen:
-    other = "test" if slot == "prod" else "prod"
-    text = t(
-        lang,
-        "<b>{name}</b> {slot} variables (values masked):"
-        if shown
-        else N_("<b>{name}</b> has no {slot} variables yet."),
-        name=name,
-        slot=slot_name(slot),
-    )
-    if shown:
-        text += "\n" + "\n".join(
-            f"<code>{html.escape(k)}</code> = {html.escape(v, quote=False)}" for k, v in shown
-        )
-    rows = [
-        [button(t(lang, "🗑 {var}", var=k), Cb.DELETE_VAR, name, slot, k)]
-        for k, _ in shown
-        if len(cb(Cb.DELETE_VAR, name, slot, k).encode()) <= 64
-    ]
-    rows.append([button(t(lang, "➕ Add KEY=VALUE"), Cb.ADD_VARS, name, slot)])
-    rows.append(
-        [
-            button(t(lang, VARS_OF[other]), Cb.CONFIG, name, other),
-            button(t(lang, "⬅️ Back"), Cb.PROJECT, name),
-        ]
-    )
-    return text, InlineKeyboardMarkup(rows)
 
 
 def poll_menu(lang: str, p: Project) -> Screen:

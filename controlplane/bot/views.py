@@ -207,12 +207,6 @@ async def send_buildlog(update: Update, context: Ctx, name: str, n: int) -> None
     await chat.send_document(InputFile(data, filename=f"{name}-build-{n}.log"))
 
 
-async def screen_config(update: Update, context: Ctx, name: str, slot: str) -> None:
-    d = deps(context)
-    shown = await blocking(d.service.config.env_list, name, slot)
-    await show(update, *screens.config(d.lang(chat_of(update)), name, slot, shown))
-
-
 async def screen_confirm_promote(update: Update, context: Ctx, name: str) -> None:
     d = deps(context)
     lang = d.lang(chat_of(update))

@@ -196,11 +196,8 @@ def build_parser(lang: str = DEFAULT) -> Parser:
     """The whole command line; help in `lang`."""
     from controlplane.cli.observe import add_observe_commands
     from controlplane.cli.ops import add_op_commands
-    from controlplane.cli.projects import (
-        add_env_commands,
-        add_launch_and_poll,
-        add_project_commands,
-    )
+    from controlplane.cli.projects import add_launch_and_poll, add_project_commands
+    from controlplane.cli.variables import add_env_commands
 
     parser = Parser(
         prog="controlplane",

@@ -194,44 +194,7 @@ def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
     return emit(args, project.to_dict(), describe(project, args.lang))
 
 
-# -- env, poll -------------------------------------------------------------------------
-
-
-def _slot(args: argparse.Namespace) -> str:
-    return "test" if args.test else "prod"
-
-
-def cmd_env_set(settings: Settings, args: argparse.Namespace) -> int:
-    """Set variables."""
-    names = service(settings).config.env_set(args.name, _slot(args), args.assignments)
-    shown = ", ".join(names)
-    print(
-        t(args.lang, "set {names} for {name} {slot}", names=shown, name=args.name, slot=_slot(args))
-    )
-    return 0
-
-
-def cmd_env_unset(settings: Settings, args: argparse.Namespace) -> int:
-    """Remove variables."""
-    names = service(settings).config.env_unset(args.name, _slot(args), args.keys)
-    shown = ", ".join(names)
-    print(
-        t(
-            args.lang,
-            "removed {names} from {name} {slot}",
-            names=shown,
-            name=args.name,
-            slot=_slot(args),
-        )
-    )
-    return 0
-
-
-def cmd_env_list(settings: Settings, args: argparse.Namespace) -> int:
-    """List variables, masked."""
-    rows = service(settings).config.env_list(args.name, _slot(args), reveal=args.reveal)
-    none = t(args.lang, "no variables for {name} {slot}", name=args.name, slot=_slot(args))
-    return emit(args, dict(rows), "\n".join(f"{k}={v}" for k, v in rows) or none)
+# -- poll -----------------------------------------------------------------------------
 
 
 def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
@@ -281,32 +244,6 @@ def add_project_commands(sub: Any, add: Add, lang: str) -> None:
     )
     pset.add_argument("key", help=keys)
     pset.add_argument("value")
-
-
-def add_env_commands(sub: Any, add: Add, lang: str) -> None:
-    """Register `env` and its actions on the main parser."""
-    env = sub.add_parser(
-        "env", help=t(lang, "config variables of a project (prod, or test with --test)")
-    )
-    esub = env.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, handler, help_text, nargs_name in (
-        ("set", cmd_env_set, N_("set variables: KEY=VALUE ..."), "assignments"),
-        ("unset", cmd_env_unset, N_("remove variables: KEY ..."), "keys"),
-        ("list", cmd_env_list, N_("list variables (values masked)"), None),
-    ):
-        parser = add(esub, name, handler, help_text, json_flag=name == "list")
-        parser.add_argument("name")
-        parser.add_argument(
-            "--test", action="store_true", help=t(lang, "the test slot's variables")
-        )
-        if nargs_name:
-            parser.add_argument(
-                nargs_name, nargs="+", metavar="KEY=VALUE" if name == "set" else "KEY"
-            )
-        else:
-            parser.add_argument(
-                "--reveal", action="store_true", help=t(lang, "show values (on the box)")
-            )
 
 
 def add_launch_and_poll(sub: Any, add: Add, lang: str) -> None:

@@ -422,12 +422,30 @@ class Engine:
     def stop(self, name: str, slot: str, op: Reporter) -> Text:
         return self._set_running(name, slot, False, op)
 
-    def restart(self, name: str, slot: str, op: Reporter) -> Text:
+    def restart(self, name: str, slot: str, op: Reporter, *, watch: bool = False) -> Text:
+        """Restart a slot; `watch` (a restart for a change of prod's variables): with the
+        health window, as after a deploy; a crash loop is told and raised (the variables
+        stay as saved: there is no release to go back to)."""
         self._require_code(name, slot)
         state = self.store.update_state(name, **{f"{slot}_running": True})
-        apply_slot(self.settings, self.runner, self.store.get_project(name), state, slot)
+        project = self.store.get_project(name)
+        apply_slot(self.settings, self.runner, project, state, slot)
         start_slot(self.runner, name, slot, restart=True)
         op.step(tr("restarted {program}", program=program_name(name, slot)))
+        evidence = self._watch(project, slot, project.health_window, op) if watch else None
+        if evidence is not None and crash_looping(evidence):
+            text = ntr(
+                "{name}: {slot} crash-loops after the variable change ({n} restart, {state}); "
+                "fix the variables and restart",
+                "{name}: {slot} crash-loops after the variable change ({n} restarts, {state}); "
+                "fix the variables and restart",
+                evidence.restarts,
+                name=name,
+                slot=slot,
+                state=evidence.state,
+            )
+            self.outbox.publish(EventKind.CRASH_LOOP, name, text, evidence=evidence.to_dict())
+            raise ControlPlaneError(text)
         return tr("{name} {slot} restarted", name=name, slot=slot)
 
     def _require_code(self, name: str, slot: str) -> None:

@@ -104,7 +104,7 @@ class TestRuns:
             self._deadlines[name] = time.monotonic() + duration
         watcher = Watcher(self.engine.runner, self.settings, name, "test")
         last_card = 0.0
-        redact = Redactor(self.store.slot_env(name, "test").values())
+        redact = Redactor(self.store.slot_secrets(name, "test"))
         try:
             while True:
                 evidence = watcher.sample()
@@ -186,7 +186,7 @@ class TestRuns:
                 cwd=dest,
                 env=env,
                 timeout=CHECK_TIMEOUT,
-                redact=Redactor(variables.values()),
+                redact=Redactor(self.store.slot_secrets(project.name, "test")),
                 cancel=op.cancel,
                 user=self.settings.run_as,
             )

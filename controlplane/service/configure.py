@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from controlplane.adapters import buildlogs
-from controlplane.adapters.secrets import mask
 from controlplane.adapters.slotprocs import end
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import (
     ProgramOptions,
     Supervisor,
     remove_program,
-    write_program,
 )
 from controlplane.domain.models import (
     SLOTS,
@@ -43,6 +41,7 @@ from controlplane.domain.models import (
     validate_slot,
     validate_var_name,
 )
+from controlplane.domain.variables import Variable, build_only, mask
 from controlplane.errors import AlreadyExists, NotFound, SupervisorError, ValidationError
 from controlplane.i18n import LANGS, Text, as_text, tr, verbatim
 from controlplane.settings import Settings
@@ -69,6 +68,23 @@ class NewProject:
     entry: str
     kind: str
     warnings: tuple[Text, ...]
+
+
+@dataclass(frozen=True)
+class VariableChange:
+    """Variables just set or removed, and when they apply: `build_only` (only the build
+    reads them: the next build, never the app), else at the slot's next restart, which the
+    admin may ask for now while the slot `running`."""
+
+    name: str
+    slot: str
+    keys: tuple[str, ...]
+    build_only: bool
+    running: bool
+
+    @property
+    def restart_offered(self) -> bool:
+        return self.running and not self.build_only
 
 
 @dataclass(frozen=True)
@@ -290,23 +306,25 @@ class Configuration:
 
     # -- variables ---------------------------------------------------------------------------
 
-    def env_set(self, name: str, slot: str, assignments: list[str]) -> list[str]:
-        """Set KEY=VALUE pairs in one write; returns the names set."""
+    def env_set(
+        self, name: str, slot: str, assignments: list[str], *, secret: bool | None = None
+    ) -> VariableChange:
+        """Set KEY=VALUE pairs in one write, marked secret or plain when `secret` says (else
+        a new one by default, one set anew keeps its mark). Nothing restarts: the change
+        says what applies when (`restart_variables` applies them now)."""
         slot = validate_slot(slot)
         values = parse_assignments(assignments)
         if not values:
             raise ValidationError(tr("assignment"), "", tr("give at least one KEY=VALUE"))
         self.store.get_project(validate_name(name))
-        self.store.set_env(name, slot, values)
-        self.apply_variables(name)
-        return sorted(values)
+        marks = None if secret is None else dict.fromkeys(values, secret)
+        self.store.set_env(name, slot, values, marks)
+        return self.change_of(name, slot, sorted(values))
 
-    def env_unset(self, name: str, slot: str, keys: list[str]) -> list[str]:
-        """Remove variables; all or nothing."""
+    def env_unset(self, name: str, slot: str, keys: list[str]) -> VariableChange:
+        """Remove variables; all or nothing. Nothing restarts (see env_set)."""
         slot = validate_slot(slot)
-        names = [validate_var_name(k) for k in keys]
-        if not names:
-            raise ValidationError(tr("variable name"), "", tr("give at least one name"))
+        names = self._names(keys)
         self.store.get_project(validate_name(name))
         missing = self.store.unset_env(name, slot, names)
         if missing:
@@ -318,37 +336,54 @@ class Configuration:
                     slot=slot,
                 )
             )
-        self.apply_variables(name)
+        return self.change_of(name, slot, names)
+
+    def env_mark(self, name: str, slot: str, keys: list[str], secret: bool | None) -> list[str]:
+        """Mark variables secret or plain (None: as their name and value say); their values
+        stay. Returns the names."""
+        slot = validate_slot(slot)
+        names = self._names(keys)
+        self.store.get_project(validate_name(name))
+        missing = self.store.mark_env(name, slot, names, secret)
+        if missing:
+            raise NotFound(
+                tr(
+                    "{names} not set in {name} {slot}; nothing marked",
+                    names=", ".join(missing),
+                    name=name,
+                    slot=slot,
+                )
+            )
         return names
 
-    def env_list(self, name: str, slot: str, *, reveal: bool = False) -> list[tuple[str, str]]:
-        """(name, shown value) pairs: masked unless `reveal`."""
-        slot = validate_slot(slot)
-        values = self.store.env(validate_name(name), slot)
-        return [(k, v if reveal else mask(v)) for k, v in values.items()]
+    def _names(self, keys: list[str]) -> list[str]:
+        names = [validate_var_name(k) for k in keys]
+        if not names:
+            raise ValidationError(tr("variable name"), "", tr("give at least one name"))
+        return names
 
-    def apply_variables(self, name: str) -> list[str]:
-        """Rewrite the project's program files so that the slots whose variables changed
-        restart now (their files carry the variables' revision, never the values); nothing
-        happens while supervisord is down: serve applies them when it starts."""
-        project = self.store.get_project(name)
-        if not self.settings.supervisor_sock.exists():
-            return []
-        changed = [
-            slot
-            for slot in SLOTS
-            if self.settings.layout.slot_code(project, slot).exists()
-            and write_program(
-                self.settings, project, slot, options=slot_options(self.store, name, slot)
-            )
+    def env_variables(self, name: str, slot: str) -> list[Variable]:
+        """A slot's own variables, each secret or plain, by name."""
+        return self.store.variables(validate_name(name), validate_slot(slot))
+
+    def env_list(self, name: str, slot: str, *, reveal: bool = False) -> list[tuple[str, str]]:
+        """(name, shown value) pairs: plain values as they are, secrets masked unless
+        `reveal`."""
+        return [
+            (v.name, mask(v.value) if v.secret and not reveal else v.value)
+            for v in self.env_variables(name, slot)
         ]
-        if changed:
-            with self.clients(30.0) as client:
-                try:
-                    client.apply()
-                except SupervisorError:
-                    return []
-        return changed
+
+    def change_of(self, name: str, slot: str, keys: list[str]) -> VariableChange:
+        """What a change of `keys` in a slot's variables means: nothing for the app when
+        only the build reads them; else they apply when the slot's app (re)starts, now if
+        the admin restarts it (the slot runs), else when it is started."""
+        only_build = all(build_only(k) for k in keys)
+        state = self.store.state(name)
+        code = self.settings.layout.slot_code(self.store.get_project(name), slot).exists()
+        has_code = state.release(slot) is not None or code
+        running = has_code and (state.running(slot) if state.release(slot) is not None else True)
+        return VariableChange(name, slot, tuple(keys), only_build, running)
 
     # -- removing ----------------------------------------------------------------------------
 

@@ -225,7 +225,7 @@ class Service:
             Op.ROLLBACK: lambda op: e.rollback(name, a["commit"], op),
             Op.START: lambda op: e.start(name, a["slot"], op),
             Op.STOP: lambda op: e.stop(name, a["slot"], op),
-            Op.RESTART: lambda op: e.restart(name, a["slot"], op),
+            Op.RESTART: lambda op: e.restart(name, a["slot"], op, watch=a.get("watch", False)),
             Op.SYNC: lambda op: self._sync(name, op),
             Op.PRUNE: lambda op: self._prune(name, op),
         }

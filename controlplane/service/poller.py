@@ -352,13 +352,14 @@ class Poller:
                 logger.exception("could not report the failure for %s", project.name)
 
     def _redactor(self, project: Project) -> Redact:
-        """What hides the project's repository credential and prod values (proxy URLs)."""
+        """What hides the project's repository credential and prod secrets (a proxy URL
+        with a password)."""
         secrets: list[str] = []
         try:
             auth = self.store.repo_auth(project.name)
             if auth:
                 secrets += [auth, *auth.split(":")]
-            secrets += self.store.slot_env(project.name, "prod").values()
+            secrets += self.store.slot_secrets(project.name, "prod")
         except Exception:
             logger.exception("cannot read the secrets of %s to hide them", project.name)
         return git.redactor(secrets)

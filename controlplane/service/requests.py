@@ -92,6 +92,8 @@ def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request
         clean["duration"] = seconds_arg(args, "duration", 0)
     if kind in SLOT_OPS:
         clean["slot"] = slot_arg(args)
+    if kind == Op.RESTART and args.get("watch"):
+        clean["watch"] = True  # a restart for a variable change: with the health window
     if kind == Op.PROMOTE:
         clean["force"] = bool(args.get("force", False))
     return Request(op=kind, project=name, args=clean)

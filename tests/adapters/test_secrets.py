@@ -11,7 +11,8 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlplane.adapters.secrets import Redactor, mask
+from controlplane.adapters.secrets import Redactor
+from controlplane.domain.variables import mask
 
 
 def test_mask_shows_little() -> None:
@@ -34,9 +35,39 @@ def test_redactor_hides_plain_url_encoded_and_base64_forms() -> None:
     assert shown.endswith("xy") and shown.count("***") == 4
 
 
-@given(st.text(min_size=4, max_size=40), st.text(max_size=80), st.text(max_size=80))
-def test_a_secret_never_survives(secret: str, before: str, after: str) -> None:
+@given(st.text(min_size=8, max_size=40), st.text(max_size=80), st.text(max_size=80))
+def test_a_long_secret_never_survives_anywhere(secret: str, before: str, after: str) -> None:
     assert secret not in Redactor([secret])(before + secret + after) or secret in "***"
+
+
+@given(st.text(min_size=4, max_size=7), st.text(max_size=80), st.text(max_size=80))
+def test_a_short_secret_never_survives_as_a_word(secret: str, before: str, after: str) -> None:
+    shown = Redactor([secret])(f"{before} {secret} {after}")
+    assert f" {secret} " not in shown or secret in "***"
+
+
+def test_a_short_secret_is_masked_as_a_word_never_inside_one() -> None:
+    """The rule (adapters/secrets.py WHOLE_WORD_BELOW): under 8 characters, a secret is
+    masked where it stands alone (between spaces, punctuation, inside a URL), never where
+    it is part of a longer word; 8 and more, wherever it occurs."""
+    redact = Redactor(["prod", "hunter2", "sk-live-1234abcd"])
+    assert redact("Promote #2 of hello to production?") == "Promote #2 of hello to production?"
+    assert redact("xprodx prod_1 products") == "xprodx prod_1 products"
+    assert redact("mode: prod.") == "mode: ***."
+    assert redact("postgres://app:hunter2@db/x") == "postgres://app:***@db/x"
+    assert redact("pw=hunter2, again 'hunter2'") == "pw=***, again '***'"
+    assert redact("hunter22 xhunter2") == "hunter22 xhunter2"
+    # long: inside a longer token too (a URL-encoded '=' ends with a letter: '%3D')
+    assert redact("token%3Dsk-live-1234abcdX") == "token%3D***X"
+    assert redact("Bearer sk-live-1234abcd") == "Bearer ***"
+    # its encoded forms, long enough, go anywhere
+    b64 = base64.b64encode(b"hunter2").decode()
+    assert redact(f"auth={b64}x") == "auth=***x"
+    assert redact(f"q={quote('p@ss w')}") == f"q={quote('p@ss w')}"  # not a secret here
+    assert Redactor(["p@ss w"])(f"q={quote('p@ss w')}&z") == "q=***&z"
+    # a cut form: a short one only where its start is a word's start
+    assert Redactor(["abcdef1"])("see abcde…") == "see ***…"
+    assert Redactor(["abcdef1"])("see xabcde…") == "see xabcde…"
 
 
 PEM = (
@@ -94,7 +125,7 @@ def test_a_longer_form_wins_over_a_shorter_one_inside_it() -> None:
 
 
 @given(
-    st.lists(st.text(min_size=4, max_size=12), min_size=1, max_size=3),
+    st.lists(st.text(min_size=8, max_size=12), min_size=1, max_size=3),
     st.lists(st.text(max_size=30), max_size=5),
 )
 def test_html_redaction_never_touches_a_tag_and_hides_every_value(

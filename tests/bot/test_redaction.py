@@ -316,7 +316,7 @@ def test_config_opens_with_values_that_are_tag_names(phone: Chat) -> None:
     phone.press(listing, "p|shop")
     menu = phone.wait_text("shop · main")
     phone.press(menu, "cf|shop|prod")
-    config = phone.wait_text("variables (values masked)")
+    config = phone.wait_text("variables (🔒 secrets masked)")
     assert "<code>API_KEY</code>" in config.html and "<code>MODE</code>" in config.html
     assert "<***>" not in config.html
     assert not any(call.status == 400 for call in api.requests), [

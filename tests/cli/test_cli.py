@@ -59,13 +59,34 @@ def test_help_lists_the_commands(data_dir: Path) -> None:
 
 def test_a_session(seeded: Path, tmp_path: Path) -> None:
     shown = run(seeded, "env", "list", "demo")
-    assert shown.stdout.strip() == "API_KEY=sk-…cdef"
+    assert shown.stdout.strip() == "API_KEY=sk-…cdef  (secret)"
     assert "sk-live-0123456789abcdef" in run(seeded, "env", "list", "demo", "--reveal").stdout
     assert json.loads(run(seeded, "env", "list", "demo", "--json").stdout) == {
         "API_KEY": "sk-…cdef"
     }
-    assert run(seeded, "env", "set", "demo", "--test", "API_KEY=test", "X=1").returncode == 0
-    assert run(seeded, "env", "list", "demo", "--test").stdout.split() == ["API_KEY=•••", "X=•••"]
+    done = run(seeded, "env", "set", "demo", "--test", "API_KEY=test", "X=1")
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [
+        "set API_KEY, X for demo test",
+        "demo test is not running: the change applies when it starts",
+    ]
+    listed = run(seeded, "env", "list", "demo", "--test").stdout.splitlines()
+    assert listed == ["API_KEY=•••  (secret)", "X=1"]  # a secret by its name; X is plain
+    # marks: by hand, without retyping the value; a value set anew keeps its mark
+    assert run(seeded, "env", "mark", "demo", "--test", "X", "--secret").returncode == 0
+    assert run(seeded, "env", "set", "demo", "--test", "X=2").returncode == 0
+    assert run(seeded, "env", "list", "demo", "--test").stdout.splitlines()[1] == "X=•••  (secret)"
+    assert run(seeded, "env", "mark", "demo", "--test", "API_KEY", "--plain").returncode == 0
+    assert run(seeded, "env", "list", "demo", "--test").stdout.splitlines()[0] == "API_KEY=test"
+    assert run(seeded, "env", "mark", "demo", "--test", "API_KEY", "--default").returncode == 0
+    assert "API_KEY=•••" in run(seeded, "env", "list", "demo", "--test").stdout
+    assert run(seeded, "env", "set", "demo", "--test", "--plain", "TOKEN_URL=x1").returncode == 0
+    assert "TOKEN_URL=x1\n" in run(seeded, "env", "list", "demo", "--test").stdout
+    assert run(seeded, "env", "mark", "demo", "NOT_SET", "--plain").returncode != 0
+    only_build = run(seeded, "env", "set", "demo", "PIP_INDEX_URL=https://pypi.example/simple")
+    assert only_build.stdout.splitlines()[1] == (
+        "only the build reads them: the next build uses them; nothing restarted"
+    )
     assert run(seeded, "poll", "demo", "15m").stdout.strip() == "demo: poll 15m"
     assert run(seeded, "project", "set", "demo", "keep", "3").returncode == 0
     listed = json.loads(run(seeded, "project", "list", "--json").stdout)

@@ -31,7 +31,7 @@ def test_life_cycle(plant: Plant) -> None:
 
     # changing a prod variable restarts prod (and only prod) with the new value
     pid = plant.box.wait_state("shop-prod", ("RUNNING",)).pid
-    plant.ok("env", "set", "shop", "API_KEY=sk-prod-rotated-42")
+    plant.ok("env", "set", "shop", "API_KEY=sk-prod-rotated-42", "--restart")
     assert plant.box.wait_state("shop-prod", ("RUNNING",), not_pid=pid).pid != pid
     deadline = time.monotonic() + 15
     while plant.report("prod")["api"] != "sk-prod-rotated-42" and time.monotonic() < deadline:

@@ -225,7 +225,6 @@ def render_program(
         stopwaitsecs=opts.stopwaitsecs,
         log_maxbytes=opts.log_maxbytes or str(settings.app_logs.size),
         log_backups=settings.app_logs.backups if opts.log_backups is None else opts.log_backups,
-        env_rev=project.env_rev(slot),
     )
 
 
