@@ -25,7 +25,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -318,6 +318,7 @@ def build_release(
     min_free_mb: int = 200,
     git_access: git.Access | None = None,
     base_env: Mapping[str, str] | None = None,
+    secrets: Iterable[str] | None = None,
 ) -> BuildResult:
     """Build commit `sha` from `mirror` into `dest`; never raises for a failed step.
 
@@ -326,7 +327,8 @@ def build_release(
 
     `env` is the project's prod variables (proxies, PIP_INDEX_URL, UV_INDEX_URL…): they
     apply to every step, override the network settings taken from `base_env` (the control
-    plane's environment, os.environ by default: buildenv.py), and both are redacted from
+    plane's environment, os.environ by default: buildenv.py). The `secrets` among them (None:
+    every value of `env`) and the credentials in the inherited settings are redacted from
     everything written or returned. `installer` 'pip' runs the classic steps; 'uv' insists
     on uv; 'auto' uses uv when it is installed.
     """
@@ -341,7 +343,7 @@ def build_release(
             python=python,
             env=_step_env(env, base, cache_dir, run_as),
             builder=_builder(run_as),
-            redact=_redactor(env, base),
+            redact=_redactor(env.values() if secrets is None else secrets, base),
             log=log,
             cancel=cancel,
             timeouts=timeouts or BuildTimeouts(),
@@ -394,10 +396,10 @@ def _step_env(
     return benv
 
 
-def _redactor(env: Mapping[str, str], base: Mapping[str, str]) -> runner.Redact:
-    """Hides the project's values and the credentials inside the network settings a build
-    inherits (a proxy's user:password)."""
-    secrets = [*env.values(), *buildenv.url_secrets(buildenv.inherited(base))]
+def _redactor(values: Iterable[str], base: Mapping[str, str]) -> runner.Redact:
+    """Hides the project's secret values and the credentials inside the network settings a
+    build inherits (a proxy's user:password)."""
+    secrets = [*values, *buildenv.url_secrets(buildenv.inherited(base))]
     return git.redactor(secrets, SECRET_MIN_LEN)
 
 

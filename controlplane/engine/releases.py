@@ -248,6 +248,7 @@ class Engine:
                 sha=commit.sha,
                 python=self.settings.python,
                 env=env,
+                secrets=self.store.slot_secrets(project.name, "prod"),
                 log_path=log_path,
                 cache_dir=self.settings.layout.cache_dir,
                 cancel=op.cancel,
