@@ -32,7 +32,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from controlplane.bot import handlers, progress
+from controlplane.bot import conversations, handlers, progress
 from controlplane.bot.context import Deps, chat_of, deps
 from controlplane.bot.notifier import Notifier
 from controlplane.bot.redaction import RedactingRequest
@@ -134,11 +134,21 @@ async def tell_failed(update: Update, d: Deps) -> None:
         logger.warning("could not tell the chat that its update failed: %s", exc)
 
 
+def in_order(update: Update) -> bool:
+    """A message, or a press that opens a conversation (see ChatOrder)."""
+    query = update.callback_query
+    return update.message is not None or (
+        query is not None and conversations.opens_conversation(query.data)
+    )
+
+
 class ChatOrder(BaseUpdateProcessor):
     """Updates run concurrently, except that one chat's messages run one after another in
     the order they came: a conversation's next answer (a fast typist, a long paste that
     Telegram splits into several messages) must meet the state the previous one left.
-    Button presses stay concurrent (a press never waits behind a slow screen)."""
+    A press of a button that opens a conversation is in that order too: its prompt is on
+    screen before the conversation's state is set, and an answer typed at once must wait
+    for it. Other presses stay concurrent (a press never waits behind a slow screen)."""
 
     def __init__(self, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
@@ -147,7 +157,7 @@ class ChatOrder(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None or not isinstance(update, Update) or update.message is None:
+        if chat is None or not isinstance(update, Update) or not in_order(update):
             await coroutine
             return
         lock = self._locks.setdefault(chat.id, asyncio.Lock())

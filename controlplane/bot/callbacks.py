@@ -22,7 +22,7 @@ class Cb(StrEnum):
 
     # menus without a project
     MENU = "m"
-    PROJECTS = "pl"
+    PROJECTS = "pl"  # the projects list; a page number (and a search) may follow
     HELP = "hp"
     LOAD = "ld"
     LANG = "ln"  # the language picker; with a language code after it: that language
@@ -32,6 +32,7 @@ class Cb(StrEnum):
     LAUNCH_MODE = "lm"
     ADD_VARS = "ca"
     TYPED_DURATION = "tt"
+    SEARCH = "fs"  # search the projects list by part of a name
     # a project's screens and actions
     PROJECT = "p"
     STATUS = "st"

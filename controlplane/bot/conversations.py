@@ -25,21 +25,26 @@ from controlplane.bot import screens, variables
 from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.progress import start_op
+from controlplane.bot.render import fit
 from controlplane.bot.texts import N_, error, t, tn
+from controlplane.bot.views import show_projects
 from controlplane.domain.kinds import slot_name
 from controlplane.domain.models import (
     has_credentials,
-    parse_duration,
+    parse_test_duration,
     validate_branch,
     validate_folder,
     validate_name,
     validate_repo_url,
 )
-from controlplane.errors import ControlPlaneError
-from controlplane.service.facade import Adding, Op, launch_name
+from controlplane.errors import AlreadyExists, ControlPlaneError, ValidationError
+from controlplane.service.facade import NewProject, Op, launch_name
 
 Ctx = ContextTypes.DEFAULT_TYPE
-NAME, REPO, PATH, BRANCH, VALUES, DURATION, URL, MODE = range(8)
+NAME, REPO, PATH, BRANCH, VALUES, DURATION, URL, MODE, SEARCH = range(9)
+# The buttons that open a conversation: app.ChatOrder runs their presses in the chat's
+# order, so a quick answer meets the state they set (never the state before them)
+ENTRIES = frozenset({Cb.ADD, Cb.LAUNCH, Cb.LAUNCH_MODE, Cb.ADD_VARS, Cb.TYPED_DURATION, Cb.SEARCH})
 TEXT = filters.TEXT & ~filters.COMMAND
 # Paths and URLs may start with '/', which a client can mark as a command: any text but
 # /cancel and /skip is an answer there.
@@ -56,11 +61,19 @@ async def say(update: Update, context: Ctx, key: str, **values: Any) -> None:
     await chat.send_message(t(lang_of(update, context), key, **values), parse_mode="HTML")
 
 
-async def fail(update: Update, context: Ctx, exc: ControlPlaneError) -> None:
-    """Why the answer was not taken (or the work failed), in the chat's language."""
+async def fail(update: Update, context: Ctx, exc: ControlPlaneError, again: str = "") -> None:
+    """Why the answer was not taken (or the work failed), in the chat's language, within
+    Telegram's length (a long value echoed is cut); `again`: the question asked again."""
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_message(error(lang_of(update, context), exc), parse_mode="HTML")
+    lang = lang_of(update, context)
+    said = error(lang, exc) + ("\n" + t(lang, again) if again else "")
+    await chat.send_message(fit(said), parse_mode="HTML")
+
+
+def opens_conversation(data: str | None) -> bool:
+    """Whether a press's callback data is a button that opens (or answers) a conversation."""
+    return data is not None and parts(data)[0] in ENTRIES
 
 
 async def answer(update: Update) -> None:
@@ -81,29 +94,41 @@ def draft(context: Ctx) -> dict[str, Any]:
 
 
 # -- add a project -----------------------------------------------------------------------
+# Each answer is checked when it is given (a name taken, a folder with files in it); a
+# refused one is asked again, keeping the answers before it.
+
+ASK_NAME = N_("Send its <b>name</b> (a-z, 0-9, - and _). /cancel to stop.")
+ASK_NAME_AGAIN = N_("⚠️ A project named <b>{name}</b> exists already: send another name.")
+ASK_REPO = N_("Send the <b>repository URL</b> (https://…, git@host:owner/repo).")
+ASK_PATH = N_("Send the <b>project folder</b> the app runs from (absolute, e.g. /srv/{name}).")
+ASK_PATH_AGAIN = N_("Send another <b>project folder</b>.")
+ASK_BRANCH = N_("Send the <b>branch</b>, or /skip for main.")
 
 
 async def add_start(update: Update, context: Ctx) -> int:
     await answer(update)
     draft(context).clear()
-    await say(
-        update,
-        context,
-        N_("New project. Send its <b>name</b> (a-z, 0-9, - and _). /cancel to stop."),
-    )
+    lang = lang_of(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    said = t(lang, "New project.") + " " + t(lang, ASK_NAME)
+    await chat.send_message(said, parse_mode="HTML")
     return NAME
 
 
 async def add_name(update: Update, context: Ctx) -> int:
     text = (update.effective_message.text or "").strip() if update.effective_message else ""
     try:
-        draft(context)["name"] = validate_name(text)
-    except ControlPlaneError as exc:
-        await fail(update, context, exc)
+        name = validate_name(text)
+        await blocking(deps(context).service.config.check_absent, name)
+    except AlreadyExists:
+        await say(update, context, ASK_NAME_AGAIN, name=text)
         return NAME
-    await say(
-        update, context, N_("Send the <b>repository URL</b> (https://…, git@host:owner/repo).")
-    )
+    except ControlPlaneError as exc:
+        await fail(update, context, exc, ASK_NAME)
+        return NAME
+    draft(context)["name"] = name
+    await say(update, context, ASK_REPO)
     return REPO
 
 
@@ -113,28 +138,34 @@ async def add_repo(update: Update, context: Ctx) -> int:
     try:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
     except ControlPlaneError as exc:
-        await fail(update, context, exc)
+        await fail(update, context, exc, ASK_REPO)
         return REPO
     draft(context)["repo"] = text
-    await say(
-        update,
-        context,
-        N_("Send the <b>project folder</b> the app runs from (absolute, e.g. /srv/{name})."),
-        name=draft(context)["name"],
-    )
+    await say(update, context, ASK_PATH, name=draft(context)["name"])
     return PATH
 
 
 async def add_path(update: Update, context: Ctx) -> int:
     text = (update.effective_message.text or "").strip() if update.effective_message else ""
-    d = deps(context)
+    d, name = deps(context), draft(context)["name"]
+
+    def check() -> None:
+        config = d.service.config
+        folder = validate_folder(
+            text,
+            data_dir=d.settings.data_dir,
+            allowed_inside=(d.settings.apps_dir,),
+            others=config.other_folders(name),
+        )
+        config.check_folder_free(folder, name)
+
     try:
-        validate_folder(text, data_dir=d.settings.data_dir, allowed_inside=(d.settings.apps_dir,))
+        await blocking(check)
     except ControlPlaneError as exc:
-        await fail(update, context, exc)
+        await fail(update, context, exc, ASK_PATH_AGAIN)
         return PATH
     draft(context)["path"] = text
-    await say(update, context, N_("Send the <b>branch</b>, or /skip for main."))
+    await say(update, context, ASK_BRANCH)
     return BRANCH
 
 
@@ -148,27 +179,42 @@ async def add_branch(update: Update, context: Ctx) -> int:
     try:
         branch = validate_branch(text)
     except ControlPlaneError as exc:
-        await fail(update, context, exc)
+        await fail(update, context, exc, ASK_BRANCH)
         return BRANCH
     info = dict(draft(context), branch=branch)
+    config = deps(context).service.config
+    fields = {k: info[k] for k in ("name", "repo", "path", "branch")}
+    try:  # all of it again: another project may have taken the name or folder meanwhile
+        new = await blocking(lambda: config.check_new(**fields))
+    except ControlPlaneError as exc:
+        return await _ask_again(update, context, exc)
     draft(context).clear()
     await say(update, context, N_("Checking the repository…"))
-    context.application.create_task(_add(update, context, info))
+    context.application.create_task(_add(update, context, info["name"], new))
     return ConversationHandler.END
 
 
-async def _add(update: Update, context: Ctx, info: dict[str, str]) -> None:
+async def _ask_again(update: Update, context: Ctx, exc: ControlPlaneError) -> int:
+    """The last check refused an earlier answer: ask for that one again, keeping the rest."""
+    if isinstance(exc, AlreadyExists):
+        await say(update, context, ASK_NAME_AGAIN, name=draft(context)["name"])
+        return NAME
+    field = exc.field if isinstance(exc, ValidationError) else None
+    if field is not None and str(field) == "folder":
+        await fail(update, context, exc, ASK_PATH_AGAIN)
+        return PATH
+    await fail(update, context, exc, ASK_BRANCH)
+    return BRANCH
+
+
+async def _add(update: Update, context: Ctx, name: str, new: NewProject) -> None:
     svc = deps(context).service
-
-    def add() -> Adding:
-        fields = {k: info[k] for k in ("repo", "path", "branch")}
-        return svc.add(svc.config.check_new(name=info["name"], **fields))
-
     try:
-        adding = await blocking(add)
+        adding = await blocking(svc.add, new)
         added = await blocking(adding.result)
     except ControlPlaneError as exc:
         await fail(update, context, exc)
+        await say(update, context, N_("Nothing was added. Start again with /add."))
         return
     for warning in added.warnings:
         await say(update, context, N_("⚠️ {warning}"), warning=warning)
@@ -178,11 +224,11 @@ async def _add(update: Update, context: Ctx, info: dict[str, str]) -> None:
         "✅ Added <b>{name}</b>: numbered {n} commit, head #{n} {sha} {subject}.",
         "✅ Added <b>{name}</b>: numbered {n} commits, head #{n} {sha} {subject}.",
         head.n,
-        name=info["name"],
+        name=name,
         sha=head.short,
         subject=head.subject,
     )
-    state = await blocking(svc.query.state, info["name"])
+    state = await blocking(svc.query.state, name)
     menu_text, markup = screens.project_menu(lang, added.project, state)
     chat = update.effective_chat
     assert chat is not None
@@ -255,14 +301,18 @@ async def duration_start(update: Update, context: Ctx) -> int:
     query = update.callback_query
     assert query is not None and query.data is not None
     draft(context)["name"] = ([*parts(query.data), ""])[1]
-    await say(update, context, N_("Send the duration, for example 90, 45s, 10m. /cancel to stop."))
+    await say(
+        update,
+        context,
+        N_("Send the duration, from 5s to 7d: for example 90, 45s, 10m, 3d. /cancel to stop."),
+    )
     return DURATION
 
 
 async def duration_value(update: Update, context: Ctx) -> int:
     text = (update.effective_message.text or "").strip() if update.effective_message else ""
     try:
-        seconds = parse_duration(text, field_name="duration", low=5, high=86400)
+        seconds = parse_test_duration(text)
     except ControlPlaneError as exc:
         await fail(update, context, exc)
         return DURATION
@@ -274,12 +324,31 @@ async def duration_value(update: Update, context: Ctx) -> int:
     return ConversationHandler.END
 
 
+# -- a search of the projects list --------------------------------------------------------
+
+
+async def search_start(update: Update, context: Ctx) -> int:
+    await answer(update)
+    await say(update, context, N_("Send part of a project's name. /cancel to stop."))
+    return SEARCH
+
+
+async def search_text(update: Update, context: Ctx) -> int:
+    """The projects whose name holds the text (the same list as /projects TEXT)."""
+    text = (update.effective_message.text or "").strip() if update.effective_message else ""
+    await show_projects(update, context, 0, text)
+    return ConversationHandler.END
+
+
 # -- a third-party repository ----------------------------------------------------------------
+
+
+ASK_URL = N_("Send the <b>repository URL</b> to run. /cancel to stop.")
 
 
 async def launch_start(update: Update, context: Ctx) -> int:
     await answer(update)
-    await say(update, context, N_("Send the <b>repository URL</b> to run. /cancel to stop."))
+    await say(update, context, ASK_URL)
     return URL
 
 
@@ -290,7 +359,7 @@ async def launch_url(update: Update, context: Ctx) -> int:
         validate_repo_url(text, allow_file=d.settings.allow_file_urls)
         name = launch_name(text)
     except ControlPlaneError as exc:
-        await fail(update, context, exc)
+        await fail(update, context, exc, ASK_URL)
         return URL
     draft(context).update(url=text, name=name)
     lang = lang_of(update, context)
@@ -360,6 +429,10 @@ def build() -> list[ConversationHandler[Any]]:
         (
             [CallbackQueryHandler(duration_start, pattern=pattern(Cb.TYPED_DURATION))],
             {DURATION: [MessageHandler(TEXT, duration_value)]},
+        ),
+        (
+            [CallbackQueryHandler(search_start, pattern=pattern(Cb.SEARCH))],
+            {SEARCH: [MessageHandler(TEXT, search_text)]},
         ),
         (
             [CallbackQueryHandler(launch_start, pattern=pattern(Cb.LAUNCH))],

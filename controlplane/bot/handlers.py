@@ -12,13 +12,21 @@ start or fails raises, and the toast says why. Screens with data are in views.py
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import CallbackQuery, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from controlplane.bot import confirm, conversations, screens
 from controlplane.bot.buttons import GLOBAL, PROJECT, SCREENS, YES, YES_SHOWS
@@ -53,11 +61,21 @@ REFUSED = {  # why a confirmation's Yes does nothing (confirm.Claim.reason)
 }
 
 
+async def toast(query: CallbackQuery, message: str | None, *, alert: bool = False) -> None:
+    """Answer a press with a toast: plain text (Telegram shows a toast's tags as they are),
+    at most its 200 characters."""
+    if not message:
+        await answer(query)
+        return
+    shown = plain(message)
+    await answer(query, shown if len(shown) <= 200 else shown[:199] + "…", alert=alert)
+
+
 async def project_or_toast(query: CallbackQuery, d: Deps, lang: str, name: str) -> Any:
     try:
         return await blocking(d.service.query.project, name)
     except (NotFound, ControlPlaneError):
-        await answer(query, t(lang, "That project no longer exists."))
+        await toast(query, t(lang, "That project no longer exists."))
         return None
 
 
@@ -81,12 +99,42 @@ async def cmd_status(update: Update, context: Ctx) -> None:
     """/status NAME; /status alone: every project, one line each."""
     if not context.args:
         d = deps(context)
-        text = await blocking(d.service.query.overview_text, d.lang(chat_of(update)))
-        await show(update, pre(text.splitlines(), budget=3900))
+        lang = d.lang(chat_of(update))
+        text = await blocking(d.service.query.overview_text, lang)
+        for part in overview_parts(lang, text.splitlines()):
+            await show(update, part)
         return
     await with_name(
         update, context, "/status NAME", lambda name, _rest: screen_status(update, context, name)
     )
+
+
+def overview_parts(lang: str, lines: list[str], budget: int = 3800) -> list[str]:
+    """Every project's line, none dropped: as many messages as they need, each saying
+    which of how many it shows."""
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        cost = len(html.escape(line, quote=False)) + 1
+        if chunks[-1] and used + cost > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += cost
+    if len(chunks) == 1:
+        return [pre(lines, budget=budget + 200)]
+    shown, total, out = 0, len(lines), []
+    for chunk in chunks:
+        head = t(
+            lang,
+            "<b>Projects</b> {first}–{last} of {total}",
+            first=shown + 1,
+            last=shown + len(chunk),
+            total=total,
+        )
+        shown += len(chunk)
+        out.append(head + "\n" + pre(chunk, budget=budget + 200))
+    return out
 
 
 async def cmd_logs(update: Update, context: Ctx) -> None:
@@ -144,10 +192,41 @@ async def cmd_rollback(update: Update, context: Ctx) -> None:
             await show(update, t(lang, "Usage: {usage}", usage="/rollback NAME N"))
             return
         n = int(rest[0].lstrip("#"))
+        known = sorted(c.n for c in await blocking(deps(context).service.query.commits, name))
+        if n not in known:
+            await show(update, no_such_commit(lang, name, n, known))
+            return
         text = t(lang, "Roll <b>{name}</b> prod back to #{n}?", name=name, n=n)
         await ask(update, context, text, (Cb.ROLLBACK_YES, name, n), (Cb.PROJECT, name))
 
     await with_name(update, context, "/rollback NAME N", then)
+
+
+def no_such_commit(lang: str, name: str, n: int, known: list[int]) -> str:
+    """Why /rollback NAME N asks nothing: N is not one of the project's numbers."""
+    if not known:
+        return t(lang, "⚠️ <b>{name}</b> has no numbered commits yet.", name=name)
+    return t(
+        lang,
+        "⚠️ <b>{name}</b> has no commit #{n}: its commits are numbered #{first}–#{last}.",
+        name=name,
+        n=n,
+        first=known[0],
+        last=known[-1],
+    )
+
+
+async def on_text(update: Update, context: Ctx) -> None:
+    """A message no form and no command took: a hint, and the menu."""
+    d = deps(context)
+    lang = d.lang(chat_of(update))
+    menu, markup = screens.main_menu(lang, switch=not d.settings.lang)
+    hint = t(
+        lang,
+        "I only take answers while a form asks a question. "
+        "Use the menu below, or /help for the commands.",
+    )
+    await show(update, hint + "\n\n" + menu, markup)
 
 
 async def on_button(update: Update, context: Ctx) -> None:
@@ -162,7 +241,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         await route(update, context, query, key, rest, lang)
     except TelegramError as exc:  # a screen that could not be shown even as a new message
         logger.warning("a press's screen could not be shown: %s", exc)
-        await answer(query, t(lang, "Telegram did not take the new screen; open it again."))
+        await toast(query, t(lang, "Telegram did not take the new screen; open it again."))
 
 
 async def route(
@@ -174,7 +253,7 @@ async def route(
         await GLOBAL[key](update, context)
         return
     if key not in PROJECT or not rest:
-        await answer(query, t(lang, "That button is out of date; open the menu again."))
+        await toast(query, t(lang, "That button is out of date; open the menu again."))
         return
     if key in YES:
         claimed = await claim_yes(update, context, lang)
@@ -194,13 +273,13 @@ async def route(
             await show(update, error(lang, exc), screens.back_to(lang, name))
         return
     try:
-        toast = await PROJECT[key](update, context, name, rest[1:])
+        said = await PROJECT[key](update, context, name, rest[1:])
     except ControlPlaneError as exc:
         reason = plain(text(lang, exc.text))
-        await answer(query, reason[:200], alert=len(reason) > 60)
+        await toast(query, reason, alert=len(reason) > 60)
         failed = True
     else:
-        await answer(query, plain(toast)[:200] if toast else None)
+        await toast(query, said)
         failed = False
     if key in YES and (failed or key not in YES_SHOWS):
         await drop_buttons(query)
@@ -217,7 +296,7 @@ async def claim_yes(update: Update, context: Ctx, lang: str) -> list[str] | None
     claim = await blocking(confirmations.claim, chat_of(update), query.data)
     if claim.ok:
         return claim.parts[1:]
-    await answer(query, plain(t(lang, REFUSED.get(claim.reason, REFUSED["expired"]))))
+    await toast(query, t(lang, REFUSED.get(claim.reason, REFUSED["expired"])))
     if claim.clear:
         await drop_buttons(query)
     return None
@@ -253,3 +332,12 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     ):
         app.add_handler(CommandHandler(name, fn))
     app.add_handler(CallbackQueryHandler(on_button))
+    # last: what nothing above took (free text outside a form, an unknown command)
+    app.add_handler(
+        MessageHandler(
+            filters.TEXT
+            & filters.UpdateType.MESSAGE
+            & (filters.ChatType.PRIVATE | filters.COMMAND),
+            on_text,
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -79,14 +80,100 @@ def icon(state: SlotState, prod_state: str | None) -> str:
     return "⚪️"
 
 
-def projects_list(lang: str, rows: list[tuple[Project, SlotState, str | None]]) -> Screen:
-    if not rows:
+LIST_PAGE = 10  # projects on a page of the list
+SEARCH_MAX = 32  # a search is for part of a name: names have at most 32 characters
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of the projects list: the projects on it, the page, and how many there are
+    (all of them, and those whose name holds `query` when it is set)."""
+
+    rows: list[tuple[Project, SlotState, str | None]]
+    page: int
+    pages: int
+    found: int
+    total: int
+    query: str = ""
+
+
+def list_page(
+    rows: list[tuple[Project, SlotState, str | None]], page: int, query: str = ""
+) -> Listing:
+    """The page `page` (clamped) of the projects whose name holds `query` (any case)."""
+    query = query.strip().lower()[:SEARCH_MAX]
+    found = [r for r in rows if query in r[0].name] if query else rows
+    pages = max(1, -(-len(found) // LIST_PAGE))
+    page = min(max(page, 0), pages - 1)
+    chunk = found[page * LIST_PAGE : (page + 1) * LIST_PAGE]
+    return Listing(chunk, page, pages, len(found), len(rows), query)
+
+
+def projects_list(lang: str, listing: Listing) -> Screen:
+    """A page of projects, one button each, with ◀️ ▶️ between pages and 🔎 to search;
+    the title says which of how many are shown."""
+    if not listing.total:
         return t(lang, "No projects yet. Add one with ➕ Add project."), InlineKeyboardMarkup(
             [[button(t(lang, "➕ Add project"), Cb.ADD)], [button(t(lang, "⬅️ Back"), Cb.MENU)]]
         )
-    keys = [[button(f"{icon(s, ps)} {p.name}", Cb.PROJECT, p.name)] for p, s, ps in rows]
+    keys = [[button(f"{icon(s, ps)} {p.name}", Cb.PROJECT, p.name)] for p, s, ps in listing.rows]
+    query = listing.query if _searchable(listing.query) else ""
+    nav = []
+    if listing.page > 0:
+        nav.append(button("◀️", Cb.PROJECTS, listing.page - 1, *([query] if query else [])))
+    if listing.page + 1 < listing.pages:
+        nav.append(button("▶️", Cb.PROJECTS, listing.page + 1, *([query] if query else [])))
+    if nav:
+        keys.append(nav)
+    tools = [button(t(lang, "🔎 Search"), Cb.SEARCH)]
+    if listing.query:
+        tools.append(button(t(lang, "📦 All projects"), Cb.PROJECTS))
+    keys.append(tools)
     keys.append([button(t(lang, "⬅️ Back"), Cb.MENU)])
-    return t(lang, "<b>Projects</b>"), InlineKeyboardMarkup(keys)
+    return listing_title(lang, listing), InlineKeyboardMarkup(keys)
+
+
+def _searchable(query: str) -> bool:
+    """A search that can ride on a ◀️ ▶️ button: a name's characters only, so it never
+    holds the separator and stays within the 64 bytes of callback data."""
+    return bool(query) and all(c.isascii() and (c.isalnum() or c in "-_") for c in query)
+
+
+def listing_title(lang: str, listing: Listing) -> str:
+    first = listing.page * LIST_PAGE + 1
+    last = listing.page * LIST_PAGE + len(listing.rows)
+    if listing.query and not listing.found:
+        return t(
+            lang,
+            N_("No project's name contains <code>{query}</code>; there are {total} in all."),
+            query=listing.query,
+            total=listing.total,
+        )
+    if listing.query:
+        head = t(
+            lang,
+            N_(
+                "<b>Projects</b> whose name contains <code>{query}</code>: "
+                "{first}–{last} of {found} ({total} in all)"
+            ),
+            query=listing.query,
+            first=first,
+            last=last,
+            found=listing.found,
+            total=listing.total,
+        )
+    else:
+        head = t(
+            lang,
+            N_("<b>Projects</b>: {first}–{last} of {total}"),
+            first=first,
+            last=last,
+            total=listing.total,
+        )
+    if listing.pages > 1:
+        page = t(lang, N_("page {page} of {pages}"), page=listing.page + 1, pages=listing.pages)
+        head += "\n" + page
+    return head
 
 
 def project_menu(lang: str, p: Project, s: SlotState) -> Screen:

@@ -98,7 +98,9 @@ async def screen_help(update: Update, context: Ctx) -> None:
         t(
             deps(context).lang(chat_of(update)),
             "<b>Commands</b>\n"
-            "/projects — your projects\n"
+            "/start — the menu\n"
+            "/projects [TEXT] — your projects (those whose name contains TEXT)\n"
+            "/add — add a project\n"
             "/status NAME — state of a project\n"
             "/deploy NAME — deploy the branch head to prod\n"
             "/test NAME [SECONDS] — test deploy\n"
@@ -106,15 +108,28 @@ async def screen_help(update: Update, context: Ctx) -> None:
             "/rollback NAME N — prod back to commit N\n"
             "/logs NAME — last 30 lines\n"
             "/load — system load\n"
+            "/skip — keep the default of a question that offers it\n"
             "/cancel — stop what you are typing",
         ),
     )
 
 
 async def screen_projects(update: Update, context: Ctx) -> None:
+    """📦 Projects, a page of them (the page and a search ride on ◀️ ▶️: 'pl|2|shop');
+    /projects TEXT: those whose name holds TEXT."""
+    query = update.callback_query
+    values = parts(query.data)[1:] if query is not None and query.data else []
+    if query is None:  # a command: /projects [TEXT]
+        values = ["0", " ".join(context.args or [])]
+    page = int(values[0]) if values and values[0].isascii() and values[0].isdigit() else 0
+    await show_projects(update, context, page, values[1] if len(values) > 1 else "")
+
+
+async def show_projects(update: Update, context: Ctx, page: int, search: str) -> None:
     d = deps(context)
     rows = await blocking(d.service.query.projects_overview)
-    await show(update, *screens.projects_list(d.lang(chat_of(update)), rows))
+    listing = screens.list_page(rows, page, search)
+    await show(update, *screens.projects_list(d.lang(chat_of(update)), listing))
 
 
 async def screen_project(update: Update, context: Ctx, name: str) -> None:

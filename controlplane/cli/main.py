@@ -11,6 +11,7 @@ commands that need it, so that `--help` and a quick command start quickly.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 Add = Callable[..., Any]  # _adder's add(sub, name, handler, help msgid, json_flag=False)
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_PIPE = 141  # the reader of stdout left (a closed pipe)
 
 
 class Parser(argparse.ArgumentParser):
@@ -243,6 +245,16 @@ def error_line(lang: str, error: Text) -> str:
     return t(lang, "controlplane: error: {error}", error=error)
 
 
+def reader_gone() -> int:
+    """The reader of our output left (`controlplane status | head`): no traceback, stdout
+    pointed at /dev/null so the flush at exit has nowhere to fail; 141 = 128 + SIGPIPE, as
+    a shell reports a tool that a closed pipe ended."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `controlplane` command."""
     use_our_catalog()
@@ -255,7 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(Text(WINDOWS_TEXT).render(lang), file=sys.stderr)
             return EXIT_FAILED
         handler: Handler = args.handler
-        return handler(settings, args)
+        code = handler(settings, args)
+        sys.stdout.flush()  # here, so a reader gone is met below and not at exit
+        return code
+    except BrokenPipeError:
+        return reader_gone()
     except ValidationError as exc:
         print(error_line(lang, exc.text), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -63,6 +63,8 @@ WINDOWS_RE = re.compile(r"[A-Za-z]:([\\/]|$)")
 INTERVAL_RE = re.compile(r"(\d{1,5})\s*([smhd])", re.ASCII)
 DIGITS_RE = re.compile(r"\d+", re.ASCII)  # "¹" and "٣" are digits to str.isdigit
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TEST_SECONDS = (5, 7 * 86400)  # a test run lasts 5 s to 7 d, however it is asked for
+MAX_URL = 2048  # a repository URL longer than this is a paste gone wrong
 # what a refused value is called, for the fields that many checks name
 FOLDER, REPO_URL, BRANCH = N_("folder"), N_("repository URL"), N_("branch")
 VAR_NAME, ENTRY, CHECK = N_("variable name"), N_("entry"), N_("check command")
@@ -385,6 +387,8 @@ def _repo_url(raw: str, *, allow_file: bool) -> RepoURL:
     )
     if not isinstance(raw, str) or not raw or raw != raw.strip() or " " in raw:
         raise _bad_repo(raw, accepted)
+    if len(raw) > MAX_URL:
+        raise _bad_repo(raw, tr("a repository URL has at most {n} characters", n=MAX_URL))
     _no_control(tr(REPO_URL), raw, accepted)
     if raw.startswith("-") or "::" in raw.split("/")[0]:
         raise _bad_repo(raw, accepted)
@@ -393,7 +397,8 @@ def _repo_url(raw: str, *, allow_file: bool) -> RepoURL:
             raise _bad_repo(raw, accepted)
         return _local_repo(raw, accepted)
     scp = SCP_RE.fullmatch(raw)
-    if scp and "://" not in raw:
+    # scp syntax needs its user (git@host:path), so 'javascript:alert(1)' is no host
+    if scp and scp["user"] and "://" not in raw:
         if scp["path"].startswith("-") or ".." in scp["path"].split("/"):
             raise _bad_repo(raw, accepted)
         return RepoURL(url=raw, auth=None)
@@ -483,6 +488,14 @@ def parse_duration(
     if not low <= seconds <= high:
         raise ValidationError(field_name, raw, accepted)
     return seconds
+
+
+def parse_test_duration(raw: str, *, field_name: Text | str | None = None) -> int:
+    """A test run's duration, however it is given (a command, a typed answer, a button, the
+    project's setting): one parser, one range (TEST_SECONDS)."""
+    low, high = TEST_SECONDS
+    name = tr("test duration") if field_name is None else field_name
+    return parse_duration(raw, field_name=name, low=low, high=high)
 
 
 def parse_interval(raw: str) -> int:
@@ -645,7 +658,7 @@ def convert_setting(key: str, raw: str) -> tuple[str, Any]:
         "poll": ("poll", parse_interval),
         "test-duration": (
             "test_duration",
-            lambda v: parse_duration(v, field_name=tr("test duration"), low=5, high=86400),
+            parse_test_duration,
         ),
     }
     if key not in converters:

@@ -13,7 +13,7 @@ from typing import Any
 
 from controlplane.domain.history import parse_ref
 from controlplane.domain.kinds import OpKind
-from controlplane.domain.models import parse_duration, validate_name, validate_slot
+from controlplane.domain.models import parse_test_duration, validate_name, validate_slot
 from controlplane.errors import ControlPlaneError, ValidationError
 from controlplane.i18n import N_, Text, tr
 
@@ -72,7 +72,7 @@ def seconds_arg(args: dict[str, Any], key: str, default: int) -> int:
     if raw in (None, ""):
         return default
     field = Text(ARG_NAMES[key]) if key in ARG_NAMES else key
-    return parse_duration(str(raw), field_name=field, low=5, high=7 * 86400)
+    return parse_test_duration(str(raw), field_name=field)
 
 
 def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request:

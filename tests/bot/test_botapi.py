@@ -66,6 +66,9 @@ async def bot(api: FakeBotAPI) -> AsyncIterator[Bot]:
         yield b
 
 
+ROWS = [f"p|{i}" for i in range(101)]  # a keyboard of 101 buttons: one too many
+
+
 def keyboard(*datas: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(d, callback_data=d) for d in datas]])
 
@@ -237,6 +240,16 @@ async def test_send_edit_delete_are_what_the_person_sees(api: FakeBotAPI, bot: B
             {"reply_markup": keyboard("é" * 33)},  # 66 bytes
             "Button_data_invalid",
         ),
+        (
+            "ok",
+            {
+                "reply_markup": InlineKeyboardMarkup(
+                    [[b] for b in keyboard(*ROWS).inline_keyboard[0]]
+                )
+            },
+            "Reply markup is too long",
+        ),
+        ("ok", {"reply_markup": keyboard(*ROWS[:100])}, None),  # 100 buttons are taken
         (
             "ok",
             {"reply_markup": InlineKeyboardMarkup([[InlineKeyboardButton("plain")]])},

@@ -17,6 +17,7 @@ from controlplane.domain.models import (
     parse_assignments,
     parse_duration,
     parse_interval,
+    parse_test_duration,
     validate_branch,
     validate_entry,
     validate_folder,
@@ -185,6 +186,8 @@ def test_repo_urls_accepted(raw: str, url: str, auth: str | None, warned: bool) 
         "https://",
         "https://h",
         "git@h:-oProxyCommand=x",
+        "javascript:alert(1)",
+        "localhost:repo",
         "https://h/../x",
         "https://h/a b",
         "https://h:99999/x",
@@ -194,6 +197,21 @@ def test_repo_urls_refused(raw: str) -> None:
     with pytest.raises(ValidationError) as info:
         validate_repo_url(raw)
     assert "use https://" in str(info.value)
+
+
+def test_a_pasted_page_is_no_repository_url() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_repo_url("https://h/" + "x" * 4000)
+    assert "at most 2048 characters" in str(info.value) and len(str(info.value)) < 200
+
+
+def test_one_test_duration_range_wherever_it_is_given() -> None:
+    assert parse_test_duration("7d") == 7 * 86400 == convert_setting("test-duration", "7d")[1]
+    for bad in ("4", "8d"):
+        with pytest.raises(ValidationError):
+            parse_test_duration(bad)
+        with pytest.raises(ValidationError):
+            convert_setting("test-duration", bad)
 
 
 def test_file_urls_only_when_allowed() -> None:
@@ -283,11 +301,11 @@ def test_refusals_read_in_each_language(tmp_path: Path) -> None:
     )
     duration = refusal(lambda: convert_setting("test-duration", "2s"))
     assert str(duration) == (
-        "bad test duration '2s': use a number of seconds or 30s, 5m, 1h, 1d (from 5s to 1d)"
+        "bad test duration '2s': use a number of seconds or 30s, 5m, 1h, 1d (from 5s to 7d)"
     )
     assert duration.text.render("ru") == (
         "не подходит длительность теста '2s': укажите число секунд или 30s, 5m, 1h, 1d "
-        "(от 5s до 1d)"
+        "(от 5s до 7d)"
     )
     setting = refusal(lambda: convert_setting("colour", "red"))
     assert setting.text.render("ru").startswith("не подходит настройка 'colour': укажите одно из: ")

@@ -2,7 +2,8 @@
 
 It keeps chats, messages, callback queries and the update queue the way Telegram does, and
 answers with Telegram's envelopes and error texts where bots usually break: HTML that does not
-parse, texts that are too long or empty, callback data over 64 bytes, edits that change nothing,
+parse, texts that are too long or empty, callback data over 64 bytes, keyboards of more than 100
+buttons ("reply markup is too long"), toasts over 200 characters, edits that change nothing,
 answering a callback twice, flood control (429 with `retry_after`: on demand, or as Telegram
 limits a bot with `Flood`), a wrong token (401), an unknown method (404) and outages (502 from
 the front proxy, as Telegram's nginx answers).
@@ -34,6 +35,7 @@ Json = dict[str, Any]
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_ANSWER_TEXT = 200
+MAX_BUTTONS = 100  # an inline keyboard's buttons, all rows together
 MAX_POLL_TIMEOUT = 50.0
 UPDATE_TYPES = ("message", "edited_message", "channel_post", "callback_query")
 DEFAULT_ALLOWED = frozenset(UPDATE_TYPES)
@@ -325,7 +327,10 @@ def check_markup(params: Json) -> Json | None:
         return markup
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
         raise bad('field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays')
-    for button in itertools.chain.from_iterable(rows):
+    buttons = list(itertools.chain.from_iterable(rows))
+    if len(buttons) > MAX_BUTTONS:  # what Telegram answers for a keyboard of 101 buttons
+        raise bad("reply markup is too long")
+    for button in buttons:
         _check_button(button)
     return markup
 
