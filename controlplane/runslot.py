@@ -81,9 +81,12 @@ def run_slot(settings: Settings, name: str, slot: str) -> None:
 
     validate_name(name)
     validate_slot(slot)
-    store = Store.open(settings)
+    store = Store.open(settings, fallback=True)  # read-only; a damaged file: its last copy
     project = store.get_project(name)
     variables = store.slot_env(name, slot)
+    if store.used_backup:  # serve is in safe mode: the app still starts (its log says so)
+        why = tr("the store is damaged; the app starts with its last good copy")
+        print(f"run-slot {name} {slot}: {why.render(locale_lang())}", file=sys.stderr, flush=True)
     code = settings.layout.slot_code(project, slot)
     # right after `up`, serve may not have put the link back yet: wait for it (bounded)
     if not wait_for_code(code, settings.supervisor_dir):

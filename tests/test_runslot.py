@@ -120,3 +120,37 @@ def test_a_slot_without_code_fails_once_serve_restored_the_links(tmp_path: Path)
     assert done.returncode == 1
     assert "deploy it first" in done.stderr
     assert not pending_mark(settings.supervisor_dir).exists()
+
+
+def test_a_damaged_store_starts_the_app_from_its_last_good_copy(tmp_path: Path) -> None:
+    """serve is in safe mode (store.json truncated) and the app crashed: run-slot still
+    starts it, with the variables of the store's last good copy, and changes no file."""
+    data, live = tmp_path / "data", tmp_path / "live"
+    live.mkdir()
+    (live / "main.py").write_text("import os\nprint('GREETING is', os.environ['GREETING'])\n")
+    settings = settings_at(data)
+    store = Store.open(settings)
+    store.add_project(Project(name="shop", repo="https://example.com/x.git", path=str(live)))
+    store.set_env("shop", "prod", {"GREETING": "hello there"})
+    store.set_env("shop", "prod", {"OTHER": "x"})  # store.json.bak now has GREETING too
+    raw = settings.store_path.read_bytes()
+    settings.store_path.write_bytes(raw[: len(raw) // 2])
+    before = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()}
+    done, _ = run_cli(data, "run-slot", "shop", "prod")
+    assert done.returncode == 0, done.stderr
+    assert "GREETING is hello there" in done.stdout
+    assert "the store is damaged; the app starts with its last good copy" in done.stderr
+    assert {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()} == before
+
+
+def test_a_store_and_its_copy_both_damaged_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    settings = settings_at(data)
+    store = Store.open(settings)
+    store.add_project(Project(name="shop", repo="https://example.com/x.git", path="/srv/shop"))
+    store.set_env("shop", "prod", {"A": "1"})
+    for path in (settings.store_path, settings.store_path.with_name("store.json.bak")):
+        path.write_bytes(b'{"proj')
+    done, _ = run_cli(data, "run-slot", "shop", "prod")
+    assert done.returncode == 1
+    assert "are both damaged" in done.stderr and done.stderr.strip().count("\n") == 0

@@ -57,10 +57,12 @@ class AtomicJSONStorage(Storage):
     the object in place before the write that never happened.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, fallback: bool = False) -> None:
         self.path = Path(path)
         self.backup = self.path.with_name(self.path.name + ".bak")
         self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self.fallback = fallback  # a damaged file is read from its backup, never written
+        self.used_backup = False
 
     def read(self) -> dict[str, Any] | None:
         try:
@@ -76,8 +78,32 @@ class AtomicJSONStorage(Storage):
                 raw = fh.read()
         except FileNotFoundError:
             return None
-        data = self._parse(raw)
+        try:
+            data = self._parse(raw)
+        except StoreCorrupt:
+            if not self.fallback:
+                raise
+            return self._read_backup()
         self._cache = ((st.st_ino, st.st_mtime_ns, st.st_size), data)
+        return data
+
+    def _read_backup(self) -> dict[str, Any]:
+        """The last good copy of a damaged file (fallback mode): the file's own error
+        when the copy is missing or damaged too."""
+        try:
+            raw = self.backup.read_bytes()
+            data = json.loads(raw)
+        except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict):
+            message = tr(
+                "{path} and its backup copy {backup} are both damaged; "
+                "run `controlplane store check`",
+                path=str(self.path),
+                backup=str(self.backup),
+            )
+            raise StoreCorrupt(message, path=self.path, backup=None)
+        self.used_backup = True
         return data
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
@@ -109,6 +135,8 @@ class AtomicJSONStorage(Storage):
         return StoreCorrupt(message, path=self.path, backup=backup)
 
     def write(self, data: dict[str, Any]) -> None:
+        if self.fallback:
+            raise StoreError(tr("{path} is open read-only", path=str(self.path)))
         self._cache = None
         raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
         try:
@@ -141,11 +169,12 @@ class AtomicJSONStorage(Storage):
 class Store:
     """Projects, their settings and their encrypted variables."""
 
-    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+    def __init__(self, settings: Settings, keyring: KeyRing, *, fallback: bool = False) -> None:
         self.settings = settings
         self.keyring = keyring
         self.path = settings.store_path
-        self._storage = AtomicJSONStorage(str(self.path))
+        self.fallback = fallback
+        self._storage = AtomicJSONStorage(str(self.path), fallback=fallback)
         self._shards_dir = settings.layout.store_shards
         self._shards: dict[str, AtomicJSONStorage] = {}
         self._lock_path = settings.layout.store_lock
@@ -154,16 +183,25 @@ class Store:
         self._lock_fd: int | None = None
 
     @classmethod
-    def open(cls, settings: Settings) -> Store:
-        """Make the data dir (0711: apps may pass through, not list), load the key, check it."""
+    def open(cls, settings: Settings, *, fallback: bool = False) -> Store:
+        """Make the data dir (0711: apps may pass through, not list), load the key, check it.
+
+        With `fallback` (run-slot) the store is read-only and a damaged file is read from
+        its last good copy (FILE.bak), so an app can start while serve is in safe mode;
+        `used_backup` then says so."""
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
         if os.stat(data).st_uid == os.getuid():
             os.chmod(data, 0o711)  # noqa: S103 - apps pass through to their own folders
-        store = cls(settings, KeyRing.load(settings))
+        store = cls(settings, KeyRing.load(settings), fallback=fallback)
         store._check_key()
         store._split_old_store()
         return store
+
+    @property
+    def used_backup(self) -> bool:
+        """Whether a damaged file was read from its last good copy (fallback mode)."""
+        return any(s.used_backup for s in (self._storage, *self._shards.values()))
 
     # -- transactions -------------------------------------------------------------------
 
@@ -181,7 +219,7 @@ class Store:
             else:
                 raise StoreError(tr("no store file for {shard}", shard=repr(shard)))
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            storage = self._shards[shard] = AtomicJSONStorage(str(path))
+            storage = self._shards[shard] = AtomicJSONStorage(str(path), fallback=self.fallback)
         return storage
 
     @contextlib.contextmanager
