@@ -100,7 +100,7 @@ def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
     if event.kind != EventKind.VERDICT or not event.project or "n" not in event.data:
         return None
     row = [InlineKeyboardButton(t(lang, "🗑 Discard"), callback_data=cb(Cb.DISCARD, event.project))]
-    if event.data.get("passed"):
+    if event.data.get("promotable", event.data.get("passed")):  # older events: "passed"
         row.insert(
             0,
             InlineKeyboardButton(

@@ -33,6 +33,11 @@ from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
 logger = logging.getLogger(__name__)
 
+# an app's error line (controlplane.domain.verdict.error_lines): the app's words in <code>
+CODE_LINES = {
+    "{count}× {error} ({where})": N_("{count}× <code>{error}</code> ({where})"),
+    "{count}× {error}": N_("{count}× <code>{error}</code>"),
+}
 EDIT_EVERY = 1.5
 STEPS_SHOWN = 6
 LINES_SHOWN = 30
@@ -64,7 +69,7 @@ class Card:
         op = self.op
         done = verdict is not None and op.done
         head = verdict_head(lang, op, verdict, n) if done and verdict else op_head(lang, op)
-        steps = "\n".join(f"• {text(lang, s)}" for s in self.steps)
+        steps = "\n".join(f"• {shown(lang, s)}" for s in self.steps)
         parts = [head, steps]
         if self.lines:
             if self.omitted:
@@ -78,6 +83,21 @@ class Card:
                 )
             parts.append(pre(list(self.lines)))
         return fit("\n".join(p for p in parts if p))
+
+
+def shown(lang: str, value: Text) -> str:
+    """A Text from below in the chat's language, HTML-escaped; an app's error line in it
+    (the live card's state, the verdict's evidence) keeps the app's own words in <code>,
+    as they are no words of ours to translate."""
+    if value.msgid in CODE_LINES:
+        return t(lang, CODE_LINES[value.msgid], **value.values)
+    inner = [v for v in value.values.values() if isinstance(v, Text)]
+    if value.verbatim or not any(v.msgid in CODE_LINES for v in inner):
+        return text(lang, value)
+    values = {
+        k: Html(shown(lang, v)) if isinstance(v, Text) else v for k, v in value.values.items()
+    }
+    return t(lang, value.msgid, **values)
 
 
 def op_head(lang: str, op: Operation) -> str:
@@ -100,20 +120,22 @@ def op_head(lang: str, op: Operation) -> str:
 
 
 def verdict_head(lang: str, op: Operation, data: dict[str, Any], n: int | None) -> str:
-    """A test's verdict: passed or failed, why, and what it rests on."""
+    """A test's verdict: passed, failed or cancelled, why, and what it rests on."""
     verdict = Verdict.from_dict(data)
-    key = (
-        N_("✅ <b>Test of {name} #{n} passed</b>\n{reason}")
-        if verdict.passed
-        else N_("❌ <b>Test of {name} #{n} failed</b>\n{reason}")
-    )
+    key = {
+        "passed": N_("✅ <b>Test of {name} #{n} passed</b>\n{reason}"),
+        "failed": N_("❌ <b>Test of {name} #{n} failed</b>\n{reason}"),
+        "cancelled": N_("✖️ <b>Test of {name} #{n} cancelled</b>\n{reason}"),
+    }[verdict.outcome]
     head = t(lang, key, name=op.project, n=n, reason=verdict.reason_text)
-    lines = [f"  {text(lang, line)}" for line in verdict_lines(verdict)]
+    lines = [f"  {shown(lang, line)}" for line in verdict_lines(verdict)]
     return "\n".join([head, *lines])
 
 
 def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
-    """Extend and cancel while a test runs; Promote and Discard once it has a verdict."""
+    """Extend and cancel while a test runs; Discard once it has a verdict, and Promote
+    for a pass that ran its whole time, unless the policy promotes it by itself or prod
+    runs it already."""
     if op.op not in (Op.TEST, Op.NEW_COMMIT):
         return None
     if op.state == RUNNING:
@@ -131,11 +153,12 @@ def buttons(d: Deps, op: Operation, lang: str) -> InlineKeyboardMarkup | None:
             ]
         )
     state = d.service.query.state(op.project)
-    verdict = (state.test_run or {}).get("verdict")
+    run = state.test_run or {}
+    verdict = state.test_verdict
     if state.test is None or verdict is None:
         return None
     row = [InlineKeyboardButton(t(lang, "🗑 Discard"), callback_data=cb(Cb.DISCARD, op.project))]
-    if verdict.get("passed"):
+    if verdict.promotable and not run.get("auto_promote") and state.prod != state.test:
         row.insert(
             0,
             InlineKeyboardButton(

@@ -128,6 +128,8 @@ def history_rows(settings: Settings, name: str) -> list[dict[str, Any]]:
 def describe_row(row: dict[str, Any], lang: str = DEFAULT) -> str:
     """One numbered commit: number, hash, date, author, subject, and what became of it."""
     marks = [t(lang, "live {slots}", slots="+".join(row["live"]))] if row["live"] else []
+    if row.get("stopped"):
+        marks.append(t(lang, "{slots} stopped", slots="+".join(row["stopped"])))
     if row["release"] in RELEASE_MARKS:
         marks.append(gettext(lang, RELEASE_MARKS[row["release"]]))
     if row["verdict"] in VERDICT_MARKS:

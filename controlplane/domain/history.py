@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from controlplane.domain.models import SLOTS
 from controlplane.domain.verdict import Verdict
 from controlplane.errors import NotFound, ValidationError
 from controlplane.i18n import tr
@@ -135,6 +136,23 @@ class SlotState:
 
     def release(self, slot: str) -> int | None:
         return self.test if slot == "test" else self.prod
+
+    def live_slots(self, n: int) -> list[str]:
+        """The slots that hold release `n` and run it (a stopped slot is not live)."""
+        return [s for s in SLOTS if self.release(s) == n and self.running(s)]
+
+    def stopped_slots(self, n: int) -> list[str]:
+        """The slots that hold release `n` but are stopped (a test slot after its run,
+        until it is discarded or promoted over)."""
+        return [s for s in SLOTS if self.release(s) == n and not self.running(s)]
+
+    def pinned(self) -> tuple[int | None, ...]:
+        """The releases prune never takes: prod's (running or stopped: it is what starts
+        again), the one before it and the last good one, and a running test's. A stopped
+        test's release is not pinned: it is kept while it is among the newest `keep`
+        like any other, and when prune takes it the test slot is discarded with it."""
+        test = self.test if self.test_running else None
+        return (self.prod, test, self.last_good, self.prod_previous)
 
 
 def number_new(known: Sequence[CommitRow], seen: Iterable[CommitRow]) -> list[CommitRow]:

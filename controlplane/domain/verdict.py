@@ -19,6 +19,8 @@ from typing import Any
 from controlplane.i18n import N_, Duration, Size, Text, ntr, tr, verbatim
 
 INTERRUPTED = N_("interrupted by a restart")
+# judge's reason for restarts (its msgid: ntr's singular, written out there for extraction)
+RESTARTED = "restarted {n} time (exit codes {codes})"
 PASSED = N_("stayed up without restarts")
 # reasons that name nothing: an older row without reason_msg still reads in any language
 FIXED_REASONS = frozenset({INTERRUPTED, PASSED})
@@ -44,9 +46,14 @@ class Evidence:
     memory_kind: str = "PSS"
     errors: int = 0
     last_lines: list[str] = field(default_factory=list)
+    # each distinct error once, with its count (controlplane.domain.tracebacks.SeenError)
+    distinct: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.distinct:  # the format as stored before distinct errors were kept
+            del data["distinct"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evidence:
@@ -89,7 +96,7 @@ class Verdict:
     passed: bool
     reason: str  # English, as stored since the first version
     at: float
-    early: bool = False  # stopped before its time (a cancel)
+    early: bool = False  # stopped before its time: cancelled (never a pass since 0.x)
     duration: float = 0.0  # the seconds the run was given
     check: CheckResult | None = None
     evidence: Evidence | None = None
@@ -104,6 +111,23 @@ class Verdict:
     def of(cls, passed: bool, reason: Text, at: float, **details: Any) -> Verdict:
         """A verdict whose reason is a Text: kept in English and as data."""
         return cls(passed=passed, reason=str(reason), at=at, reason_msg=reason.to_dict(), **details)
+
+    @property
+    def cancelled(self) -> bool:
+        """The run was cancelled before its time: neither passed nor failed."""
+        return self.early
+
+    @property
+    def outcome(self) -> str:
+        """'passed', 'failed' or 'cancelled' (an older row that passed early: cancelled)."""
+        if self.early:
+            return "cancelled"
+        return "passed" if self.passed else "failed"
+
+    @property
+    def promotable(self) -> bool:
+        """Whether Promote is offered for it: a pass that ran its whole time."""
+        return self.passed and not self.early
 
     @property
     def reason_text(self) -> Text:
@@ -159,9 +183,48 @@ def judge(ev: Evidence, check: CheckResult | None) -> tuple[bool, Text]:
     return True, tr(PASSED)
 
 
-def evidence_lines(ev: Evidence) -> list[Text]:
+def cancelled_reason(ev: Evidence) -> Text:
+    """Why a cancelled run has no verdict of pass or fail."""
+    return tr("cancelled after {elapsed}; not judged", elapsed=Duration(ev.elapsed))
+
+
+def crash_text(ev: Evidence) -> Text:
+    """What a crash loop in a health window really was: how many times the app exited
+    (at least once, when the watch ended in BACKOFF or FATAL before the event of the exit
+    was read), with which exit statuses, and the state it was left in."""
+    exits = max(ev.restarts, 1 if ev.state in ("BACKOFF", "FATAL", "EXITED") else 0)
+    codes = ", ".join(str(c) for c in ev.exit_codes[-5:]) or tr("unknown")
+    return ntr(
+        "exited {n} time in {elapsed} (exit status {codes}), now {state}",
+        "exited {n} times in {elapsed} (exit statuses {codes}), now {state}",
+        exits,
+        elapsed=Duration(ev.elapsed),
+        codes=codes,
+        state=ev.state,
+    )
+
+
+def error_lines(ev: Evidence, limit: int = 5) -> list[Text]:
+    """Each distinct error the app printed, once, with its count (the first `limit`)."""
+    lines: list[Text] = []
+    for seen in ev.distinct[:limit]:
+        where = str(seen.get("where") or "")
+        count, error = int(seen.get("count", 1)), verbatim(str(seen.get("error", "")))
+        if where:
+            lines.append(tr("{count}× {error} ({where})", count=count, error=error, where=where))
+        else:
+            lines.append(tr("{count}× {error}", count=count, error=error))
+    if len(ev.distinct) > limit:
+        more = len(ev.distinct) - limit
+        lines.append(ntr("and {n} other error", "and {n} other errors", more))
+    return lines
+
+
+def evidence_lines(ev: Evidence, *, restarts: bool = True) -> list[Text]:
     """What a watch saw, one Text a line: how long the app ran and in which state it
-    ended, its restarts and exit codes, its peak memory, the error lines of its log."""
+    ended, its restarts and exit codes (none: nothing said, the first line says it ran),
+    its peak memory, the error lines of its log and each distinct error once.
+    `restarts=False` leaves the restarts out (a reason that says them already)."""
     lines = [
         tr(
             "ran {elapsed} of {duration}, {state} at the end",
@@ -170,7 +233,7 @@ def evidence_lines(ev: Evidence) -> list[Text]:
             state=ev.state,
         )
     ]
-    if ev.restarts:
+    if ev.restarts and restarts:
         codes = ", ".join(str(c) for c in ev.exit_codes[-5:])
         lines.append(
             ntr(
@@ -180,8 +243,6 @@ def evidence_lines(ev: Evidence) -> list[Text]:
                 codes=codes or tr("unknown"),
             )
         )
-    else:
-        lines.append(tr("no restarts"))
     lines.append(
         tr("peak memory {memory} ({kind})", memory=Size(ev.peak_memory), kind=ev.memory_kind)
     )
@@ -190,7 +251,7 @@ def evidence_lines(ev: Evidence) -> list[Text]:
         if ev.errors
         else tr("no error lines in the log")
     )
-    return lines
+    return lines + error_lines(ev)
 
 
 def check_line(check: CheckResult) -> Text:
@@ -205,10 +266,12 @@ def check_line(check: CheckResult) -> Text:
 
 
 def verdict_lines(verdict: Verdict) -> list[Text]:
-    """What a verdict rests on: the check's line, then the evidence's lines."""
+    """What a verdict rests on: the check's line, then the evidence's lines (without the
+    restarts when the reason is them: a card says a thing once)."""
     lines = [check_line(verdict.check)] if verdict.check is not None else []
     if verdict.evidence is not None and verdict.evidence.elapsed:
-        lines += evidence_lines(verdict.evidence)
+        said = (verdict.reason_msg or {}).get("id") == RESTARTED
+        lines += evidence_lines(verdict.evidence, restarts=not said)
     return lines
 
 

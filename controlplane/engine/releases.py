@@ -38,7 +38,7 @@ from controlplane.domain.history import (
 from controlplane.domain.kinds import EventKind, op_name
 from controlplane.domain.models import SLOTS, Project
 from controlplane.domain.runner import Runner, program_name
-from controlplane.domain.verdict import Evidence, Verdict, crash_looping
+from controlplane.domain.verdict import Evidence, Verdict, crash_looping, crash_text
 from controlplane.engine import build
 from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
@@ -368,7 +368,9 @@ class Engine:
         deadline = time.monotonic() + seconds
         while True:
             evidence = watcher.sample()
-            if crash_looping(evidence) or time.monotonic() >= deadline:
+            if crash_looping(evidence):
+                return watcher.settle()  # the exits' events, for their real count
+            if time.monotonic() >= deadline:
                 return evidence
             if op.cancel.wait(self.sample_every):
                 return evidence
@@ -382,36 +384,37 @@ class Engine:
         op: Reporter,
     ) -> Text:
         name = project.name
-        failed = ntr(
-            "#{release} crash-looped in prod ({n} restart, {state})",
-            "#{release} crash-looped in prod ({n} restarts, {state})",
-            evidence.restarts,
-            release=commit.n,
-            state=evidence.state,
-        )
+        what = crash_text(evidence)
+        failed = tr("#{release} crashed in prod: {what}", release=commit.n, what=what)
         prev = self.store.release(name, previous) if previous is not None else None
         if prev is None or not build.is_ready(self.release_path(name, prev.n, prev.sha)):
-            self.stop(name, "prod", op)
+            # nothing to go back to: prod stays wanted, supervisord and then serve (FATAL:
+            # a growing delay, 5 s … 5 min) go on starting it, as after the health window;
+            # a bot whose network comes up later comes back by itself
             text = tr(
-                "{name}: {failed}; no earlier release to go back to, prod stopped",
+                "{name}: {failed}; no earlier release to go back to, so prod is started "
+                "again and again with a growing delay; deploy a fix, or stop it",
                 name=name,
                 failed=failed,
             )
-        else:
-            op.step(tr("revert prod to #{n}", n=prev.n))
-            self._switch_prod(
-                project,
-                self.release_path(name, prev.n, prev.sha),
-                prev.n,
-                self.store.state(name).prod_previous,
+            self.outbox.publish(
+                EventKind.CRASH_LOOP, name, text, n=commit.n, evidence=evidence.to_dict()
             )
-            text = tr(
-                "{name}: {failed}; reverted to #{n} {sha}",
-                name=name,
-                failed=failed,
-                n=prev.n,
-                sha=prev.short,
-            )
+            raise ControlPlaneError(text)
+        op.step(tr("revert prod to #{n}", n=prev.n))
+        self._switch_prod(
+            project,
+            self.release_path(name, prev.n, prev.sha),
+            prev.n,
+            self.store.state(name).prod_previous,
+        )
+        text = tr(
+            "{name}: {failed}; reverted to #{n} {sha}",
+            name=name,
+            failed=failed,
+            n=prev.n,
+            sha=prev.short,
+        )
         self.outbox.publish(EventKind.REVERTED, name, text, n=commit.n, evidence=evidence.to_dict())
         raise ControlPlaneError(text)
 
@@ -479,9 +482,9 @@ class Engine:
         project = self.store.get_project(name)
         state = self.store.state(name)
         releases = self.store.releases(name)
-        gone = to_prune(
-            releases, project.keep, (state.prod, state.test, state.last_good, state.prod_previous)
-        )
+        gone = to_prune(releases, project.keep, state.pinned())
+        if state.test is not None and state.test in gone:
+            self._clear_test(project, state.test, op)
         for release in releases:
             if release.n not in gone:
                 continue
@@ -493,6 +496,13 @@ class Engine:
             shown = ", ".join(f"#{n}" for n in gone)
             op.step(ntr("pruned {releases}", "pruned {releases}", len(gone), releases=shown))
         return gone
+
+    def _clear_test(self, project: Project, n: int, op: Reporter) -> None:
+        """A stopped test slot whose release prune takes: discarded first (its verdict
+        stays on the release record)."""
+        self.runner.remove(project, "test")
+        self.store.update_state(project.name, test=None, test_running=False, test_run=None)
+        op.step(tr("test slot of #{n} discarded: its release is pruned", n=n))
 
     def state(self, name: str) -> SlotState:
         return self.store.state(name)

@@ -3,8 +3,15 @@
 A test run builds (or reuses) the release, runs the project's check command in it, points
 the test slot at it, starts NAME-test with the test variables and watches it for the
 chosen time; then the slot is stopped and the verdict, with its evidence, is recorded on
-the release. Promote puts the very release the test ran live in prod (never a rebuild).
-Steps, results, errors and events are Texts, rendered in each reader's language.
+the release. The app is started exactly once: a program the runner has just made starts
+by itself (autostart), so it is not restarted on top (as prod's go_live does). The run's
+deadline exists from before the start, so Extend works from the first moment. A run
+cancelled before its time is neither passed nor failed: its verdict is "cancelled", it is
+not recorded on the release (which keeps what it had) and Promote is not offered for it.
+A crash-looping app's output is shown once per distinct error, with counts on the live
+card and in the verdict (controlplane.domain.tracebacks). Promote puts the very release
+the test ran live in prod (never a rebuild). Steps, results, errors and events are
+Texts, rendered in each reader's language.
 """
 
 from __future__ import annotations
@@ -22,25 +29,35 @@ from controlplane.domain.history import CommitRow, find
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project
 from controlplane.domain.runner import program_name
-from controlplane.domain.verdict import CheckResult, Evidence, Verdict, judge
+from controlplane.domain.verdict import (
+    CheckResult,
+    Evidence,
+    Verdict,
+    cancelled_reason,
+    error_lines,
+    judge,
+)
 from controlplane.engine import build
 from controlplane.engine.releases import Engine, Reporter
 from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
-from controlplane.i18n import N_, Size, Text, tr
+from controlplane.i18n import N_, Size, Text, join, tr
 from controlplane.layout import venv_python
 
 CHECK_TIMEOUT = 600.0
 PASSED_TEXT = N_("{name}: test of #{n} {sha} passed: {reason}")
 FAILED_TEXT = N_("{name}: test of #{n} {sha} failed: {reason}")
+CANCELLED_TEXT = N_("{name}: test of #{n} {sha} cancelled: {reason}")
 CARD_EVERY = 2.0
+ERRORS_ON_CARD = 3
 
 
 def live_line(ev: Evidence, total: float) -> Text:
     """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35.0 MiB PSS · errors 0'
-    (the slot's peak memory, its processes' PSS)."""
-    return tr(
+    (the slot's peak memory, its processes' PSS), then each distinct error once with its
+    count ('3× ValueError: boom (main.py:3)'), one a line."""
+    state = tr(
         "{state} {elapsed}/{total} s · restarts {restarts} · {memory} {kind} · errors {errors}",
         state=ev.state,
         elapsed=round(ev.elapsed),
@@ -50,6 +67,8 @@ def live_line(ev: Evidence, total: float) -> Text:
         kind=ev.memory_kind,
         errors=ev.errors,
     )
+    errors = error_lines(ev, ERRORS_ON_CARD)
+    return join([state, *errors], "\n") if errors else state
 
 
 def command_error(exc: CommandFailed) -> Text:
@@ -76,8 +95,18 @@ class TestRuns:
 
     # -- the run ------------------------------------------------------------------------
 
-    def test(self, name: str, ref: str | None, duration: float, op: Reporter) -> Text:
-        """Build or reuse, check, run in the test slot for `duration` s, give a verdict."""
+    def test(
+        self,
+        name: str,
+        ref: str | None,
+        duration: float,
+        op: Reporter,
+        *,
+        then_promote: bool = False,
+    ) -> Text:
+        """Build or reuse, check, run in the test slot for `duration` s, give a verdict.
+        `then_promote`: a pass is promoted next by the caller (the policy), so the verdict
+        offers no Promote of its own."""
         project = self.store.get_project(name)
         commit = self.engine.commit(project, ref, op)
         dest = self.engine.ensure_release(project, commit, op)
@@ -85,45 +114,58 @@ class TestRuns:
         evidence = Evidence(program=program_name(name, "test"))
         early = False
         if check is None or check.ok:
-            self._start(project, commit, dest, duration)
-            evidence, early = self._observe(project, duration, op)
-            self._stop(project)
+            armed = time.monotonic() + duration
+            with self._lock:  # Extend works from here on, before the app is up
+                self._deadlines[name] = armed
+            try:
+                self._start(project, commit, dest, duration, then_promote)
+                try:
+                    evidence, early = self._observe(project, duration, armed, op)
+                finally:
+                    self._stop(project)
+            finally:
+                with self._lock:
+                    self._deadlines.pop(name, None)
         return self._verdict(project, commit, evidence, check, early, duration)
 
-    def _start(self, project: Project, commit: CommitRow, dest: Path, duration: float) -> None:
+    def _start(
+        self, project: Project, commit: CommitRow, dest: Path, duration: float, auto: bool
+    ) -> None:
         name = project.name
         self.engine.runner.switch(project, "test", dest)
-        run = {"n": commit.n, "started": time.time(), "duration": duration}
+        run = {"n": commit.n, "started": time.time(), "duration": duration, "auto_promote": auto}
         state = self.store.update_state(name, test=commit.n, test_running=True, test_run=run)
-        apply_slot(self.settings, self.engine.runner, project, state, "test")
-        start_slot(self.engine.runner, name, "test", restart=True)
+        remade = apply_slot(self.settings, self.engine.runner, project, state, "test")
+        # a program the runner has just made starts by itself (autostart): a restart on
+        # top would start the app twice (the first copy killed after its stop timeout)
+        start_slot(self.engine.runner, name, "test", restart=not remade)
 
-    def _observe(self, project: Project, duration: float, op: Reporter) -> tuple[Evidence, bool]:
+    def _observe(
+        self, project: Project, duration: float, armed: float, op: Reporter
+    ) -> tuple[Evidence, bool]:
+        """Watch the test slot until the deadline (`armed`, which Extend moves) or a
+        cancel; True with the evidence when cancelled."""
         name = project.name
-        with self._lock:
-            self._deadlines[name] = time.monotonic() + duration
         watcher = Watcher(self.engine.runner, self.settings, name, "test")
         last_card = 0.0
         redact = Redactor(self.store.slot_secrets(name, "test"))
-        try:
-            while True:
-                evidence = watcher.sample()
-                with self._lock:
-                    deadline = self._deadlines[name]
-                total = duration + (deadline - (watcher.started + duration))
-                evidence.duration = total
-                for line in watcher.fresh:
-                    op.log(redact(line))
-                if time.monotonic() - last_card >= CARD_EVERY:
-                    op.step(live_line(evidence, total))
-                    last_card = time.monotonic()
-                if time.monotonic() >= deadline:
-                    return evidence, False
-                if op.cancel.wait(self.engine.sample_every):
-                    return watcher.sample(), True
-        finally:
+        while True:
+            evidence = watcher.sample()
             with self._lock:
-                self._deadlines.pop(name, None)
+                deadline = self._deadlines[name]
+            evidence.duration = duration + (deadline - armed)  # the time given, extended
+            for line in watcher.fresh:
+                op.log(redact(line))
+            if time.monotonic() - last_card >= CARD_EVERY:
+                op.step(live_line(evidence, evidence.duration))
+                last_card = time.monotonic()
+            early = op.cancel.is_set()
+            if early or time.monotonic() >= deadline or op.cancel.wait(self.engine.sample_every):
+                if not early and op.cancel.is_set():
+                    evidence, early = watcher.sample(), True
+                for line in watcher.finish():
+                    op.log(redact(line))
+                return evidence, early
 
     def _stop(self, project: Project) -> None:
         state = self.store.update_state(project.name, test_running=False)
@@ -140,12 +182,8 @@ class TestRuns:
         duration: float,
     ) -> Text:
         passed, reason = judge(ev, check)
-        if early:
-            reason = tr(
-                "stopped early after {seconds} s; {reason}",
-                seconds=round(ev.elapsed),
-                reason=reason,
-            )
+        if early:  # cancelled: not a pass, and not held against the release either
+            passed, reason = False, cancelled_reason(ev)
         verdict = Verdict.of(
             passed,
             reason,
@@ -157,18 +195,22 @@ class TestRuns:
         )
         stored = verdict.to_dict()
         release = self.store.release(project.name, commit.n)
-        if release is not None:
+        if release is not None and not early:
             self.store.put_release(project.name, release.with_(verdict=stored))
         run = dict(self.store.state(project.name).test_run or {})
         self.store.update_state(project.name, test_run={**run, "verdict": stored})
-        text = tr(
-            PASSED_TEXT if passed else FAILED_TEXT,
-            name=project.name,
+        template = CANCELLED_TEXT if early else PASSED_TEXT if passed else FAILED_TEXT
+        text = tr(template, name=project.name, n=commit.n, sha=commit.short, reason=reason)
+        promotable = verdict.promotable and not run.get("auto_promote")
+        self.engine.outbox.publish(
+            EventKind.VERDICT,
+            project.name,
+            text,
             n=commit.n,
-            sha=commit.short,
-            reason=reason,
+            passed=passed,
+            outcome=verdict.outcome,
+            promotable=promotable,
         )
-        self.engine.outbox.publish(EventKind.VERDICT, project.name, text, n=commit.n, passed=passed)
         if not passed:
             raise ControlPlaneError(text)
         return text
@@ -250,6 +292,14 @@ class TestRuns:
         verdict = state.test_verdict
         if verdict is None:
             raise ControlPlaneError(tr("the test of #{n} has no verdict yet", n=state.test))
+        if verdict.cancelled and not force:
+            raise ControlPlaneError(
+                tr(
+                    "the test of #{n} was cancelled before its time, so it has no verdict; "
+                    "run it again, or promote it anyway with --force",
+                    n=state.test,
+                )
+            )
         if not verdict.passed and not force:
             raise ControlPlaneError(
                 tr(

@@ -1,27 +1,30 @@
 """Watching a running slot: what a test run or a health window observes.
 
 A Watcher samples one slot through the Runner: its state and pid, the state changes the
-runner recorded (so no restart is missed between samples), the memory of the slot's
-processes (PSS), and the lines its output gained (errors counted, the last kept). The
-evidence and the verdict on it are plain data and functions in controlplane.domain.verdict.
+runner recorded (so no restart is missed between samples, each exit with its real status
+as the runner learnt it), the memory of the slot's processes (PSS), and the lines its
+output gained (errors counted, the last kept). `fresh` holds the lines worth showing: a
+traceback or error line the app prints again and again comes once, then only its count
+grows (controlplane.domain.tracebacks). The evidence and the verdict on it are plain data
+and functions in controlplane.domain.verdict.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
 from controlplane.adapters.slotprocs import slot_usage
 from controlplane.domain.runner import ProcessInfo, Runner, program_name
+from controlplane.domain.tracebacks import ERROR_RE, ErrorDigest
 from controlplane.domain.verdict import Evidence
 from controlplane.errors import NotFound
 from controlplane.i18n import tr
 from controlplane.settings import Settings
 
-ERROR_RE = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL|FATAL)\b")
+__all__ = ["ERROR_RE", "Watcher", "slot_memory"]
+
 LAST_LINES = 10
-DOWN_STATES = ("BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN")
 
 
 def slot_memory(settings: Settings, name: str, slot: str, pid: int) -> tuple[int, str]:
@@ -51,8 +54,9 @@ class Watcher:
         self.logs = runner.follow(name, slot)
         self.events = runner.events()
         self.evidence = Evidence(program=self.program)
-        self.fresh: list[str] = []  # the lines the logs gained in the last sample
+        self.fresh: list[str] = []  # the lines worth showing the logs gained (see above)
         self._pids: set[int] = set()
+        self._digests = (ErrorDigest(), ErrorDigest())  # stdout, stderr
 
     def sample(self) -> Evidence:
         ev = self.evidence
@@ -68,11 +72,33 @@ class Watcher:
             ev.peak_memory = max(ev.peak_memory, memory)
         self.fresh = []
         new = self.logs.read_new()
-        for lines in (new.stdout, new.stderr):
+        for digest, lines in zip(self._digests, (new.stdout, new.stderr), strict=True):
             ev.errors += sum(1 for line in lines if ERROR_RE.search(line))
             ev.last_lines = (ev.last_lines + lines)[-LAST_LINES:]
-            self.fresh += lines
+            self.fresh += digest.feed(lines)
+        self._digest_errors()
         return ev
+
+    def settle(self, seconds: float = 2.0, every: float = 0.1) -> Evidence:
+        """Sample again, for `seconds` at most, until the exits a down state implies have
+        their events (the state is read at once; the event that tells of the exit comes
+        through the listener a moment later): so a crash is told with its real count."""
+        ev = self.evidence
+        deadline = self.clock() + seconds
+        while (not ev.restarts or not ev.exit_codes) and self.clock() < deadline:
+            time.sleep(every)
+            ev = self.sample()
+        return ev
+
+    def finish(self) -> list[str]:
+        """At the end of a watch: what is left to show of a traceback cut short."""
+        lines = [line for digest in self._digests for line in digest.flush()]
+        self._digest_errors()
+        return lines
+
+    def _digest_errors(self) -> None:
+        seen = [e for digest in self._digests for e in digest.errors()]
+        self.evidence.distinct = [e.to_dict() for e in seen]
 
     def _count_exits(self, info: ProcessInfo) -> None:
         ev = self.evidence
@@ -84,8 +110,7 @@ class Watcher:
                 if event.exitstatus is not None:
                     ev.exit_codes.append(event.exitstatus)
         ev.restarts = max(ev.restarts, len(self._pids) - 1 if self._pids else 0)
-        # an exit the events gave no status for: the last one the runner reports
-        while len(ev.exit_codes) < ev.restarts or (
-            info.state in DOWN_STATES and info.start and not ev.exit_codes
-        ):
+        # an exit the events gave no status for: the runner's own, only where it is real
+        # (supervisord says 0 for an app that died while starting: BACKOFF, FATAL)
+        if info.state == "EXITED" and info.start and not ev.exit_codes:
             ev.exit_codes.append(info.exitstatus)

@@ -108,6 +108,27 @@ def restarts_by_program(records: Iterable[Mapping[str, Any]], since: float) -> d
     return counts
 
 
+def last_exits(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """The exit status of each program's last exit or failed start that the event
+    listener recorded one for."""
+    exits: dict[str, int] = {}
+    for r in records:
+        if r.get("state") in RESTART_STATES and r.get("exitstatus") is not None:
+            exits[str(r.get("program", ""))] = int(r["exitstatus"])
+    return exits
+
+
+def exit_status(info: ProcessInfo | None, logged: int | None) -> int | None:
+    """The exit status to show beside a slot's state: supervisord's own after an exit
+    while running (EXITED); after failed starts (BACKOFF, FATAL) the one the event
+    listener recorded, since supervisord keeps none then and says 0; else none."""
+    if info is None:
+        return None
+    if info.state == "EXITED":
+        return info.exitstatus
+    return logged if info.state in ("BACKOFF", "FATAL") else None
+
+
 def commit_info(
     commits: Sequence[CommitRow], sha: str | None = None, n: int | None = None
 ) -> CommitInfo | None:
@@ -135,6 +156,7 @@ def slot_status(
     info: ProcessInfo | None,
     restarts: int,
     commits: Sequence[CommitRow],
+    logged_exit: int | None = None,
 ) -> SlotStatus:
     n = state.release(slot)
     return SlotStatus(
@@ -146,7 +168,7 @@ def slot_status(
         restarts=restarts,
         wanted=state.running(slot),
         release=commit_info(commits, n=n) if n is not None else None,
-        exitstatus=info.exitstatus if info and info.state in ("EXITED", "FATAL") else None,
+        exitstatus=exit_status(info, logged_exit),
     )
 
 
@@ -160,8 +182,10 @@ def build_status(
     now: float,
     next_poll: float | None = None,
     note: Text | str | None = None,
+    exits: Mapping[str, int] | None = None,
 ) -> ProjectStatus:
-    """One project's status from plain data (`infos` and `restarts` keyed by program)."""
+    """One project's status from plain data (`infos`, `restarts` and the recorded `exits`
+    keyed by program)."""
     slots = {
         slot: slot_status(
             slot,
@@ -170,6 +194,7 @@ def build_status(
             infos.get(program_name(project.name, slot)),
             restarts.get(program_name(project.name, slot), 0),
             commits,
+            (exits or {}).get(program_name(project.name, slot)),
         )
         for slot in ("prod", "test")
     }
@@ -242,13 +267,16 @@ def gather(
     note: Text | None = None
     if infos is None:
         infos, note = supervisor_infos(settings) if projects else ({}, None)
-    restarts = restarts_by_program(read_events(settings.layout.events_log), now - HOUR)
+    records = read_events(settings.layout.events_log)
+    restarts, exits = restarts_by_program(records, now - HOUR), last_exits(records)
     out = []
     for p in projects:
         next_poll = poller.next_poll(p.name) if poller is not None else None
         state, commits = store.state(p.name), store.commits(p.name)
         releases = store.releases(p.name)
-        out.append(build_status(p, state, releases, commits, infos, restarts, now, next_poll, note))
+        out.append(
+            build_status(p, state, releases, commits, infos, restarts, now, next_poll, note, exits)
+        )
     return out
 
 

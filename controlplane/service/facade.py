@@ -352,8 +352,9 @@ class Service:
         )
         if project.policy == "notify":
             return text
-        verdict = tests.test(name, str(head.n), project.test_duration, op)
-        if project.policy == "promote":
+        auto = project.policy == "promote"
+        verdict = tests.test(name, str(head.n), project.test_duration, op, then_promote=auto)
+        if auto:
             return tests.promote(name, op)
         return verdict
 

@@ -18,7 +18,7 @@ from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import parse_program, slot_logs
 from controlplane.adapters.tail import FileCursor
 from controlplane.domain.history import CommitRow, Release, SlotState
-from controlplane.domain.models import SLOTS, Project, validate_name
+from controlplane.domain.models import Project, validate_name
 from controlplane.errors import ControlPlaneError
 from controlplane.observe import retention
 from controlplane.observe.logs import (
@@ -148,7 +148,8 @@ class Queries:
                     "author": c.author,
                     "subject": c.subject,
                     "release": release.state if release else None,
-                    "live": [slot for slot in SLOTS if state.release(slot) == c.n],
+                    "live": state.live_slots(c.n),
+                    "stopped": state.stopped_slots(c.n),
                     "size": release.size if release else 0,
                     "verdict": None
                     if not verdict

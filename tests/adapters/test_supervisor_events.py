@@ -13,7 +13,9 @@ import pytest
 
 from controlplane.adapters.supervisor.events import (
     EventLog,
+    ExitLines,
     ProtocolReader,
+    exit_from_log,
     parse_tokens,
     state_record,
     wake,
@@ -184,3 +186,33 @@ def test_listener_records_become_slot_events() -> None:
     assert slot_event(starting) == SlotEvent(6.0, "a", "test", ProcessState.STARTING, "EXITED")
     assert slot_event({**record, "program": "controlplane-events"}) is None  # not a slot
     assert slot_event({**record, "state": "SOMETHING_NEW"}) is None
+
+
+def test_the_exit_status_supervisord_logged() -> None:
+    at = "2026-11-30 11:12:21,724 WARN "
+    assert exit_from_log(at + "exited: a-test (exit status 1; not expected)") == ("a-test", 1)
+    assert exit_from_log(
+        at.replace("WARN", "INFO") + "exited: a-prod (exit status 0; expected)"
+    ) == (
+        "a-prod",
+        0,
+    )
+    killed = at + "exited: a-test (terminated by SIGSEGV (core dumped); not expected)"
+    assert exit_from_log(killed) == ("a-test", -signal.SIGSEGV)
+    assert exit_from_log(at + "stopped: a-test (terminated by SIGTERM)") is None
+    assert exit_from_log(at + "spawned: 'a-test' with pid 12") is None
+
+
+def test_logged_exits_are_taken_in_order_per_program(tmp_path: Path) -> None:
+    log = tmp_path / "supervisord.log"
+    log.write_text("2026-11-30 10:00:00,000 WARN exited: a-test (exit status 9; not expected)\n")
+    exits = ExitLines(log)  # from the end: what was there before is not ours
+    with log.open("a") as handle:
+        for line in (
+            "exited: a-test (exit status 1; not expected)",
+            "exited: b-test (exit status 4; not expected)",
+            "exited: a-test (exit status 2; not expected)",
+        ):
+            handle.write(f"2026-11-30 10:00:01,000 WARN {line}\n")
+    assert [exits.take("a-test"), exits.take("b-test"), exits.take("a-test")] == [1, 4, 2]
+    assert exits.take("a-test") is None

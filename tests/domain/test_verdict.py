@@ -11,8 +11,10 @@ from controlplane.domain.verdict import (
     CheckResult,
     Evidence,
     Verdict,
+    cancelled_reason,
     check_line,
     crash_looping,
+    crash_text,
     evidence_lines,
     judge,
     verdict_lines,
@@ -190,9 +192,71 @@ def test_evidence_lines_in_each_language() -> None:
     ]
     calm = Evidence(program="shop-test", elapsed=30.0, duration=30.0, state="RUNNING")
     assert [line.render("ru") for line in evidence_lines(calm)][1:] == [
-        "без перезапусков",
         "пик памяти 0 Б (PSS)",
         "в логе нет строк с ошибками",
     ]
     verdict = Verdict.of(True, tr("stayed up without restarts"), 1.0, evidence=calm)
     assert verdict_lines(verdict) == evidence_lines(calm)
+
+
+def test_a_passed_verdict_says_no_restarts_once() -> None:
+    calm = Evidence(program="shop-test", elapsed=30.0, duration=30.0, state="RUNNING")
+    passed, reason = judge(calm, None)
+    verdict = Verdict.of(passed, reason, 1.0, evidence=calm)
+    for lang in ("en", "ru"):
+        card = "\n".join([reason.render(lang), *(x.render(lang) for x in verdict_lines(verdict))])
+        restarts = "restart" if lang == "en" else "перезапуск"
+        assert card.count(restarts) == 1, card
+    # a crash loop's reason names the restarts: the evidence does not say them again
+    crashed = Evidence(
+        program="shop-test", elapsed=5.0, state="BACKOFF", restarts=3, exit_codes=[3, 3, 3]
+    )
+    passed, reason = judge(crashed, None)
+    verdict = Verdict.from_dict(Verdict.of(passed, reason, 1.0, evidence=crashed).to_dict())
+    card = "\n".join([str(verdict.reason_text), *(str(x) for x in verdict_lines(verdict))])
+    assert card.count("restart") == 1 and card.count("3, 3, 3") == 1, card
+    assert any("restarts" in str(x) for x in evidence_lines(crashed))  # alone: it says them
+
+
+def test_a_cancelled_verdict_is_neither_passed_nor_promotable() -> None:
+    ev = Evidence(program="shop-test", elapsed=9.0, duration=60.0, state="RUNNING")
+    verdict = Verdict.of(False, cancelled_reason(ev), 1.0, early=True, evidence=ev)
+    again = Verdict.from_dict(json.loads(json.dumps(verdict.to_dict())))
+    assert (again.outcome, again.cancelled, again.promotable) == ("cancelled", True, False)
+    assert str(again.reason_text) == "cancelled after 9s; not judged"
+    assert again.reason_text.render("ru") == "отменён через 9 с; без вердикта"
+    # a row an older version stored as "passed — stopped early" is a cancel too
+    old = Verdict.from_dict({"passed": True, "reason": "stopped early", "at": 1.0, "early": True})
+    assert (old.outcome, old.promotable) == ("cancelled", False)
+    full = Verdict.of(True, tr("stayed up without restarts"), 1.0, evidence=ev)
+    assert (full.outcome, full.promotable) == ("passed", True)
+
+
+def test_a_crash_is_told_with_its_real_count_and_status() -> None:
+    # the watch saw BACKOFF before the exit's event came: one exit all the same
+    early = Evidence(program="shop-prod", elapsed=1.0, state="BACKOFF")
+    assert str(crash_text(early)) == "exited 1 time in 1s (exit status unknown), now BACKOFF"
+    ev = Evidence(program="shop-prod", elapsed=4.0, state="BACKOFF", restarts=2, exit_codes=[1, 1])
+    assert str(crash_text(ev)) == "exited 2 times in 4s (exit statuses 1, 1), now BACKOFF"
+    assert crash_text(ev).render("ru") == (
+        "завершился 2 раза за 4 с (коды выхода 1, 1), сейчас BACKOFF"
+    )
+
+
+def test_each_distinct_error_is_listed_once_with_its_count() -> None:
+    ev = Evidence(
+        program="shop-test",
+        elapsed=20.0,
+        duration=20.0,
+        state="BACKOFF",
+        restarts=9,
+        exit_codes=[1] * 9,
+        errors=9,
+        distinct=[
+            {"error": "ValueError: boom", "where": "main.py:3", "count": 9},
+            {"error": "ERROR: disk full", "where": "", "count": 2},
+        ],
+    )
+    lines = [str(line) for line in evidence_lines(ev)]
+    assert lines[-2:] == ["9× ValueError: boom (main.py:3)", "2× ERROR: disk full"]
+    assert Evidence.from_dict(json.loads(json.dumps(ev.to_dict()))) == ev

@@ -63,14 +63,16 @@ def test_life_cycle(plant: Plant) -> None:
     assert time.monotonic() - started < 30
     assert (plant.settings.logs_dir / "builds" / "shop-1.log").stat().st_mtime == built
 
-    # keep=2: two more commits deployed prune #1 (#2 stays: the test slot holds it);
-    # rolling back to #1 builds it again
+    # keep=2: two more commits deployed prune #1 and #2 (the test slot holds #2, but it is
+    # stopped: it pins nothing, and is discarded with its release); rolling back to #1
+    # builds it again
     plant.commit("3")
     plant.ok("deploy", "shop")
     plant.commit("4")
     plant.ok("deploy", "shop")
     releases = {r.n: r.state for r in plant.stack.store.releases("shop")}
-    assert releases == {1: "pruned", 2: "ready", 3: "ready", 4: "ready"}, releases
+    assert releases == {1: "pruned", 2: "pruned", 3: "ready", 4: "ready"}, releases
+    assert plant.stack.store.state("shop").test is None
     assert (
         not (plant.stack.engine.releases_dir("shop"))
         .joinpath("1-" + plant.stack.store.commits("shop")[0].short)

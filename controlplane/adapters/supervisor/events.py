@@ -11,7 +11,15 @@ Every PROCESS_STATE event is appended as one JSON line to $DATA/logs/events.json
 (rotated to events.jsonl.1 at 1 MiB); `serve` and the runner's event feed read it. The
 event has no exit status, and supervisord forgets it when it respawns the app, so the
 listener reads it from the dead app itself (its /proc entry, before the wake-up lets
-supervisord reap it) and adds it to the EXITED record. stdout is the protocol channel:
+supervisord reap it) and adds it to the EXITED record. An app that dies while starting
+(within startsecs: the BACKOFF record) is never watched, as it never was RUNNING, and
+supervisord keeps no status for it (getProcessInfo says 0): its status comes from the line
+supervisord writes to its own log when it reaps it, 'exited: shop-test (exit status 1; not
+expected)'. That line is reliable where a pidfd is not: supervisord writes it from its own
+waitpid, before it sends the event, so it is in the log when the event comes, however
+fast the app died (a pid learnt after the STARTING event may be reaped already). Each
+program's exit lines are taken in order, one for each BACKOFF or EXITED record (the
+EXITED record keeps the /proc status when it has one). stdout is the protocol channel:
 nothing else may be written there, so logging goes to stderr. No event and no death ends
 the listener: a handler that fails is logged with its traceback, and the loop goes on.
 """
@@ -21,9 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import selectors
+import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +126,47 @@ class EventLog:
             os.close(fd)
 
 
+EXIT_LINE_RE = re.compile(r"\bexited: (?P<program>\S+) \((?P<how>.*)\)\s*$")
+
+
+def exit_from_log(line: str) -> tuple[str, int] | None:
+    """supervisord's log line of a reaped app → (program, exit status, or minus the signal
+    that killed it); None for any other line. 'exited: a-test (exit status 1; not
+    expected)' → ('a-test', 1); '(terminated by SIGSEGV (core dumped); …)' → ('…', -11)."""
+    match = EXIT_LINE_RE.search(line)
+    if match is None:
+        return None
+    how = match["how"]
+    status = re.match(r"exit status (\d+)", how)
+    if status:
+        return match["program"], int(status[1])
+    killed = re.match(r"terminated by (?:(SIG[A-Z0-9]+)|signal (\d+))", how)
+    if killed is None:
+        return None
+    try:
+        number = signal.Signals[killed[1]].value if killed[1] else int(killed[2])
+    except KeyError:
+        return None
+    return match["program"], -number
+
+
+class ExitLines:
+    """The exit statuses supervisord logged, per program, in order, from now on."""
+
+    def __init__(self, path: Path) -> None:
+        self.cursor = FileCursor(path, from_end=True)
+        self.queued: dict[str, deque[int]] = {}
+
+    def take(self, program: str) -> int | None:
+        """The oldest logged exit of `program` not taken yet; None when none is logged."""
+        for line in self.cursor.read_new():
+            found = exit_from_log(line)
+            if found is not None:
+                self.queued.setdefault(found[0], deque(maxlen=100)).append(found[1])
+        queue = self.queued.get(program)
+        return queue.popleft() if queue else None
+
+
 Info = Callable[[str], ProcessInfo]
 
 
@@ -188,6 +240,7 @@ class Listener:
         self.watch = Watch(self.selector)
         self.reader = ProtocolReader()
         self.exits: dict[str, tuple[int, int]] = {}  # namespec → (dead pid, exit status)
+        self.logged = ExitLines(settings.layout.supervisord_log)
 
     def seed(self) -> None:
         """Watch the programs of ours that were running before this listener started."""
@@ -207,8 +260,12 @@ class Listener:
         ours = is_ours(record["group"])
         namespec = f"{record['group']}:{record['program']}"
         died = self.exits.pop(namespec, None)
-        if ours and record["state"] == "EXITED" and died and died[0] == record.get("pid"):
-            record["exitstatus"] = died[1]
+        if ours and record["state"] in ("EXITED", "BACKOFF"):
+            logged = self.logged.take(record["program"])
+            if record["state"] == "EXITED" and died and died[0] == record.get("pid"):
+                record["exitstatus"] = died[1]
+            elif logged is not None:
+                record["exitstatus"] = logged
         self.log.append(record)
         if not ours:
             return
