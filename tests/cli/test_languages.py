@@ -90,8 +90,12 @@ def test_tables_and_results_are_in_the_locales_language(seeded: Path) -> None:
 
     assert run(seeded, RU, "poll", "demo", "1h").stdout == "demo: опрос 1 ч\n"
     assert run(seeded, EN, "poll", "demo", "15m").stdout == "demo: poll 15m\n"
-    assert run(seeded, RU, "env", "set", "demo", "X=1").stdout == "X задано для demo prod\n"
-    assert run(seeded, EN, "env", "unset", "demo", "X").stdout == "removed X from demo prod\n"
+    assert run(seeded, RU, "env", "set", "demo", "X=1").stdout == (
+        "X задано для demo prod\ndemo prod не запущен: изменение вступит в силу при запуске\n"
+    )
+    assert run(seeded, EN, "env", "unset", "demo", "X").stdout == (
+        "removed X from demo prod\ndemo prod is not running: the change applies when it starts\n"
+    )
 
     status = run(seeded, RU, "status").stdout.splitlines()
     assert status[1].startswith("папка данных ") and status[3].split() == ["проекты", "1"]

@@ -227,7 +227,8 @@ def test_the_chat_refuses_bad_folders_in_one_line_and_cuts_long_subjects(phone: 
     added = add("shop", long_path, "//etc", str(live / "shop"))
     sent = [m.text for m in phone.api.bot_messages(ADMIN)]
     long_refusal = next(t for t in sent if "at most 255 bytes" in t)
-    assert "\n" not in long_refusal and long_refusal.startswith("⚠️ bad folder")
+    reason, again = long_refusal.split("\n")  # one line of reason, then the question again
+    assert reason.startswith("⚠️ bad folder") and again == "Send another project folder."
     assert any("/etc is a system folder" in t for t in sent)
     assert not any("Internal error" in t or "Windows" in t for t in sent)
     assert "Added shop" in added
@@ -235,8 +236,12 @@ def test_the_chat_refuses_bad_folders_in_one_line_and_cuts_long_subjects(phone: 
     assert len(added) < 1000
     print(f"Added message: {len(added)} characters")
 
-    refusal = add("inner", str(live / "shop" / "inner"))
+    answer("/add", "Send its name")
+    answer("inner", "repository URL")
+    answer(origin.url, "project folder")
+    refusal = answer(str(live / "shop" / "inner"), "bad folder")  # refused when given
     assert "inside the folder of project shop" in refusal and "cannot be nested" in refusal
+    answer("/cancel", "")
     assert [p.name for p in phone.plant.box.store.list_projects()] == ["shop"]
 
 
