@@ -117,6 +117,9 @@ class Layout:
     def project_store(self, name: str) -> Path:
         return self.store_shards / "projects" / f"{name}.json"
 
+    def commit_store(self, name: str) -> Path:  # its numbered commits (adapters/commitfile)
+        return self.store_shards / "commits" / f"{name}.json"
+
     @property
     def store_lock(self) -> Path:
         return self.data_dir / "store.lock"

@@ -2,8 +2,9 @@
 
 The data is split so that a change rewrites only a small file: $DATA/store.json holds the
 projects (with their encrypted variables) and the key check; $DATA/store.d/outbox.json the
-events; $DATA/store.d/projects/NAME.json one project's numbered commits, releases and slot
-state. With 200 projects × 100 commits a whole-file store was 4 MB and every button press
+events; $DATA/store.d/projects/NAME.json one project's releases and slot state;
+$DATA/store.d/commits/NAME.json its numbered commits (adapters/commitfile.py). With 200
+projects × 100 commits a whole-file store was 4 MB and every button press
 that changed anything rewrote and fsynced all of it (60–130 ms); now a write is one file
 of a few kB to a few hundred kB.
 
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from controlplane.adapters import commitfile
 from controlplane.adapters.files import fsync_dir, os_reason, write_atomic
 from controlplane.adapters.secrets import KeyRing, generate_key, write_key_file
 from controlplane.domain.history import CommitRow, Release, SlotState, number_new
@@ -181,6 +183,7 @@ class Store:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._lock_fd: int | None = None
+        self._commit_rows: dict[str, tuple[dict[str, Any], list[CommitRow]]] = {}
 
     @classmethod
     def open(cls, settings: Settings, *, fallback: bool = False) -> Store:
@@ -216,6 +219,8 @@ class Store:
                 path = self.settings.layout.outbox_store
             elif kind == "project" and name and "/" not in name and not name.startswith("."):
                 path = self.settings.layout.project_store(name)
+            elif kind == "commits" and name and "/" not in name and not name.startswith("."):
+                path = self.settings.layout.commit_store(name)
             else:
                 raise StoreError(tr("no store file for {shard}", shard=repr(shard)))
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -547,21 +552,34 @@ class Store:
     # -- commits, releases, slot state --------------------------------------------------
 
     def commits(self, name: str) -> list[CommitRow]:
-        """Numbered commits of a project, by number."""
-        with self._project_db(name) as db:
-            rows = self.table(db, "commits").all()
-        return sorted((CommitRow.from_dict(r) for r in rows), key=lambda c: c.n)
+        """Numbered commits of a project, by number (from store.d/commits/NAME.json; a
+        project numbered by an older version has them in its project file until its next
+        new commit moves them). The rows are parsed once per change of the file."""
+        with self.locked():
+            data = self._shard(f"commits:{name}").read()
+            cached = self._commit_rows.get(name)
+            if data is not None and cached is not None and cached[0] is data:
+                return list(cached[1])
+            commits = commitfile.decode(data)
+            if data is None or commits is None:
+                with self._project_db(name) as db:
+                    rows = self.table(db, "commits").all()
+                return sorted((CommitRow.from_dict(r) for r in rows), key=lambda c: c.n)
+            self._commit_rows[name] = (data, commits)
+            return list(commits)
 
     def add_commits(self, name: str, seen: list[CommitRow]) -> list[CommitRow]:
-        """Number the commits of `seen` (oldest first) not numbered yet; returns them."""
+        """Number the commits of `seen` (oldest first) not numbered yet; returns them.
+        Rows an older version kept in the project file move to the commit file first."""
         with self.transaction() as db:
             self._doc(db, name)
-            fresh = number_new(self.commits(name), seen)
+            known = self.commits(name)
+            fresh = number_new(known, seen)
             if fresh:
+                self._shard(f"commits:{name}").write(commitfile.encode([*known, *fresh]))
                 with self._project_db(name) as pdb:
-                    self.table(pdb, "commits").insert_multiple(
-                        {**c.to_dict(), "project": name} for c in fresh
-                    )
+                    if "commits" in pdb.tables():
+                        pdb.drop_table("commits")
             return fresh
 
     def release(self, name: str, n: int) -> Release | None:
@@ -599,6 +617,8 @@ class Store:
         the name can be added again with the key the repository knows; see set_deploy_key)."""
         with self.transaction():
             self._shard(f"project:{name}").remove()
+            self._shard(f"commits:{name}").remove()
+            self._commit_rows.pop(name, None)
 
     # -- chats ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from controlplane.bot.callbacks import Cb, cb
 from controlplane.bot.texts import N_, t, text
-from controlplane.domain.history import CommitRow, Release, SlotState
+from controlplane.domain.history import CommitRow, Release, SlotState, paged
 from controlplane.domain.kinds import slot_name
 from controlplane.domain.models import Project, interval_text
 from controlplane.i18n import LANGS
@@ -307,8 +307,9 @@ def rollback_menu(
         return t(lang, "No numbered commits yet."), InlineKeyboardMarkup(
             [[button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]]
         )
-    newest = list(reversed(commits))
-    chunk = newest[page * PAGE : (page + 1) * PAGE]
+    at = paged(len(commits), page, PAGE)
+    # newest first: row i of the page is commits[-1 - i]
+    chunk = commits[len(commits) - at.stop : len(commits) - at.start][::-1]
     rows = [
         [
             button(commit_label(lang, c, releases.get(c.n), s), Cb.ROLLBACK_CONFIRM, name, c.n),
@@ -316,13 +317,37 @@ def rollback_menu(
         ]
         for c in chunk
     ]
-    nav = [button(t(lang, "⬅️ Back"), Cb.PROJECT, name)]
-    if (page + 1) * PAGE < len(newest):
+    rows += rollback_pages(lang, name, at.page, at.pages)
+    rows.append([button(t(lang, "⬅️ Back"), Cb.PROJECT, name)])
+    title = t(lang, "Roll back <b>{name}</b> prod to which commit?", name=name)
+    if at.pages > 1:
+        title += "\n" + t(
+            lang,
+            "Commits #{newest}–#{oldest} of {total}, page {page} of {pages}; "
+            "<code>/rollback {name} N</code> takes any number.",
+            newest=chunk[0].n,
+            oldest=chunk[-1].n,
+            total=at.total,
+            page=at.page + 1,
+            pages=at.pages,
+            name=name,
+        )
+    return title, InlineKeyboardMarkup(rows)
+
+
+def rollback_pages(lang: str, name: str, page: int, pages: int) -> list[list[InlineKeyboardButton]]:
+    """The picker's page buttons: ⏮ the newest page, ◀️ newer, older ▶️, the oldest ⏭
+    (each only where it leads somewhere else than ◀️ ▶️ do)."""
+    nav = []
+    if page > 1:
+        nav.append(button(t(lang, "⏮ Newest"), Cb.ROLLBACK_LIST, name, 0))
+    if page > 0:
+        nav.append(button(t(lang, "◀️ Newer"), Cb.ROLLBACK_LIST, name, page - 1))
+    if page + 1 < pages:
         nav.append(button(t(lang, "Older ▶️"), Cb.ROLLBACK_LIST, name, page + 1))
-    rows.append(nav)
-    return t(
-        lang, "Roll back <b>{name}</b> prod to which commit?", name=name
-    ), InlineKeyboardMarkup(rows)
+    if page + 2 < pages:
+        nav.append(button(t(lang, "Oldest ⏭"), Cb.ROLLBACK_LIST, name, pages - 1))
+    return [nav] if nav else []
 
 
 def deploy_key(lang: str, name: str, public: str, hosts: list[HostKey]) -> Screen:

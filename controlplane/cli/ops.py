@@ -143,13 +143,37 @@ def describe_row(row: dict[str, Any], lang: str = DEFAULT) -> str:
     )
 
 
+HISTORY_PAGE = 50  # commits a page of `history` shows
+
+
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    """The newest page of commits (or --page N, or --all); --json prints every row
+    unless --page names one."""
+    from controlplane.domain.history import paged
+
     rows = history_rows(settings, args.name)
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    if args.page is not None or not (args.all or args.json):
+        page = paged(len(rows), (args.page or 1) - 1, HISTORY_PAGE)
+        shown = rows[page.start : page.stop]
     else:
-        none = t(args.lang, "no numbered commits for {name}", name=args.name)
-        print("\n".join(describe_row(r, args.lang) for r in rows) or none)
+        shown, page = rows, None
+    if args.json:
+        print(json.dumps(shown, indent=2))
+        return 0
+    none = t(args.lang, "no numbered commits for {name}", name=args.name)
+    print("\n".join(describe_row(r, args.lang) for r in shown) or none)
+    if page is not None and page.pages > 1:
+        more = t(
+            args.lang,
+            "commits {first}–{last} of {total}, page {page} of {pages}: --page N for "
+            "another page, --all for every commit",
+            first=page.start + 1,
+            last=page.stop,
+            total=page.total,
+            page=page.page + 1,
+            pages=page.pages,
+        )
+        print(more)
     return 0
 
 
@@ -192,6 +216,13 @@ def add_op_commands(sub: Any, add: Any, lang: str = DEFAULT) -> None:
         sub, "history", cmd_history, N_("numbered commits and their releases"), json_flag=True
     )
     history.add_argument("name")
+    shown = history.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--page",
+        type=int,
+        help=t(lang, "page N of {size} commits, newest first (default: 1)", size=HISTORY_PAGE),
+    )
+    shown.add_argument("--all", action="store_true", help=t(lang, "every numbered commit"))
 
 
 SLOT_VERBS = (

@@ -1,9 +1,10 @@
 """Commit numbers, release records and slot state: the data and the pure decisions on it.
 
-Numbers follow the design: the last 20 first-parent commits of the branch are numbered
-oldest first when a project is added; every commit seen afterwards gets the next number;
-numbers are never reused or changed. Everything that takes a commit takes a number
-(`7`, `#7`) or a SHA prefix (at least 4 hex digits).
+Numbers follow the design: the whole first-parent history of the branch is numbered oldest
+first when a project is added (#1 is the branch's first commit); every commit seen
+afterwards gets the next number; numbers are never reused or changed. A project numbered
+by an older version (its last 20 commits then) keeps its numbers. Everything that takes a
+commit takes a number (`7`, `#7`) or a SHA prefix (at least 4 hex digits).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from controlplane.domain.verdict import Verdict
 from controlplane.errors import NotFound, ValidationError
 from controlplane.i18n import tr
 
-INITIAL_NUMBERED = 20
 REF_RE = re.compile(r"#?(\d{1,7})|([0-9a-f]{4,40})")
 RELEASE_STATES = ("building", "ready", "failed", "pruned")
 SHOWN_LIMIT = 200  # characters of a commit subject or author kept
@@ -213,3 +213,23 @@ def to_prune(releases: Sequence[Release], keep: int, protected: Iterable[int | N
     gone = [n for n in ready if n not in kept]
     gone += [r.n for r in releases if r.state == "failed" and r.size and r.n not in guard]
     return sorted(set(gone))
+
+
+@dataclass(frozen=True)
+class Paged:
+    """Page `page` (0-based, clamped) of `total` rows newest first, `size` a page: the
+    rows [start, stop) of the newest-first list, and how many pages there are."""
+
+    page: int
+    pages: int
+    start: int
+    stop: int
+    total: int
+
+
+def paged(total: int, page: int, size: int) -> Paged:
+    """Which rows page `page` of a newest-first list holds (a page past the end is the
+    last one, a negative one the first)."""
+    pages = max(1, -(-total // size))
+    page = min(max(page, 0), pages - 1)
+    return Paged(page, pages, page * size, min(total, (page + 1) * size), total)

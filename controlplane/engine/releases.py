@@ -28,7 +28,6 @@ from controlplane.adapters.slotprocs import descendants
 from controlplane.adapters.store import Store
 from controlplane.domain.events import EventSink
 from controlplane.domain.history import (
-    INITIAL_NUMBERED,
     CommitRow,
     Release,
     SlotState,
@@ -49,6 +48,7 @@ from controlplane.settings import Settings
 logger = logging.getLogger(__name__)
 
 SAMPLE_EVERY = 0.5
+LOGGED_NUMBERED = 20  # commits named one by one in the log when a fetch numbers many
 # how the event of a prod switch reads: "shop: rolled back to #3 …"
 LIVE_TEXTS = {
     EventKind.DEPLOYED: N_("{name}: deployed to #{n} {sha} {subject}"),
@@ -173,15 +173,26 @@ class Engine:
         if head not in shas:
             last = known[-1].sha if known else None
             since = last if last and git.has_commit(mirror, last, access=access) else None
-            limit = INITIAL_NUMBERED if not known else 200
-            log = git.first_parent_log(mirror, head, limit, since=since, access=access)
+            log = git.first_parent_log(mirror, head, since=since, access=access)
             seen = [CommitRow(0, c.sha, c.date.timestamp(), c.author, c.subject) for c in log]
             fresh = self.store.add_commits(project.name, seen)
-            git.keep(mirror, [c.sha for c in fresh], access=access)
-            for c in fresh:
-                op.log(f"#{c.n} {c.short} {c.subject}")
+            self._keep_numbered(mirror, fresh, access, op)
         self.store.update_state(project.name, head=head)
         return find(self.store.commits(project.name), head)
+
+    def _keep_numbered(
+        self, mirror: Path, fresh: list[CommitRow], access: git.Access, op: Reporter
+    ) -> None:
+        """Pin the newest of the commits just numbered in the mirror: they are all on its
+        first-parent line, so one keep ref holds them all (one per commit would be 10,000
+        git calls for an old repository). The op's log names the last ones numbered."""
+        if not fresh:
+            return
+        git.keep(mirror, [fresh[-1].sha], access=access)
+        if len(fresh) > LOGGED_NUMBERED:
+            op.log(f"numbered #{fresh[0].n}-#{fresh[-1].n} ({len(fresh)} commits); the last:")
+        for c in fresh[-LOGGED_NUMBERED:]:
+            op.log(f"#{c.n} {c.short} {c.subject}")
 
     def _report_pinned(self, name: str, before: list[sshkeys.HostKey], op: Reporter) -> None:
         """A host key ssh pinned just now is told to the admin once, to compare with the

@@ -35,7 +35,7 @@ def test_ls_remote_returns_branch_head(origin: OriginFactory) -> None:
     assert git.ls_remote(o.url, "main") == shas[-1]
 
 
-def test_numbering_list_is_last_20_first_parent_oldest_first(
+def test_numbering_list_is_the_whole_first_parent_line_oldest_first(
     origin: OriginFactory, tmp_path: Path
 ) -> None:
     o = origin()
@@ -48,9 +48,11 @@ def test_numbering_list_is_last_20_first_parent_oldest_first(
     merge = sh_git("rev-parse", "HEAD", cwd=o.work)
     mirror = mirror_of(o, tmp_path)
     log = git.first_parent_log(mirror, "refs/heads/main")
-    assert [c.sha for c in log] == [*shas[-19:], merge]
+    assert [c.sha for c in log] == [*shas, merge]
     assert side not in [c.sha for c in log]
-    assert log[0].subject == "change 7" and log[0].author == "Ada Author"
+    assert log[0].subject == "change 1" and log[0].author == "Ada Author"
+    last = git.first_parent_log(mirror, "refs/heads/main", 20)
+    assert [c.sha for c in last] == [*shas[-19:], merge]
     assert log[-1].date.tzinfo is not None
     newer = o.commits(2, prefix="later")
     git.fetch(mirror, o.url, "main")

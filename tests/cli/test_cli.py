@@ -192,7 +192,7 @@ def test_unreachable_repository_is_refused_and_credentials_are_not_echoed(
     assert run(data_dir, "project", "list").stdout.startswith("no projects yet")
 
 
-def test_added_project_numbers_its_last_commits(
+def test_added_project_numbers_its_whole_history(
     data_dir: Path, tmp_path: Path, origin: Callable[..., Origin]
 ) -> None:
     repo = origin("many")
@@ -202,10 +202,36 @@ def test_added_project_numbers_its_last_commits(
     )
     assert done.returncode == 0, done.stderr
     rows = json.loads(run(data_dir, "history", "many", "--json").stdout)
-    assert [r["n"] for r in rows] == list(range(20, 0, -1))
-    assert [r["sha"] for r in reversed(rows)] == shas[-20:]
+    assert [r["n"] for r in rows] == list(range(25, 0, -1))
+    assert [r["sha"] for r in reversed(rows)] == shas
     text = run(data_dir, "history", "many").stdout.splitlines()
-    assert text[0].split()[:2] == ["#20", shas[-1][:7]] and "change 25" in text[0]
+    assert text[0].split()[:2] == ["#25", shas[-1][:7]] and "change 25" in text[0]
+    assert text[-1].split()[:2] == ["#1", shas[0][:7]] and len(text) == 25  # one page: no footer
+
+
+def test_history_pages_through_every_commit(
+    data_dir: Path, tmp_path: Path, origin: Callable[..., Origin]
+) -> None:
+    repo = origin("long")
+    shas = repo.bulk(120)
+    live = str(tmp_path / "long")
+    added = run(data_dir, "project", "add", "long", "--repo", repo.url, "--path", live)
+    assert added.returncode == 0, added.stderr
+    first = run(data_dir, "history", "long").stdout.splitlines()
+    assert len(first) == 51 and first[0].startswith("#120 ") and first[49].startswith("#71 ")
+    assert first[-1] == (
+        "commits 1–50 of 120, page 1 of 3: --page N for another page, --all for every commit"
+    )
+    last = run(data_dir, "history", "long", "--page", "3").stdout.splitlines()
+    assert last[0].startswith("#20 ") and last[19].split()[:2] == ["#1", shas[0][:7]]
+    assert last[-1].startswith("commits 101–120 of 120, page 3 of 3")
+    assert len(run(data_dir, "history", "long", "--all").stdout.splitlines()) == 120
+    assert len(json.loads(run(data_dir, "history", "long", "--json").stdout)) == 120
+    page = json.loads(run(data_dir, "history", "long", "--json", "--page", "2").stdout)
+    assert [r["n"] for r in page] == list(range(70, 20, -1))
+    ru = {"LANG": "ru_RU.UTF-8", "LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": ""}
+    russian = run(data_dir, "history", "long", "--page", "2", **ru).stdout
+    assert "commits" not in russian and "--page" in russian
 
 
 def test_malformed_setting_is_one_line(data_dir: Path) -> None:

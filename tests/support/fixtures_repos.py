@@ -74,6 +74,43 @@ class Origin:
         self.push()
         return shas
 
+    def bulk(self, n: int, prefix: str = "old") -> list[str]:
+        """Make n commits at once (git fast-import: 10,000 in a second or two), each
+        changing history.txt, push them, return their shas oldest first."""
+        parent = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+            cwd=self.work,
+            env=GIT_ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        parts = []
+        for i in range(1, n + 1):
+            msg, body = f"{prefix} {i}".encode(), f"{prefix} {i}\n".encode()
+            start = f"from :{i - 1}\n" if i > 1 else (f"from {parent}\n" if parent else "")
+            parts.append(
+                f"commit refs/heads/{self.branch}\nmark :{i}\n"
+                f"committer Bulk <bulk@example.org> {1_600_000_000 + i} +0000\n".encode()
+                + f"data {len(msg)}\n".encode()
+                + msg
+                + f"\n{start}M 644 inline history.txt\ndata {len(body)}\n".encode()
+                + body
+                + b"\n"
+            )
+        subprocess.run(
+            ["git", "fast-import", "--quiet", "--force"],
+            cwd=self.work,
+            env=GIT_ENV,
+            input=b"".join(parts),
+            check=True,
+            capture_output=True,
+        )
+        sh_git("reset", "-q", "--hard", self.branch, cwd=self.work)
+        self.push()
+        shas = sh_git("rev-list", "--first-parent", f"--max-count={n}", "HEAD", cwd=self.work)
+        return list(reversed(shas.split()))
+
     def reset_hard(self, sha: str) -> None:
         sh_git("reset", "-q", "--hard", sha, cwd=self.work)
 
