@@ -23,6 +23,7 @@ from controlplane.bot.texts import N_, t, text
 from controlplane.bot.views import (
     ask,
     screen_confirm_deploy,
+    screen_confirm_deploy_of,
     screen_confirm_promote,
     screen_help,
     screen_lang,
@@ -143,7 +144,10 @@ async def b_test_menu(update: Update, context: Ctx, name: str, rest: list[str]) 
 
 
 async def b_test_run(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    return started(context, update, Op.TEST, name, {"duration": rest[0] if rest else None})
+    """A duration button (tr|shop|300: the head), or a new-commit notice's Test (tr|shop||7:
+    commit #7 for the project's test duration)."""
+    args = {"duration": rest[0] if rest else None, "commit": rest[1] if len(rest) > 1 else None}
+    return started(context, update, Op.TEST, name, args)
 
 
 async def b_extend(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
@@ -178,7 +182,14 @@ async def b_confirm(
 
 
 async def b_deploy(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
-    await screen_confirm_deploy(update, context, name)
+    """The menu's Deploy (the head, fetched now) or a notice's Deploy #N (that commit)."""
+    n = number(rest[0]) if rest else None
+    if n is None:
+        await screen_confirm_deploy(update, context, name)
+    elif not await screen_confirm_deploy_of(update, context, name, n):
+        lang = deps(context).lang(chat_of(update))
+        out_of_date = t(lang, "That button is out of date; open the menu again.")
+        await show(update, out_of_date, screens.back_to(lang, name))
     return None
 
 

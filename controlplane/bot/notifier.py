@@ -95,8 +95,35 @@ def event_text(batch: Batch, lang: str) -> str:
     return fit(f"{ICONS.get(event.kind, 'ℹ️')} {text(lang, event.message)}{repeat}")
 
 
+def commit_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
+    """A new-commit notice offers to test or deploy its newest commit (what the policy
+    does not do already: the notice says so) and the project's history."""
+    n, policy, name = event.data.get("n"), event.data.get("policy"), event.project
+    if not isinstance(n, int) or not name:
+        return None
+    row = []
+    if policy == "notify":
+        row.append(
+            InlineKeyboardButton(
+                t(lang, "🧪 Test #{n}", n=n), callback_data=cb(Cb.TEST_RUN, name, "", n)
+            )
+        )
+    if policy in ("notify", "test"):
+        row.append(
+            InlineKeyboardButton(
+                t(lang, "🚀 Deploy #{n}", n=n), callback_data=cb(Cb.DEPLOY, name, n)
+            )
+        )
+    row.append(
+        InlineKeyboardButton(t(lang, "📜 History"), callback_data=cb(Cb.ROLLBACK_LIST, name, 0))
+    )
+    return InlineKeyboardMarkup([row])
+
+
 def event_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
-    """A verdict comes with what to do next."""
+    """A verdict comes with what to do next; a new-commit notice too (commit_buttons)."""
+    if event.kind == EventKind.NEW_COMMIT:
+        return commit_buttons(event, lang)
     if event.kind != EventKind.VERDICT or not event.project or "n" not in event.data:
         return None
     row = [InlineKeyboardButton(t(lang, "🗑 Discard"), callback_data=cb(Cb.DISCARD, event.project))]

@@ -261,12 +261,28 @@ def newest_commit(d: Deps, name: str) -> CommitRow | None:
 async def screen_confirm_deploy(update: Update, context: Ctx, name: str) -> None:
     """ "Deploy #N sha to prod?": its Yes deploys that commit, even after a newer one came."""
     d = deps(context)
-    lang = d.lang(chat_of(update))
     commit = await blocking(newest_commit, d, name)
     if commit is None:
+        lang = d.lang(chat_of(update))
         text = t(lang, "Deploy the branch head of <b>{name}</b> to <b>prod</b>?", name=name)
         await ask(update, context, text, (Cb.DEPLOY_YES, name), (Cb.PROJECT, name))
         return
+    await confirm_deploy(update, context, name, commit)
+
+
+async def screen_confirm_deploy_of(update: Update, context: Ctx, name: str, n: int) -> bool:
+    """ "Deploy #n sha to prod?" for a commit named already (a new-commit notice's
+    button); False when the project has no commit #n."""
+    known = await blocking(deps(context).service.query.commits, name)
+    commit = next((c for c in known if c.n == n), None)
+    if commit is None:
+        return False
+    await confirm_deploy(update, context, name, commit)
+    return True
+
+
+async def confirm_deploy(update: Update, context: Ctx, name: str, commit: CommitRow) -> None:
+    lang = deps(context).lang(chat_of(update))
     text = t(
         lang,
         "Deploy #{n} {sha} of <b>{name}</b> to <b>prod</b>?\n{subject}",

@@ -33,6 +33,7 @@ from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project, validate_name
 from controlplane.errors import NotFound
 from controlplane.i18n import Text, as_text, ntr, tr
+from controlplane.service import newcommits
 from controlplane.service.alarms import Alarms
 from controlplane.service.configure import (
     Clients,
@@ -51,7 +52,7 @@ from controlplane.service.executor import (
     OperationFailed,
     Progress,
 )
-from controlplane.service.outbox import Outbox, Subscriber
+from controlplane.service.outbox import KEEP_EVENTS, Outbox, Subscriber
 from controlplane.service.queries import LoadReport, LogReader, Queries
 from controlplane.service.requests import (
     DEFAULT_TEST_SECONDS,
@@ -169,7 +170,7 @@ class Service:
         self.config = Configuration(settings, store, self.clients)
         self.query = Queries(settings, store, self.clients)
         self._runtime = runtime
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, tuple[str, int | None]] = {}  # sha, last noticed
         self._lock = threading.Lock()
         self._redactor: tuple[object, Redactor] | None = None
         if runtime is not None:
@@ -315,48 +316,55 @@ class Service:
 
     # -- new commits (the poller) ------------------------------------------------------------
 
-    def on_new_commit(self, project: Project, sha: str) -> None:
+    def on_new_commit(self, project: Project, sha: str, last: int | None = None) -> None:
         """A new head: number it, then notify, test, or test and promote (the policy).
-        A busy project takes it up as soon as its operation ends."""
+        A busy project takes it up as soon as its operation ends. The notice names the
+        commits after #last (the previous notice's; found now, while the poller has not
+        recorded the new head yet)."""
+        if last is None:
+            last = self._last_noticed(project.name)
         try:
-            self.executor.submit(project.name, Op.NEW_COMMIT, lambda op: self._new(project, op))
+            self.executor.submit(
+                project.name, Op.NEW_COMMIT, lambda op: self._new(project, op, last)
+            )
         except Busy:
             with self._lock:
-                self._pending[project.name] = sha
+                self._pending[project.name] = (sha, last)
             logger.info("%s is busy; new commit %s waits for it", project.name, sha[:7])
 
     def on_finish(self, operation: Operation) -> None:
         """The executor's hook: hand over a new commit that waited for the project."""
         with self._lock:
-            sha = self._pending.pop(operation.project, None)
-        if sha is not None:
+            waiting = self._pending.pop(operation.project, None)
+        if waiting is not None:
             try:
                 project = self.store.get_project(operation.project)
             except NotFound:
                 return
-            self.on_new_commit(project, sha)
+            self.on_new_commit(project, *waiting)
 
-    def _new(self, project: Project, op: Operation) -> Text | str:
+    def _new(self, project: Project, op: Operation, last: int | None) -> Text | str:
         name, engine, tests = project.name, self.runtime.engine, self.runtime.tests
         head = engine.sync(project, op)
-        text = tr(
-            "{name}: new commit #{n} {sha} on {branch}: {subject}",
-            name=name,
-            n=head.n,
-            sha=head.short,
-            branch=project.branch,
-            subject=head.subject,
-        )
-        self.runtime.outbox.publish(
-            EventKind.NEW_COMMIT, name, text, n=head.n, policy=project.policy
-        )
+        commits = newcommits.since(self.store.commits(name), last, head)
+        said = newcommits.notice(name, project.branch, project.policy, commits, self.redactor())
+        self.runtime.outbox.publish(EventKind.NEW_COMMIT, name, said.text, **said.data)
         if project.policy == "notify":
-            return text
+            return said.text
         auto = project.policy == "promote"
         verdict = tests.test(name, str(head.n), project.test_duration, op, then_promote=auto)
         if auto:
             return tests.promote(name, op)
         return verdict
+
+    def _last_noticed(self, name: str) -> int | None:
+        """The commit the previous new-commit notice named; else the head's number as it
+        was before this fetch (the notice names what came since)."""
+        noticed = newcommits.last_noticed(self.runtime.outbox.recent(name, limit=KEEP_EVENTS))
+        if noticed is not None:
+            return noticed
+        head = self.store.state(name).head
+        return next((c.n for c in self.store.commits(name) if c.sha == head), None)
 
     # -- events and secrets --------------------------------------------------------------------
 
