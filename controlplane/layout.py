@@ -222,6 +222,10 @@ class Layout:
     def apps_dir(self) -> Path:
         return self.data_dir / "apps"
 
+    @property
+    def backups_dir(self) -> Path:  # folders taken over: their former contents (takeover.py)
+        return self.data_dir / "backups"
+
     def app_folder(self, name: str) -> Path:
         """The prod folder a project gets when the admin names none."""
         return self.apps_dir / name

@@ -77,7 +77,8 @@ def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
 
     lang, svc = args.lang, service(settings)
     fields = {"repo": args.repo, "path": args.path, "branch": args.branch, "entry": args.entry}
-    new = svc.config.check_new(name=args.name, **fields)
+    new = svc.config.check_new(name=args.name, **fields, take_over=args.take_over)
+    fields["take_over"] = args.take_over
     _warn(new.warnings, lang)
     numbered = run(settings, Op.ADD, new.name, fields)  # the commits numbered, the head
     print(numbered.render(lang), file=sys.stderr)
@@ -220,6 +221,15 @@ def add_project_commands(sub: Any, add: Add, lang: str) -> None:
     )
     new.add_argument("--branch", default="main", help=t(lang, "branch to follow (default main)"))
     new.add_argument("--entry", default="main.py", help=t(lang, "entry file (default main.py)"))
+    new.add_argument(
+        "--take-over",
+        action="store_true",
+        help=t(
+            lang,
+            "a folder holding other files: move them to a dated backup under "
+            "$DATA/backups (never deleted), then use the folder",
+        ),
+    )
     add(psub, "list", cmd_project_list, N_("list projects"), json_flag=True)
     add(psub, "show", cmd_project_show, N_("show one project"), json_flag=True).add_argument("name")
     add(psub, "remove", cmd_project_remove, N_("remove a project")).add_argument("name")

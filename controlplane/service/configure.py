@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from controlplane.adapters import buildlogs
+from controlplane.adapters import buildlogs, takeover
 from controlplane.adapters.slotprocs import end
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import (
@@ -42,8 +42,14 @@ from controlplane.domain.models import (
     validate_var_name,
 )
 from controlplane.domain.variables import Variable, build_only, mask
-from controlplane.errors import AlreadyExists, NotFound, SupervisorError, ValidationError
-from controlplane.i18n import LANGS, Text, as_text, tr, verbatim
+from controlplane.errors import (
+    AlreadyExists,
+    ControlPlaneError,
+    NotFound,
+    SupervisorError,
+    ValidationError,
+)
+from controlplane.i18n import LANGS, Size, Text, as_text, ntr, tr, verbatim
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,6 +74,7 @@ class NewProject:
     entry: str
     kind: str
     warnings: tuple[Text, ...]
+    take_over: bool = False  # the folder's files move to a backup ($DATA/backups) at add
 
 
 @dataclass(frozen=True)
@@ -138,9 +145,10 @@ class Configuration:
         """The folders of every other project (name → folder): a new one may not nest."""
         return {p.name: p.path for p in self.store.list_projects() if p.name != name}
 
-    def check_folder_free(self, folder: Path, name: str) -> None:
-        """Refuse a folder that holds someone's files (other projects' folders are refused
-        by validate_folder); a folder that cannot be looked at is refused, never an error."""
+    def check_folder_free(self, folder: Path, name: str, *, take_over: bool = False) -> None:
+        """Refuse a folder that holds someone's files, unless `take_over` (they move to a
+        backup when the project is added); other projects' folders are refused by
+        validate_folder; a folder that cannot be looked at is refused, never an error."""
         try:
             is_file = folder.exists() and not folder.is_dir() and not folder.is_symlink()
             ours = self.folder_is_ours(folder, name)
@@ -153,14 +161,15 @@ class Configuration:
             ) from None
         if is_file:
             raise ValidationError(tr("folder"), str(folder), tr("it is a file; give a folder path"))
-        if not ours:
+        if not ours and not take_over:
             raise ValidationError(
                 tr("folder"),
                 str(folder),
                 tr(
-                    "it holds files the control plane did not put there and it never takes "
-                    "them over; give a new or empty folder (it becomes a link to the live "
-                    "release)"
+                    "it holds files the control plane did not put there; give a new or "
+                    "empty folder (it becomes a link to the live release), or add with "
+                    "--take-over to move them to a backup under {backups} first",
+                    backups=str(self.settings.layout.backups_dir),
                 ),
             )
 
@@ -173,6 +182,7 @@ class Configuration:
         branch: str | None = "main",
         entry: str = "main.py",
         kind: str = "own",
+        take_over: bool = False,
     ) -> NewProject:
         """Validate every field of a project to add (no network); nothing is written.
         A launch's path defaults to $DATA/apps/NAME."""
@@ -187,9 +197,12 @@ class Configuration:
         clean_branch = None if branch is None else validate_branch(branch)
         entry = validate_entry(entry)
         self.check_absent(name)
-        self.check_folder_free(folder, name)
+        self.check_folder_free(folder, name, take_over=take_over)
         warnings = (as_text(url.warning),) if url.warning else ()
-        return NewProject(name, url.url, url.auth, str(folder), clean_branch, entry, kind, warnings)
+        taken = take_over and not self.folder_is_ours(folder, name)
+        return NewProject(
+            name, url.url, url.auth, str(folder), clean_branch, entry, kind, warnings, taken
+        )
 
     def check_absent(self, name: str) -> None:
         try:
@@ -219,6 +232,35 @@ class Configuration:
         )
         self.store.add_project(project, repo_auth=new.auth)
         return project
+
+    def take_over(self, new: NewProject) -> Text | None:
+        """Move the files in a new project's folder to a dated backup under
+        $DATA/backups (never deleted); what moved and where, or None when nothing had to."""
+        folder = Path(new.path)
+        if not new.take_over or self.folder_is_ours(folder, new.name):
+            return None
+        dest = takeover.backup_path(self.settings.layout.backups_dir, new.name)
+        try:
+            moved = takeover.move_to_backup(folder, dest)
+        except OSError as exc:
+            raise ControlPlaneError(
+                tr(
+                    "cannot move the files of {folder} to {backup}: {reason}; what moved "
+                    "is in {backup}",
+                    folder=str(folder),
+                    backup=str(dest),
+                    reason=verbatim(exc.strerror or type(exc).__name__),
+                )
+            ) from None
+        logger.info("took over %s: %d files moved to %s", folder, moved.files, dest)
+        return ntr(
+            "moved {n} file ({size}) from {folder} to {backup}",
+            "moved {n} files ({size}) from {folder} to {backup}",
+            moved.files,
+            size=Size(moved.size),
+            folder=str(folder),
+            backup=str(dest),
+        )
 
     def undo_new(self, name: str) -> None:
         """Take a project that could not be fetched out again: nothing half-added."""

@@ -32,7 +32,7 @@ from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project, validate_name
 from controlplane.errors import NotFound
-from controlplane.i18n import Text, as_text, ntr, tr
+from controlplane.i18n import Text, as_text, join, ntr, tr
 from controlplane.service import newcommits
 from controlplane.service.alarms import Alarms
 from controlplane.service.configure import (
@@ -119,6 +119,7 @@ class Added:
     project: Project
     head: CommitRow
     warnings: tuple[Text, ...]
+    moved: Text | None = None  # a folder taken over: what moved to which backup
 
 
 @dataclass(frozen=True)
@@ -291,12 +292,15 @@ class Service:
         op.step(tr("check the repository"))
         project = self.config.write_new(new)
         try:
+            moved = self.config.take_over(new)  # after the remote said yes, never before
+            if moved is not None:
+                op.step(moved)
             head = self.runtime.engine.sync(project, op)
         except BaseException:
             self.config.undo_new(new.name)
             raise
-        op.value = Added(project, head, new.warnings)
-        return numbered(head)
+        op.value = Added(project, head, new.warnings, moved)
+        return numbered(head) if moved is None else join([moved, numbered(head)], "\n")
 
     def remove(self, name: str) -> Operation:
         """Remove a project in the executor: refused (Busy) while an operation runs for
@@ -428,5 +432,6 @@ class Service:
             path=path or "",
             branch=arg("branch") or "main",
             entry=entry,
+            take_over=bool(args.get("take_over")),
         )
         return self.add(new)

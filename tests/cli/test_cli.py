@@ -148,12 +148,15 @@ def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(
     assert snapshot(seeded) == before
 
 
-def test_folder_with_someone_elses_files_is_never_taken(data_dir: Path, tmp_path: Path) -> None:
+def test_folder_with_someone_elses_files_is_not_taken_unasked(
+    data_dir: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "theirs"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     done = run(data_dir, "project", "add", "x", "--repo", "https://h/o/r", "--path", str(folder))
-    assert done.returncode == 2 and "never takes them over" in done.stderr
+    assert done.returncode == 2 and "did not put there" in done.stderr
+    assert "--take-over" in done.stderr
     assert (folder / "notes.txt").read_text() == "mine"
 
 
