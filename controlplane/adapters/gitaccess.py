@@ -257,8 +257,9 @@ _OWNED: set[tuple[str, str]] = set()
 
 def own(path: Path, user: str) -> None:
     """A folder git works in belongs to git's user: made so, or handed over (a mirror
-    from before git ran unprivileged); checked once per folder and process."""
-    if (str(path), user) in _OWNED:
+    from before git ran unprivileged); checked once per folder and process, and again
+    when the folder is gone (a project removed and added again under its name)."""
+    if (str(path), user) in _OWNED and path.is_dir():
         return
     uid, _ = account_ids(user)
     path.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ class Cb(StrEnum):
     ADD = "ad"
     LAUNCH = "lc"
     LAUNCH_MODE = "lm"
+    LAUNCH_YES = "lc!"  # ▶️ Launch on the launch form's summary
+    LAUNCH_NO = "lx"  # ✖️ Cancel there
     ADD_VARS = "ca"
     TYPED_DURATION = "tt"
     SEARCH = "fs"  # search the projects list by part of a name

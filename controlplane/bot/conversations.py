@@ -1,7 +1,8 @@
 """Conversations: adding a project, setting variables, a typed test duration, launching
-a third-party repository. Every step is validated with the same converters as the CLI
-and the reason is shown; /cancel works at any point; nothing is written half-way. Adding
-and launching run as operations of the executor (through the facade), like the CLI's."""
+a third-party repository (the form of launchform.py). Every step is validated with the
+same converters as the CLI and the reason is shown; /cancel works at any point; nothing
+is written half-way. Adding and launching run as operations of the executor (through the
+facade), like the CLI's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import contextlib
 import warnings
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -21,7 +22,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from controlplane.bot import screens, variables
+from controlplane.bot import launchform, screens, variables
 from controlplane.bot.callbacks import Cb, parts, pattern
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.progress import start_op
@@ -38,13 +39,24 @@ from controlplane.domain.models import (
     validate_repo_url,
 )
 from controlplane.errors import AlreadyExists, ControlPlaneError, ValidationError
-from controlplane.service.facade import NewProject, Op, launch_name
+from controlplane.service.facade import NewProject, Op
 
 Ctx = ContextTypes.DEFAULT_TYPE
-NAME, REPO, PATH, BRANCH, VALUES, DURATION, URL, MODE, SEARCH = range(9)
+NAME, REPO, PATH, BRANCH, VALUES, DURATION, SEARCH = range(7)  # launchform's: from 20
 # The buttons that open a conversation: app.ChatOrder runs their presses in the chat's
 # order, so a quick answer meets the state they set (never the state before them)
-ENTRIES = frozenset({Cb.ADD, Cb.LAUNCH, Cb.LAUNCH_MODE, Cb.ADD_VARS, Cb.TYPED_DURATION, Cb.SEARCH})
+ENTRIES = frozenset(
+    {
+        Cb.ADD,
+        Cb.LAUNCH,
+        Cb.LAUNCH_MODE,
+        Cb.LAUNCH_YES,
+        Cb.LAUNCH_NO,
+        Cb.ADD_VARS,
+        Cb.TYPED_DURATION,
+        Cb.SEARCH,
+    }
+)
 TEXT = filters.TEXT & ~filters.COMMAND
 # Paths and URLs may start with '/', which a client can mark as a command: any text but
 # /cancel and /skip is an answer there.
@@ -340,70 +352,7 @@ async def search_text(update: Update, context: Ctx) -> int:
     return ConversationHandler.END
 
 
-# -- a third-party repository ----------------------------------------------------------------
-
-
-ASK_URL = N_("Send the <b>repository URL</b> to run. /cancel to stop.")
-
-
-async def launch_start(update: Update, context: Ctx) -> int:
-    await answer(update)
-    await say(update, context, ASK_URL)
-    return URL
-
-
-async def launch_url(update: Update, context: Ctx) -> int:
-    text = await _url_answer(update)
-    d = deps(context)
-    try:
-        validate_repo_url(text, allow_file=d.settings.allow_file_urls)
-        name = launch_name(text)
-    except ControlPlaneError as exc:
-        await fail(update, context, exc, ASK_URL)
-        return URL
-    draft(context).update(url=text, name=name)
-    lang = lang_of(update, context)
-    markup = InlineKeyboardMarkup(
-        [
-            [
-                screens.button(t(lang, "🧪 Test"), Cb.LAUNCH_MODE, "test"),
-                screens.button(t(lang, "🚢 Prod"), Cb.LAUNCH_MODE, "prod"),
-            ]
-        ]
-    )
-    chat = update.effective_chat
-    assert chat is not None
-    await chat.send_message(
-        t(lang, "Run it in the test slot or straight in prod?"),
-        parse_mode="HTML",
-        reply_markup=markup,
-    )
-    return MODE
-
-
-async def launch_mode(update: Update, context: Ctx) -> int:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    mode = ([*parts(query.data), ""])[1]
-    # taken and cleared before any await: a second fast press finds no draft, not half of one
-    info = dict(draft(context))
-    draft(context).clear()
-    await answer(update)
-    if "name" not in info or "url" not in info:
-        return ConversationHandler.END
-    context.application.create_task(_launch(update, context, info, mode == "test"))
-    return ConversationHandler.END
-
-
-async def _launch(update: Update, context: Ctx, info: dict[str, str], test: bool) -> None:
-    svc = deps(context).service
-    name = info["name"]
-    try:
-        adding = await blocking(lambda: svc.launch(info["url"], name=name))
-        await blocking(adding.result)
-        start_op(context, update, Op.TEST if test else Op.DEPLOY, name, {})
-    except ControlPlaneError as exc:
-        await fail(update, context, exc)
+# -- a third-party repository: launchform.py ------------------------------------------
 
 
 def build() -> list[ConversationHandler[Any]]:
@@ -434,13 +383,7 @@ def build() -> list[ConversationHandler[Any]]:
             [CallbackQueryHandler(search_start, pattern=pattern(Cb.SEARCH))],
             {SEARCH: [MessageHandler(TEXT, search_text)]},
         ),
-        (
-            [CallbackQueryHandler(launch_start, pattern=pattern(Cb.LAUNCH))],
-            {
-                URL: [MessageHandler(ANSWER, launch_url)],
-                MODE: [CallbackQueryHandler(launch_mode, pattern=pattern(Cb.LAUNCH_MODE))],
-            },
-        ),
+        launchform.conversation(ANSWER),
     ]
     handlers = []
     with warnings.catch_warnings():

@@ -80,6 +80,11 @@ def icon(state: SlotState, prod_state: str | None) -> str:
     return "⚪️"
 
 
+def listed(p: Project, state: SlotState, prod_state: str | None) -> str:
+    """A project's button in the list: its state, its name, 🌍 for a third-party one."""
+    return f"{icon(state, prod_state)} {p.name}" + (" 🌍" if p.third_party else "")
+
+
 LIST_PAGE = 10  # projects on a page of the list
 SEARCH_MAX = 32  # a search is for part of a name: names have at most 32 characters
 
@@ -116,7 +121,7 @@ def projects_list(lang: str, listing: Listing) -> Screen:
         return t(lang, "No projects yet. Add one with ➕ Add project."), InlineKeyboardMarkup(
             [[button(t(lang, "➕ Add project"), Cb.ADD)], [button(t(lang, "⬅️ Back"), Cb.MENU)]]
         )
-    keys = [[button(f"{icon(s, ps)} {p.name}", Cb.PROJECT, p.name)] for p, s, ps in listing.rows]
+    keys = [[button(listed(p, s, ps), Cb.PROJECT, p.name)] for p, s, ps in listing.rows]
     query = listing.query if _searchable(listing.query) else ""
     nav = []
     if listing.page > 0:
@@ -223,6 +228,8 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
         [button(t(lang, "🗑 Remove project"), Cb.REMOVE, n), button(t(lang, "⬅️ Back"), Cb.PROJECTS)],
     ]
     builds = t(lang, "installer: {installer}", installer=p.installer)
+    if p.third_party:
+        builds += "\n" + t(lang, "🌍 A third-party repository")
     return f"{title}\n{live}\n{builds}", InlineKeyboardMarkup(rows)
 
 

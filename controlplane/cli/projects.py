@@ -45,7 +45,7 @@ def table(rows: list[tuple[str, str]], width: int = 15) -> str:
 def describe(project: Project, lang: str) -> str:
     """A project's settings, one per line."""
     rows = [
-        (t(lang, "name"), project.name),
+        (t(lang, "name"), project.name + (" 🌍" if project.third_party else "")),
         (t(lang, "repository"), project.repo),
         (t(lang, "branch"), project.branch),
         (t(lang, "folder"), project.path),
@@ -57,6 +57,7 @@ def describe(project: Project, lang: str) -> str:
         (t(lang, "check"), project.check or t(lang, "off")),
         (t(lang, "installer"), project.installer),
         (t(lang, "health window"), t(lang, "{n}s", n=project.health_window)),
+        (t(lang, "kind"), t(lang, "third-party") if project.third_party else t(lang, "own")),
     ]
     return table(rows)
 
@@ -88,15 +89,26 @@ def cmd_project_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
-    """Add a third-party repository as a project under $DATA/apps/NAME and deploy it."""
+    """Add a third-party repository as a project (under $DATA/apps/NAME by default) with
+    its variables and settings, then run it in prod or, with --test, in the test slot."""
     from controlplane.cli.ops import follow, run
-    from controlplane.service.facade import Op, launch_name
+    from controlplane.service.facade import Op, check_launch
 
     lang, svc = args.lang, service(settings)
-    name = args.name or launch_name(args.url)
-    fields = {"repo": args.url, "path": args.path, "branch": args.branch, "entry": args.entry}
-    new = svc.config.check_new(name=name, kind="launch", **fields)
-    run(settings, Op.LAUNCH, new.name, fields)
+    fields: dict[str, Any] = {
+        "repo": args.url,
+        "path": args.path,
+        "branch": args.branch,
+        "entry": args.entry,
+        "prod": args.env or [],
+        "test": args.test_env or [],
+        "poll": args.poll,
+        "test_duration": args.test_duration,
+        "output": args.output,
+    }
+    plan = check_launch(svc.config, args.url, name=args.name, **_launch_checked(fields))
+    name = plan.new.name
+    run(settings, Op.LAUNCH, name, fields)
     project, head = svc.query.project(name), svc.query.head(name)
     where = (
         t(lang, "head #{n} {sha}", n=head.n, sha=head.short)
@@ -113,9 +125,14 @@ def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
             folder=project.path,
         )
     )
-    _warn(new.warnings, lang)
+    _warn(plan.new.warnings, lang)
     op = Op.TEST if args.test else Op.DEPLOY
     return follow(settings, op, name, {}, detach=args.detach, lang=lang)
+
+
+def _launch_checked(fields: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields as check_launch takes them (the URL apart)."""
+    return {k: v for k, v in fields.items() if k != "repo"}
 
 
 def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -127,12 +144,17 @@ def cmd_project_list(settings: Settings, args: argparse.Namespace) -> int:
     ]
     width = max([9] + [len(p) for p in polls])
     text = "\n".join(
-        f"{p.name:<20} {p.branch:<12} {poll:<{width}} {p.repo}"
+        f"{_listed(p):<20} {p.branch:<12} {poll:<{width}} {p.repo}"
         for p, poll in zip(projects, polls, strict=True)
     ) or t(
         lang, "no projects yet: add one with `controlplane project add NAME --repo URL --path DIR`"
     )
     return emit(args, [p.to_dict() for p in projects], text)
+
+
+def _listed(project: Project) -> str:
+    """A project's name in the list; 🌍 marks a third-party repository (`launch`)."""
+    return f"{project.name} 🌍" if project.third_party else project.name
 
 
 def cmd_project_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -264,6 +286,25 @@ def add_launch_and_poll(sub: Any, add: Add, lang: str) -> None:
     launch.add_argument("--path", help=t(lang, "folder (default: $DATA/apps/NAME)"))
     launch.add_argument("--branch", help=t(lang, "branch (default: main, else master)"))
     launch.add_argument("--entry", default="main.py", help=t(lang, "entry file (default main.py)"))
+    launch.add_argument(
+        "--env",
+        action="append",
+        metavar="KEY=VALUE",
+        help=t(lang, "a prod variable (the test slot sees it too); repeat for more"),
+    )
+    launch.add_argument(
+        "--test-env",
+        action="append",
+        metavar="KEY=VALUE",
+        help=t(lang, "a variable of the test slot only; repeat for more"),
+    )
+    launch.add_argument("--poll", help=t(lang, "poll period: off, 1m ... 7d (default off)"))
+    launch.add_argument(
+        "--test-duration", help=t(lang, "how long a test run lasts, 5s to 7d (default 60s)")
+    )
+    launch.add_argument(
+        "--output", choices=("on", "off"), help=t(lang, "command output to the chat (default on)")
+    )
     launch.add_argument("--test", action="store_true", help=t(lang, "in the test slot, not prod"))
     launch.add_argument("--detach", action="store_true", help=t(lang, "return once it started"))
     poll = add(sub, "poll", cmd_poll, N_("set how often to poll: off, 1m, 5m, 15m, 1h, 6h, 24h"))

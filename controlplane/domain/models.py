@@ -625,6 +625,11 @@ class Project:
     def env_rev(self, slot: str) -> int:
         return self.env_rev_test if slot == "test" else self.env_rev_prod
 
+    @property
+    def third_party(self) -> bool:
+        """A third-party repository run with `launch` (🌍 in the lists and on its menu)."""
+        return self.kind == "launch"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -52,6 +52,7 @@ from controlplane.service.executor import (
     OperationFailed,
     Progress,
 )
+from controlplane.service.launching import LaunchPlan, apply_plan, check_launch, plan_from_args
 from controlplane.service.outbox import KEEP_EVENTS, Outbox, Subscriber
 from controlplane.service.queries import LoadReport, LogReader, Queries
 from controlplane.service.requests import (
@@ -79,6 +80,7 @@ __all__ = [
     "CommitRow",
     "DeployKey",
     "Event",
+    "LaunchPlan",
     "LoadReport",
     "LogReader",
     "NewProject",
@@ -93,6 +95,7 @@ __all__ = [
     "ServeDown",
     "Service",
     "SlotState",
+    "check_launch",
     "launch_name",
 ]
 
@@ -267,34 +270,24 @@ class Service:
         op = Op.LAUNCH if new.kind == "launch" else Op.ADD
         return Adding(new, self.executor.submit(new.name, op, lambda o: self._add(new, o)))
 
-    def launch(
-        self,
-        repo: str,
-        *,
-        name: str | None = None,
-        path: str | None = None,
-        branch: str | None = None,
-        entry: str = "main.py",
-    ) -> Adding:
-        """A third-party repository as a project under $DATA/apps/NAME (not deployed yet):
-        its name from the URL, its branch main, else master, else the only one."""
-        new = self.config.check_new(
-            name=name or launch_name(repo),
-            repo=repo,
-            path=path,
-            branch=branch,
-            entry=entry,
-            kind="launch",
+    def launch(self, plan: LaunchPlan) -> Adding:
+        """A third-party repository as a project (not run yet), with the variables and
+        settings the admin gave before its first run (service/launching.py)."""
+        return Adding(
+            plan.new,
+            self.executor.submit(plan.new.name, Op.LAUNCH, lambda o: self._add(plan.new, o, plan)),
         )
-        return self.add(new)
 
-    def _add(self, new: NewProject, op: Operation) -> Text:
+    def _add(self, new: NewProject, op: Operation, plan: LaunchPlan | None = None) -> Text:
         op.step(tr("check the repository"))
         project = self.config.write_new(new)
         try:
             moved = self.config.take_over(new)  # after the remote said yes, never before
             if moved is not None:
                 op.step(moved)
+            if plan is not None:
+                apply_plan(self.store, plan)
+                project = self.store.get_project(new.name)
             head = self.runtime.engine.sync(project, op)
         except BaseException:
             self.config.undo_new(new.name)
@@ -423,9 +416,9 @@ class Service:
             value = args.get(key)
             return None if value in (None, "") else str(value)
 
-        repo, path, entry = arg("repo") or "", arg("path"), arg("entry") or "main.py"
         if op == Op.LAUNCH:
-            return self.launch(repo, name=project, path=path, branch=arg("branch"), entry=entry)
+            return self.launch(plan_from_args(self.config, project, args))
+        repo, path, entry = arg("repo") or "", arg("path"), arg("entry") or "main.py"
         new = self.config.check_new(
             name=project or "",
             repo=repo,
