@@ -21,7 +21,13 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+)
 
 from controlplane.bot import confirm, screens
 from controlplane.bot.callbacks import Cb, cb, parts, pattern
@@ -45,7 +51,7 @@ from controlplane.errors import AlreadyExists, ControlPlaneError, ValidationErro
 from controlplane.i18n import tr
 from controlplane.service.facade import LaunchPlan, Op, check_launch, launch_name
 
-Ctx = Any  # ContextTypes.DEFAULT_TYPE (conversations.py's Ctx)
+Ctx = ContextTypes.DEFAULT_TYPE
 Check = Callable[[Deps, dict[str, Any], str], object]  # blocking; raises when refused
 
 
@@ -213,9 +219,9 @@ async def _answer(update: Update, context: Ctx, index: int) -> int:
     except ControlPlaneError as exc:
         return await _ask(update, context, index, error(d.lang(chat_of(update)), exc))
     draft[question.key] = text
-    if index + 1 < len(QUESTIONS):
+    if index + 1 < len(QUESTIONS) and "mode" not in draft:
         return await _ask(update, context, index + 1)
-    return await _ask_mode(update, context)
+    return await _ask_mode(update, context)  # or back to it: the one answer refused at the end
 
 
 async def _delete(update: Update) -> None:

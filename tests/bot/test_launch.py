@@ -173,14 +173,24 @@ def test_a_launch_in_prod_then_removed_and_one_that_fails_to_build(phone: Chat) 
     plant = phone.plant
     stranger_repo(plant)
 
-    # ✖️ Cancel on the summary: nothing written
+    # the name taken between the summary and ▶️ Launch: asked again, then the summary
+    # again; ✖️ Cancel there writes nothing
     open_form(phone)
     answer(phone, plant.origin.url, "or /skip for shop")
     for reply in ("/skip", "/skip", "/skip", "bot/run.py", "/skip", "/skip", "/skip"):
         phone.send(reply)
     mode = answer(phone, "off", "straight in prod")
-    phone.press_text(press_for(phone, mode, "Prod", "Launch shop?"), "Cancel")
+    summary = press_for(phone, mode, "Prod", "Launch shop?")
+    plant.add("shop")  # our own project takes the name meanwhile
+    again = press_for(phone, summary, "Launch", "A project named shop exists already")
+    assert "or /skip for shop" in again.text
+    mode = answer(phone, "other", "straight in prod")  # the other answers were kept
+    summary = press_for(phone, mode, "Prod", "Launch other?")
+    assert "Entry: bot/run.py" in summary.text and "output to chat: off" in summary.text
+    phone.press_text(summary, "Cancel")
     phone.wait_text("Cancelled: nothing was launched.")
+    assert [p.name for p in plant.stack.service.query.projects()] == ["shop"]
+    plant.ok("project", "remove", "shop")
     assert plant.stack.service.query.projects() == []
 
     # prod: the app sees its prod variables; output off was kept
