@@ -33,6 +33,7 @@ class Cb(StrEnum):
     LAUNCH_YES = "lc!"  # ▶️ Launch on the launch form's summary
     LAUNCH_NO = "lx"  # ✖️ Cancel there
     ADD_VARS = "ca"
+    TAKE_OVER = "to"  # the add form's 📦: move a folder's files to a backup, use it
     TYPED_DURATION = "tt"
     SEARCH = "fs"  # search the projects list by part of a name
     # a project's screens and actions

@@ -10,7 +10,7 @@ import contextlib
 import warnings
 from typing import Any
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
@@ -39,6 +39,7 @@ from controlplane.domain.models import (
     validate_repo_url,
 )
 from controlplane.errors import AlreadyExists, ControlPlaneError, ValidationError
+from controlplane.i18n import Size
 from controlplane.service.facade import NewProject, Op
 
 Ctx = ContextTypes.DEFAULT_TYPE
@@ -53,6 +54,7 @@ ENTRIES = frozenset(
         Cb.LAUNCH_YES,
         Cb.LAUNCH_NO,
         Cb.ADD_VARS,
+        Cb.TAKE_OVER,
         Cb.TYPED_DURATION,
         Cb.SEARCH,
     }
@@ -161,7 +163,7 @@ async def add_path(update: Update, context: Ctx) -> int:
     text = (update.effective_message.text or "").strip() if update.effective_message else ""
     d, name = deps(context), draft(context)["name"]
 
-    def check() -> None:
+    def check() -> Any:
         config = d.service.config
         folder = validate_folder(
             text,
@@ -169,14 +171,57 @@ async def add_path(update: Update, context: Ctx) -> int:
             allowed_inside=(d.settings.apps_dir,),
             others=config.other_folders(name),
         )
-        config.check_folder_free(folder, name)
+        return config.folder_to_take_over(folder, name)
 
     try:
-        await blocking(check)
+        theirs = await blocking(check)
     except ControlPlaneError as exc:
         await fail(update, context, exc, ASK_PATH_AGAIN)
         return PATH
-    draft(context)["path"] = text
+    draft(context).update(path=text, take_over=False)
+    if theirs is not None:
+        await _offer_take_over(update, context, text, theirs)
+        return PATH
+    await say(update, context, ASK_BRANCH)
+    return BRANCH
+
+
+async def _offer_take_over(update: Update, context: Ctx, folder: str, theirs: Any) -> None:
+    """A folder with someone's files: say how many and how much, offer 📦 to move them
+    to a backup (the next answer, another folder, is taken as well)."""
+    lang, chat = lang_of(update, context), update.effective_chat
+    assert chat is not None
+    said = tn(
+        lang,
+        "⚠️ <code>{folder}</code> holds files the control plane did not put there: {n} "
+        "file, {size}. 📦 moves them to a dated backup under <code>{backups}</code> (never "
+        "deleted) and uses the folder. Send another project folder, or press 📦.",
+        "⚠️ <code>{folder}</code> holds files the control plane did not put there: {n} "
+        "files, {size}. 📦 moves them to a dated backup under <code>{backups}</code> (never "
+        "deleted) and uses the folder. Send another project folder, or press 📦.",
+        theirs.files,
+        folder=folder,
+        size=Size(theirs.size),
+        backups=str(deps(context).settings.layout.backups_dir),
+    )
+    press = tn(
+        lang,
+        "📦 Move {n} file ({size}) to a backup",
+        "📦 Move {n} files ({size}) to a backup",
+        theirs.files,
+        size=Size(theirs.size),
+    )
+    markup = InlineKeyboardMarkup([[screens.button(press, Cb.TAKE_OVER)]])
+    await chat.send_message(fit(said), parse_mode="HTML", reply_markup=markup)
+
+
+async def add_take_over(update: Update, context: Ctx) -> int:
+    """📦 pressed: the folder given last is taken over when the project is added."""
+    await answer(update)
+    if not draft(context).get("path"):
+        await say(update, context, ASK_PATH_AGAIN)
+        return PATH
+    draft(context)["take_over"] = True
     await say(update, context, ASK_BRANCH)
     return BRANCH
 
@@ -196,6 +241,7 @@ async def add_branch(update: Update, context: Ctx) -> int:
     info = dict(draft(context), branch=branch)
     config = deps(context).service.config
     fields = {k: info[k] for k in ("name", "repo", "path", "branch")}
+    fields["take_over"] = bool(info.get("take_over"))
     try:  # all of it again: another project may have taken the name or folder meanwhile
         new = await blocking(lambda: config.check_new(**fields))
     except ControlPlaneError as exc:
@@ -230,6 +276,8 @@ async def _add(update: Update, context: Ctx, name: str, new: NewProject) -> None
         return
     for warning in added.warnings:
         await say(update, context, N_("⚠️ {warning}"), warning=warning)
+    if added.moved is not None:
+        await say(update, context, N_("📦 {moved}"), moved=added.moved)
     lang, head = lang_of(update, context), added.head
     text = tn(
         lang,
@@ -367,7 +415,10 @@ def build() -> list[ConversationHandler[Any]]:
             {
                 NAME: [MessageHandler(TEXT, add_name)],
                 REPO: [MessageHandler(ANSWER, add_repo)],
-                PATH: [MessageHandler(ANSWER, add_path)],
+                PATH: [
+                    MessageHandler(ANSWER, add_path),
+                    CallbackQueryHandler(add_take_over, pattern=pattern(Cb.TAKE_OVER)),
+                ],
                 BRANCH: [MessageHandler(TEXT, add_branch), CommandHandler("skip", add_branch)],
             },
         ),

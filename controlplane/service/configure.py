@@ -233,6 +233,22 @@ class Configuration:
         self.store.add_project(project, repo_auth=new.auth)
         return project
 
+    def folder_to_take_over(self, folder: Path, name: str) -> takeover.Survey | None:
+        """What a folder the project would take over holds (None: nothing of anyone's);
+        refuses a file or a folder that cannot be looked at, as check_folder_free does."""
+        self.check_folder_free(folder, name, take_over=True)
+        if self.folder_is_ours(folder, name):
+            return None
+        try:
+            return takeover.survey(folder)
+        except OSError as exc:
+            reason = verbatim(exc.strerror or type(exc).__name__)
+            raise ValidationError(
+                tr("folder"),
+                str(folder),
+                tr("it cannot be looked at ({reason}); give another", reason=reason),
+            ) from None
+
     def take_over(self, new: NewProject) -> Text | None:
         """Move the files in a new project's folder to a dated backup under
         $DATA/backups (never deleted); what moved and where, or None when nothing had to."""
