@@ -62,6 +62,16 @@ T = TypeVar("T")
 Clients = Callable[[float], Supervisor]  # a supervisord client with this timeout
 
 
+def unreadable_folder(folder: Path, exc: OSError) -> ValidationError:
+    """The refusal of a folder that cannot be looked at (permissions, a dead mount)."""
+    reason = verbatim(exc.strerror or type(exc).__name__)
+    return ValidationError(
+        tr("folder"),
+        str(folder),
+        tr("it cannot be looked at ({reason}); give another", reason=reason),
+    )
+
+
 @dataclass(frozen=True)
 class NewProject:
     """A project to add, every field checked; `branch` None: the remote's default one."""
@@ -153,12 +163,7 @@ class Configuration:
             is_file = folder.exists() and not folder.is_dir() and not folder.is_symlink()
             ours = self.folder_is_ours(folder, name)
         except OSError as exc:
-            reason = verbatim(exc.strerror or type(exc).__name__)
-            raise ValidationError(
-                tr("folder"),
-                str(folder),
-                tr("it cannot be looked at ({reason}); give another", reason=reason),
-            ) from None
+            raise unreadable_folder(folder, exc) from None
         if is_file:
             raise ValidationError(tr("folder"), str(folder), tr("it is a file; give a folder path"))
         if not ours and not take_over:
@@ -242,12 +247,7 @@ class Configuration:
         try:
             return takeover.survey(folder)
         except OSError as exc:
-            reason = verbatim(exc.strerror or type(exc).__name__)
-            raise ValidationError(
-                tr("folder"),
-                str(folder),
-                tr("it cannot be looked at ({reason}); give another", reason=reason),
-            ) from None
+            raise unreadable_folder(folder, exc) from None
 
     def take_over(self, new: NewProject) -> Text | None:
         """Move the files in a new project's folder to a dated backup under
