@@ -105,10 +105,13 @@ def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
         "poll": args.poll,
         "test_duration": args.test_duration,
         "output": args.output,
+        "take_over": args.take_over,
     }
     plan = check_launch(svc.config, args.url, name=args.name, **_launch_checked(fields))
     name = plan.new.name
-    run(settings, Op.LAUNCH, name, fields)
+    result = run(settings, Op.LAUNCH, name, fields)
+    if args.take_over:
+        print(result.render(lang), file=sys.stderr)  # what moved, and where
     project, head = svc.query.project(name), svc.query.head(name)
     where = (
         t(lang, "head #{n} {sha}", n=head.n, sha=head.short)
@@ -128,6 +131,19 @@ def cmd_launch(settings: Settings, args: argparse.Namespace) -> int:
     _warn(plan.new.warnings, lang)
     op = Op.TEST if args.test else Op.DEPLOY
     return follow(settings, op, name, {}, detach=args.detach, lang=lang)
+
+
+def take_over_flag(parser: argparse.ArgumentParser, lang: str) -> None:
+    """--take-over, for `project add` and `launch`."""
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help=t(
+            lang,
+            "a folder holding other files: move them to a dated backup under "
+            "$DATA/backups (never deleted), then use the folder",
+        ),
+    )
 
 
 def _launch_checked(fields: dict[str, Any]) -> dict[str, Any]:
@@ -243,15 +259,7 @@ def add_project_commands(sub: Any, add: Add, lang: str) -> None:
     )
     new.add_argument("--branch", default="main", help=t(lang, "branch to follow (default main)"))
     new.add_argument("--entry", default="main.py", help=t(lang, "entry file (default main.py)"))
-    new.add_argument(
-        "--take-over",
-        action="store_true",
-        help=t(
-            lang,
-            "a folder holding other files: move them to a dated backup under "
-            "$DATA/backups (never deleted), then use the folder",
-        ),
-    )
+    take_over_flag(new, lang)
     add(psub, "list", cmd_project_list, N_("list projects"), json_flag=True)
     add(psub, "show", cmd_project_show, N_("show one project"), json_flag=True).add_argument("name")
     add(psub, "remove", cmd_project_remove, N_("remove a project")).add_argument("name")
@@ -306,6 +314,7 @@ def add_launch_and_poll(sub: Any, add: Add, lang: str) -> None:
         "--output", choices=("on", "off"), help=t(lang, "command output to the chat (default on)")
     )
     launch.add_argument("--test", action="store_true", help=t(lang, "in the test slot, not prod"))
+    take_over_flag(launch, lang)
     launch.add_argument("--detach", action="store_true", help=t(lang, "return once it started"))
     poll = add(sub, "poll", cmd_poll, N_("set how often to poll: off, 1m, 5m, 15m, 1h, 6h, 24h"))
     poll.add_argument("name")

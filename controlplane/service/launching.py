@@ -54,10 +54,12 @@ def check_launch(
     poll: str | None = None,
     test_duration: str | None = None,
     output: str | None = None,
+    take_over: bool = False,
 ) -> LaunchPlan:
     """Validate a launch (no network, nothing written); ValidationError names the answer
     refused and what is accepted. Variables are KEY=VALUE lines; an empty answer keeps the
-    default (no variables, poll off, 60 s, output on)."""
+    default (no variables, poll off, 60 s, output on). With `take_over`, a folder holding
+    other files is taken: they move to a dated backup under $DATA/backups at the launch."""
     new = config.check_new(
         name=name or launch_name(repo),
         repo=repo,
@@ -65,6 +67,7 @@ def check_launch(
         branch=branch,
         entry=entry,
         kind="launch",
+        take_over=take_over,
     )
     env = {
         "prod": parse_assignments([line for line in prod if line.strip()]),
@@ -98,6 +101,7 @@ def plan_from_args(config: Configuration, name: str | None, args: dict[str, Any]
         poll=arg("poll"),
         test_duration=arg("test_duration"),
         output=arg("output"),
+        take_over=bool(args.get("take_over")),
     )
 
 

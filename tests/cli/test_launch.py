@@ -5,7 +5,9 @@ one that fails to build. Through serve's socket, real git, a real supervisord.""
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +103,28 @@ def test_launch_with_variables_in_test_and_prod_listed_removed_and_failing(plant
     assert found is None or found.state != "RUNNING"
     assert "broken 🌍" in plant.ok("project", "list")
     assert plant.box.client.find("shop-prod") is not None
+
+
+@pytest.mark.timeout(300)
+def test_launch_takes_over_a_folder_only_when_asked(plant: Plant) -> None:
+    """A launch into a folder holding someone's files is refused, naming --take-over; with
+    it, the files move to a dated backup (never deleted) and the app runs there."""
+    from tests.cli.test_takeover import snapshot, theirs
+
+    plant.origin.commit("the stranger's app", {"bot/run.py": ENV_APP})
+    plant.origin.push()
+    folder = plant.box.base / "srv" / "stranger"
+    before = theirs(folder)
+    args = ("launch", plant.origin.url, "--entry", "bot/run.py", "--path", str(folder))
+
+    refused = plant.cli(*args)
+    assert refused.returncode != 0 and "--take-over" in refused.stderr, refused.stderr
+    assert plant.stack.service.query.projects() == [] and snapshot(folder) == before
+
+    done = plant.cli(*args, "--take-over")
+    assert done.returncode == 0, done.stdout + done.stderr
+    moved = re.search(r"moved 4 files \([^)]*\) from (\S+) to (\S+)", done.stderr)
+    assert moved and moved[1] == str(folder), done.stderr
+    assert snapshot(Path(moved[2])) == before  # every file kept in the backup
+    assert plant.box.wait_state("shop-prod", ("RUNNING",)).pid > 0
+    assert not (folder / "notes.txt").exists() and (folder / "bot" / "run.py").is_file()
