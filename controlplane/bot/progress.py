@@ -28,7 +28,7 @@ from controlplane.bot.texts import N_, Html, t, text, tn
 from controlplane.domain.kinds import ProgressKind, op_name
 from controlplane.domain.verdict import Verdict, verdict_lines
 from controlplane.errors import ControlPlaneError
-from controlplane.i18n import Text
+from controlplane.i18n import Duration, Text, tr, verbatim
 from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 CODE_LINES = {
     "{count}× {error} ({where})": N_("{count}× <code>{error}</code> ({where})"),
     "{count}× {error}": N_("{count}× <code>{error}</code>"),
+    "what failed: {line}": N_("what failed: <code>{line}</code>"),  # a tool's words
 }
 EDIT_EVERY = 1.5
 STEPS_SHOWN = 6
@@ -44,26 +45,76 @@ LINES_SHOWN = 30
 throttle = Throttle(EDIT_EVERY)
 
 
+# the live card's progress lines that the next of their kind replaces (one line of
+# progress, not six near-identical ones): a build step running, the test's state line
+RUNNING_STEP = "{step}: running…"
+LIVE_STATE = "{state} {elapsed}/{total} s · restarts {restarts} · {memory} {kind} · errors {errors}"
+HUMAN_STATE = N_(
+    "{state} {elapsed} of {total} · restarts {restarts} · {memory} {kind} · errors {errors}"
+)
+CHECK_STEP = "check: {command}"
+BUILD_STEP = "build #{n} {sha}"
+
+
+def step_key(value: Text) -> str:
+    """What kind of progress line a step is: its msgid (a joined line: its first part's)."""
+    first = value.values.get("p0")
+    if value.msgid.startswith("{p0}") and isinstance(first, Text):
+        return first.msgid
+    return value.msgid
+
+
 class Card:
     """What an operation's message shows so far: its steps (Texts, shown in the chat's
-    language) and the last lines of command output (shown as they are)."""
+    language; a running step and the test's state line replaced by the next of their
+    kind) and the output of the last command that printed any: its last 30 lines (shown
+    as they are) and how many above them were left out. A command's output starts with
+    a build step, a check, or the app's run in a test; `output` False (the project's
+    switch off) shows no line of output at all."""
 
-    def __init__(self, op: Operation) -> None:
+    def __init__(self, op: Operation, output: bool = True) -> None:
         self.op = op
+        self.output = output
         self.steps: deque[Text] = deque(maxlen=STEPS_SHOWN)
         self.lines: deque[str] = deque(maxlen=LINES_SHOWN)
         self.omitted = 0
         self.seq = 0
+        self.title: Text | None = None  # whose output the lines are
+        self.next_title: Text | None = None  # a command began: its first line starts anew
+        self.built: int | None = None  # the commit this operation built, for its 📎
 
     def take(self, events: list[Any]) -> None:
         for event in events:
+            if event.seq > self.seq + 1 and self.seq and self.lines:
+                self.omitted += event.seq - self.seq - 1  # dropped while the card slept
             self.seq = event.seq
-            if event.kind == ProgressKind.LOG:
-                if len(self.lines) == LINES_SHOWN:
-                    self.omitted += 1
-                self.lines.append(event.text)
+            if event.kind == ProgressKind.LOG and self.output:
+                self.line(event.text)
             elif event.kind == ProgressKind.STEP:
-                self.steps.append(event.message)
+                self.step(event.message)
+
+    def line(self, row: str) -> None:
+        if self.next_title is not None:
+            self.lines.clear()
+            self.omitted, self.title, self.next_title = 0, self.next_title, None
+        if len(self.lines) == LINES_SHOWN:
+            self.omitted += 1
+        self.lines.append(row)
+
+    def step(self, value: Text) -> None:
+        key = step_key(value)
+        last = step_key(self.steps[-1]) if self.steps else None
+        if key == RUNNING_STEP:
+            self.next_title = value.values.get("step")
+        elif key == CHECK_STEP:
+            self.next_title = verbatim(str(value.values.get("command", "")))
+        elif key == LIVE_STATE and last != LIVE_STATE:
+            self.next_title = tr(APP_OUTPUT)
+        elif key == BUILD_STEP:
+            self.built = int(value.values.get("n", 0)) or None
+        if last == RUNNING_STEP or (last == LIVE_STATE and key == LIVE_STATE):
+            self.steps.pop()
+        self.steps.append(value)
 
     def body(self, lang: str, verdict: dict[str, Any] | None = None, n: int | None = None) -> str:
         op = self.op
@@ -72,17 +123,28 @@ class Card:
         steps = "\n".join(f"• {shown(lang, s)}" for s in self.steps)
         parts = [head, steps]
         if self.lines:
-            if self.omitted:
+            title = "…" if self.title is None else shown(lang, self.title)
+            if self.title is not None and self.title.verbatim:  # a command line
+                title = f"<code>{title}</code>"
+            block = pre(list(self.lines))  # long lines: fewer kept, counted as above
+            above = self.omitted + len(self.lines) - (block.count("\n") + 1 if block else 0)
+            if above:
                 parts.append(
                     tn(
                         lang,
-                        "{n} earlier line left out",
-                        "{n} earlier lines left out",
-                        self.omitted,
+                        "{title}: … {n} line above",
+                        "{title}: … {n} lines above",
+                        above,
+                        title=Html(title),
                     )
                 )
-            parts.append(pre(list(self.lines)))
+            else:
+                parts.append(t(lang, "{title}:", title=Html(title)))
+            parts.append(block)
         return fit("\n".join(p for p in parts if p))
+
+
+APP_OUTPUT = N_("the app")
 
 
 def shown(lang: str, value: Text) -> str:
@@ -91,8 +153,11 @@ def shown(lang: str, value: Text) -> str:
     as they are no words of ours to translate."""
     if value.msgid in CODE_LINES:
         return t(lang, CODE_LINES[value.msgid], **value.values)
+    if value.msgid == LIVE_STATE:  # '2 мин из 3 дн', not '120/259200 s'
+        seconds = {k: Duration(float(value.values[k])) for k in ("elapsed", "total")}
+        return t(lang, HUMAN_STATE, **{**value.values, **seconds})
     inner = [v for v in value.values.values() if isinstance(v, Text)]
-    if value.verbatim or not any(v.msgid in CODE_LINES for v in inner):
+    if value.verbatim or not any(v.msgid in (*CODE_LINES, LIVE_STATE) for v in inner):
         return text(lang, value)
     values = {
         k: Html(shown(lang, v)) if isinstance(v, Text) else v for k, v in value.values.items()
@@ -197,7 +262,7 @@ async def follow(
     operation ends. The card is kept in the store while it is live (cards.py), so a card
     cut short by a restart is ended at the next start."""
     lang = d.lang(chat_id)
-    card = Card(op)
+    card = Card(op, await blocking(output_on, d, op.project))
     if message_id is None:
         message = await retried(
             lambda: bot.send_message(
@@ -230,6 +295,7 @@ async def finish(bot: Any, d: Deps, card: Card, at: tuple[int, int]) -> None:
         state = await blocking(d.service.query.state, op.project)
         verdict, n = (state.test_run or {}).get("verdict"), state.test
     body = card.body(lang, verdict, n)
+    markup = with_log(markup, card, lang)
     if not await edit(bot, at, body, markup):
         try:
             await retried(
@@ -240,6 +306,30 @@ async def finish(bot: Any, d: Deps, card: Card, at: tuple[int, int]) -> None:
             logger.warning("could not send the end of a card: %s", exc)
             return  # kept in the store: ended at the next start
     await blocking(cards.ended, d, op.id)
+
+
+def output_on(d: Deps, name: str) -> bool:
+    """The project's command-output switch (on for a project that is gone or unreadable:
+    the card then shows what the operation reported)."""
+    try:
+        return d.service.query.project(name).output
+    except ControlPlaneError:
+        return True
+
+
+def with_log(
+    markup: InlineKeyboardMarkup | None, card: Card, lang: str
+) -> InlineKeyboardMarkup | None:
+    """The ended card's keyboard with 📎 for the full build log of the commit it built,
+    when the project's output is on (off: no output at all, not even on request here)."""
+    if card.built is None or not card.output:
+        return markup
+    clip = InlineKeyboardButton(
+        t(lang, "📎 Build log #{n}", n=card.built),
+        callback_data=cb(Cb.BUILD_LOG, card.op.project, card.built),
+    )
+    rows = list(markup.inline_keyboard) if markup is not None else []
+    return InlineKeyboardMarkup([*rows, [clip]])
 
 
 def start_op(

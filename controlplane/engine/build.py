@@ -1,11 +1,13 @@
 """Build one commit into a release: pre-flight, export, python, venv, pip upgrade, install.
 
 Each step has its own timeout, appends its full (redacted) output to the build log and
-keeps a 30-line tail for chat. A venv records its absolute path (console-script
-shebangs, activate scripts), so a release is built in its final folder and never moved;
-what marks it finished is a sibling marker file `<release>.ready`, written last. A
-failed or cancelled build removes its folder; `clean_leftovers` removes folders that
-have no marker (a build cut short by a crash).
+keeps a 30-line tail for the release record; a `StepWatch` is told of each step as it
+begins and ends and of each line as it is printed (the live card, buildwatch.py). A
+venv records its absolute path (console-script shebangs, activate scripts), so a
+release is built in its final folder and never moved; what marks it finished is a
+sibling marker file `<release>.ready`, written last. A failed or cancelled build removes
+its folder; `clean_leftovers` removes folders that have no marker (a build cut short by
+a crash).
 
 The steps themselves are in buildsteps.py, what a commit declares (its dependency files,
 the Python it asks for) in shapes.py, the environment they run in in buildenv.py. The
@@ -100,6 +102,7 @@ class StepResult:
     note_text: Text | None = None  # why it was skipped
     details: tuple[Text, ...] = ()  # the step's own lines about what it found
     what: Text | None = None  # what it used: 'requirements.txt', 'pip 25.3', '3.12.1'
+    headline: tuple[str, ...] = ()  # a failed step: the lines naming what failed
 
     @property
     def error(self) -> str | None:
@@ -173,6 +176,38 @@ class BuildResult:
     @property
     def python(self) -> Path:
         return venv_python(self.dest)
+
+
+@dataclass(frozen=True)
+class StepWatch:
+    """Who follows a build while it runs: a step begins (its name), a line of a command's
+    output (redacted), a step ended (its result)."""
+
+    on_start: Callable[[str], None]
+    on_line: Callable[[str], None]
+    on_done: Callable[[StepResult], None]
+
+
+# what the first lines of a failure say in pip's, uv's and the compilers' words
+FAILURE_MARKS = ("failed to build", "error:", "× ", "fatal error")
+# what names the package being installed when it failed (pip, uv)
+PACKAGE_MARKS = ("collecting ", "processing ", "building ", "downloading ")
+
+
+def headline(text: str) -> tuple[str, ...]:
+    """The lines of a failed step's output that say what failed, which a 30-line tail
+    may have dropped: the package being handled at the first error (pip's 'Collecting
+    mysqlclient', uv's 'Building mysqlclient==2.2.4') and the first 'Failed to build X'
+    (or, without one, the first error line)."""
+    rows = [r.strip() for r in text.replace("\r\n", "\n").split("\n")]
+    found = [i for i, r in enumerate(rows) if r.lower().startswith(FAILURE_MARKS)]
+    if not found:
+        return ()
+    named = [i for i in found if "failed to build" in rows[i].lower()]
+    first = named[0] if named else found[0]
+    before = [r for r in rows[: found[0]] if r.lower().startswith(PACKAGE_MARKS)]
+    lines = [before[-1]] if before and not named else []
+    return (*lines, rows[first][:300])
 
 
 def tail(text: str, lines: int = CHAT_LINES) -> tuple[list[str], int]:
@@ -260,6 +295,7 @@ def _run_step(b: Build, name: str, step: StepFn, timeout: float) -> StepResult:
             tail_lines=tuple(lines),
             omitted=omitted,
             error_text=error,
+            headline=headline(b.redact(output)),
         )
     seconds = time.monotonic() - started
     if isinstance(output, list):
@@ -319,6 +355,7 @@ def build_release(
     git_access: git.Access | None = None,
     base_env: Mapping[str, str] | None = None,
     secrets: Iterable[str] | None = None,
+    watch: StepWatch | None = None,
 ) -> BuildResult:
     """Build commit `sha` from `mirror` into `dest`; never raises for a failed step.
 
@@ -330,7 +367,8 @@ def build_release(
     plane's environment, os.environ by default: buildenv.py). The `secrets` among them (None:
     every value of `env`) and the credentials in the inherited settings are redacted from
     everything written or returned. `installer` 'pip' runs the classic steps; 'uv' insists
-    on uv; 'auto' uses uv when it is installed.
+    on uv; 'auto' uses uv when it is installed. `watch` is told of each step as it begins
+    and ends, and of each line its commands print, as they print it.
     """
     started = time.monotonic()
     uv = _prepare(dest, log_path, installer)
@@ -353,9 +391,10 @@ def build_release(
             git_access=git_access or git.Access(),
             cache_dir=cache_dir,
             inherited=buildenv.shown_settings(base, env),
+            on_line=None if watch is None else watch.on_line,
         )
         log.write(f"# build {dest.name} ({sha}) started {time.ctime()}\n")
-        steps = _run_all(b)
+        steps = _run_all(b, watch)
         ok = all(s.ok for s in steps)
         if ok:
             finish(b, "uv" if b.uv else "pip")
@@ -422,10 +461,14 @@ def _drop_cache(cache_dir: Path, log: IO[str]) -> None:
     logger.warning("build ran out of disk space; cleared the cache %s", cache_dir)
 
 
-def _run_all(b: Build) -> list[StepResult]:
+def _run_all(b: Build, watch: StepWatch | None) -> list[StepResult]:
     steps: list[StepResult] = []
     for name, step in STEPS:
+        if watch is not None:
+            watch.on_start(name)
         steps.append(_run_step(b, name, step, _step_timeout(name, b.timeouts)))
+        if watch is not None:
+            watch.on_done(steps[-1])
         if not steps[-1].ok:
             break
     return steps

@@ -21,10 +21,10 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from controlplane.adapters import git, runner
 from controlplane.adapters.files import chown_tree, write_atomic
@@ -107,6 +107,15 @@ class Build:
     # package's build scripts never run with root's rights (the store, the key)
     builder: str | None = None
     python_version: str = "?"
+    # each line a command prints (redacted), as it prints it: the live card's output
+    on_line: Callable[[str], None] | None = None
+
+    @property
+    def out(self) -> IO[str]:
+        """Where a command's output goes: the build log and, when watched, `on_line`."""
+        if self.on_line is None:
+            return self.log
+        return cast(IO[str], LineTee(self.log, self.on_line))
 
     def run(
         self,
@@ -115,7 +124,7 @@ class Build:
         cwd: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> str:
-        self.log.write(f"$ {' '.join(self.redact(a) for a in argv)}\n")
+        self.log.write(f"$ {' '.join(self.redact(a) for a in argv)}\n")  # the log's only
         self.log.flush()
         result = runner.run(
             argv,
@@ -123,11 +132,29 @@ class Build:
             env={**self.env, **(extra_env or {})},
             timeout=timeout,
             redact=self.redact,
-            log=self.log,
+            log=self.out,
             cancel=self.cancel,
             user=self.builder,
         )
         return result.output
+
+
+class LineTee:
+    """A log that also hands each whole line written to it to `on_line` (a command's
+    output streamed to the live card while the command runs)."""
+
+    def __init__(self, log: IO[str], on_line: Callable[[str], None]) -> None:
+        self.log, self.on_line, self.partial = log, on_line, ""
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self.on_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
 
 
 def _check_disk_and_python(b: Build) -> int:
@@ -165,7 +192,7 @@ def preflight(b: Build) -> list[Text]:
             env=b.env,
             timeout=b.timeouts.preflight,
             redact=b.redact,
-            log=b.log,
+            log=b.log,  # a script of ours: what it found is in the step's own lines
             cancel=b.cancel,
             user=b.run_as,
         ).output
@@ -237,7 +264,7 @@ def export(b: Build) -> list[Text]:
         b.sha,
         b.dest,
         timeout=b.timeouts.export,
-        log=b.log,
+        log=b.out,
         cancel=b.cancel,
         access=b.git_access,
         owner=b.builder,

@@ -39,6 +39,7 @@ from controlplane.domain.models import SLOTS, Project
 from controlplane.domain.runner import Runner, program_name
 from controlplane.domain.verdict import Evidence, Verdict, crash_looping, crash_text
 from controlplane.engine import build
+from controlplane.engine.buildwatch import step_watch
 from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import ControlPlaneError, NotFound
@@ -267,6 +268,7 @@ class Engine:
                 run_as=self.settings.run_as,
                 git_access=access,
                 installer="pip" if project.installer == "pip" else "auto",
+                watch=step_watch(project, op),
             )
         return self._record_build(project, release, result, op)
 
@@ -283,13 +285,6 @@ class Engine:
     def _record_build(
         self, project: Project, release: Release, result: build.BuildResult, op: Reporter
     ) -> Path:
-        for s in result.steps:
-            op.step(s.summary)
-            if project.output or not s.ok:
-                for detail in s.details:
-                    op.step(detail)
-                for line in s.tail_lines:
-                    op.log(line)
         ok = result.state == "ready"
         done = release.with_(
             state=result.state,

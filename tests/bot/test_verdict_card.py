@@ -64,5 +64,5 @@ def test_an_apps_error_line_keeps_its_own_words_in_code() -> None:
         distinct=[{"error": "ERROR: <db> down", "where": "", "count": 3}],
     )
     html = shown("ru", live_line(ev, 60))
-    assert html.startswith("BACKOFF 12/60 с") and "перезапусков: 3" in html, html
+    assert html.startswith("BACKOFF 12 с из 1 мин") and "перезапусков: 3" in html, html
     assert html.endswith("\n3× <code>ERROR: &lt;db&gt; down</code>"), html
