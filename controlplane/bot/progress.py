@@ -28,7 +28,7 @@ from controlplane.bot.texts import N_, Html, t, text, tn
 from controlplane.domain.kinds import ProgressKind, op_name
 from controlplane.domain.verdict import Verdict, verdict_lines
 from controlplane.errors import ControlPlaneError
-from controlplane.i18n import Duration, Text, tr, verbatim
+from controlplane.i18n import Text, tr, verbatim
 from controlplane.service.facade import CANCELLED, OK, RUNNING, Op, Operation
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,7 @@ throttle = Throttle(EDIT_EVERY)
 # the live card's progress lines that the next of their kind replaces (one line of
 # progress, not six near-identical ones): a build step running, the test's state line
 RUNNING_STEP = "{step}: running…"
-LIVE_STATE = "{state} {elapsed}/{total} s · restarts {restarts} · {memory} {kind} · errors {errors}"
-HUMAN_STATE = N_(
+LIVE_STATE = (
     "{state} {elapsed} of {total} · restarts {restarts} · {memory} {kind} · errors {errors}"
 )
 CHECK_STEP = "check: {command}"
@@ -153,9 +152,6 @@ def shown(lang: str, value: Text) -> str:
     as they are no words of ours to translate."""
     if value.msgid in CODE_LINES:
         return t(lang, CODE_LINES[value.msgid], **value.values)
-    if value.msgid == LIVE_STATE:  # '2 мин из 3 дн', not '120/259200 s'
-        seconds = {k: Duration(float(value.values[k])) for k in ("elapsed", "total")}
-        return t(lang, HUMAN_STATE, **{**value.values, **seconds})
     inner = [v for v in value.values.values() if isinstance(v, Text)]
     if value.verbatim or not any(v.msgid in (*CODE_LINES, LIVE_STATE) for v in inner):
         return text(lang, value)

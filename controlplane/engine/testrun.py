@@ -42,7 +42,7 @@ from controlplane.engine.releases import Engine, Reporter
 from controlplane.engine.slots import apply_slot, start_slot
 from controlplane.engine.watch import Watcher
 from controlplane.errors import CommandFailed, ControlPlaneError, NotFound
-from controlplane.i18n import N_, Size, Text, join, tr
+from controlplane.i18n import N_, Duration, Size, Text, join, tr
 from controlplane.layout import venv_python
 
 CHECK_TIMEOUT = 600.0
@@ -54,14 +54,15 @@ ERRORS_ON_CARD = 3
 
 
 def live_line(ev: Evidence, total: float) -> Text:
-    """The live card's state line: 'RUNNING 12/60 s · restarts 0 · 35.0 MiB PSS · errors 0'
-    (the slot's peak memory, its processes' PSS), then each distinct error once with its
-    count ('3× ValueError: boom (main.py:3)'), one a line."""
+    """The live card's state line: 'RUNNING 2m 5s of 3d · restarts 0 · 35.0 MiB PSS ·
+    errors 0' (durations in the reader's language; the slot's peak memory, its processes'
+    PSS), then each distinct error once with its count ('3× ValueError: boom (main.py:3)'),
+    one a line."""
     state = tr(
-        "{state} {elapsed}/{total} s · restarts {restarts} · {memory} {kind} · errors {errors}",
+        "{state} {elapsed} of {total} · restarts {restarts} · {memory} {kind} · errors {errors}",
         state=ev.state,
-        elapsed=round(ev.elapsed),
-        total=round(total),
+        elapsed=Duration(round(ev.elapsed)),
+        total=Duration(round(total)),
         restarts=ev.restarts,
         memory=Size(ev.peak_memory),
         kind=ev.memory_kind,
