@@ -444,15 +444,12 @@ class Engine:
         op.step(tr("restarted {program}", program=program_name(name, slot)))
         evidence = self._watch(project, slot, project.health_window, op) if watch else None
         if evidence is not None and crash_looping(evidence):
-            text = ntr(
-                "{name}: {slot} crash-loops after the variable change ({n} restart, {state}); "
+            text = tr(
+                "{name}: {slot} crash-loops after the variable change ({what}); "
                 "fix the variables and restart",
-                "{name}: {slot} crash-loops after the variable change ({n} restarts, {state}); "
-                "fix the variables and restart",
-                evidence.restarts,
                 name=name,
                 slot=slot,
-                state=evidence.state,
+                what=crash_text(evidence),
             )
             self.outbox.publish(EventKind.CRASH_LOOP, name, text, evidence=evidence.to_dict())
             raise ControlPlaneError(text)
