@@ -281,11 +281,10 @@ def test_menu(lang: str, name: str) -> Screen:
 
 
 def commit_label(lang: str, c: CommitRow, release: Release | None, s: SlotState) -> str:
-    marks = []
-    if s.prod == c.n:
-        marks.append(slot_name("prod").render(lang))
-    if s.test == c.n:
-        marks.append(slot_name("test").render(lang))
+    marks = [slot_name(slot).render(lang) for slot in s.live_slots(c.n)]
+    stopped = "+".join(slot_name(slot).render(lang) for slot in s.stopped_slots(c.n))
+    if stopped:
+        marks.append(t(lang, "{slots} stopped", slots=stopped))
     if release is not None:
         marks.append(
             {"ready": "✓", "failed": "✗", "pruned": "·", "building": "…"}.get(release.state, "")

@@ -59,3 +59,17 @@ def test_the_rollback_picker_pages_through_every_commit(phone: Chat) -> None:
     again = edited_to(phone, menu, "page 8 of 8")
     phone.press(again, "rc|shop|1")
     phone.wait_text("Roll shop prod back to #1?")
+
+
+def test_a_commit_label_names_live_and_stopped_slots() -> None:
+    """The picker marks a slot running a commit, and a stopped one as stopped (a test slot
+    after its run is not live)."""
+    from controlplane.bot.screens import commit_label
+    from controlplane.domain.history import CommitRow, SlotState
+
+    row = CommitRow(n=3, sha="a" * 40, date=0.0, author="a", subject="fix")
+    both = SlotState(prod=3, prod_running=True, test=3, test_running=True)
+    assert commit_label("en", row, None, both) == "#3 aaaaaaa fix prod test"
+    stopped = SlotState(prod=3, prod_running=True, test=3, test_running=False)
+    assert commit_label("en", row, None, stopped) == "#3 aaaaaaa fix prod test stopped"
+    assert commit_label("ru", row, None, stopped).endswith("прод тест остановлен")
