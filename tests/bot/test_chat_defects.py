@@ -175,6 +175,7 @@ def test_the_smaller_chat_defects(phone: Chat) -> None:
     menu = phone.wait_text("shop · main")
     toast = phone.answered(phone.press_text(menu, "Output to chat"))
     assert toast.get("text") == "Output of shop's commands to chat: off.", toast
+    assert plant.stack.service.query.project("shop").output is False  # the switch took
 
     # free text outside a form: a hint and the menu
     phone.send("hello?")
