@@ -278,6 +278,17 @@ async def b_output(update: Update, context: Ctx, name: str, rest: list[str]) -> 
     return t(lang, "Output of <b>{name}</b>'s commands to chat: {state}.", name=name, state=state)
 
 
+async def b_installer(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    """uv ↔ pip for the project's next builds (the running release is left as it is)."""
+    d = deps(context)
+    project = await blocking(d.service.query.project, name)
+    value = "pip" if project.installer == "uv" else "uv"
+    await blocking(d.service.config.set_setting, name, "installer", value)
+    await screen_project(update, context, name)
+    lang = d.lang(chat_of(update))
+    return t(lang, "Builds of {name} now use {installer}.", name=name, installer=value)
+
+
 async def b_deploy_key(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     """The project's deploy key, made on first view, and its pinned host keys."""
     await show_deploy_key(update, context, name, new=False)
@@ -390,6 +401,7 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     Cb.SLOT: b_slot,
     Cb.STOP_YES: b_stop_yes,
     Cb.OUTPUT: b_output,
+    Cb.INSTALLER: b_installer,
     Cb.REMOVE: b_remove,
     Cb.REMOVE_YES: b_remove_yes,
     Cb.DEPLOY_KEY: b_deploy_key,

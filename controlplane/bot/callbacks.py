@@ -69,6 +69,7 @@ class Cb(StrEnum):
     SLOT = "ss"
     STOP_YES = "sp!"
     OUTPUT = "oo"
+    INSTALLER = "ix"
     REMOVE = "rm"
     REMOVE_YES = "rm!"
     DEPLOY_KEY = "dk"

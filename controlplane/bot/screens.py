@@ -224,6 +224,7 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
         [
             button(t(lang, "📜 Test logs"), Cb.LOGS, n, "test"),
             button(t(lang, output), Cb.OUTPUT, n),
+            button(t(lang, "🛠 Installer: {installer}", installer=p.installer), Cb.INSTALLER, n),
         ],
         [button(t(lang, "🗑 Remove project"), Cb.REMOVE, n), button(t(lang, "⬅️ Back"), Cb.PROJECTS)],
     ]

@@ -176,6 +176,11 @@ def test_the_smaller_chat_defects(phone: Chat) -> None:
     toast = phone.answered(phone.press_text(menu, "Output to chat"))
     assert toast.get("text") == "Output of shop's commands to chat: off.", toast
     assert plant.stack.service.query.project("shop").output is False  # the switch took
+    menu = phone.wait_text("shop · main")
+    toast = phone.answered(phone.press_text(menu, "Installer: uv"))
+    assert toast.get("text") == "Builds of shop now use pip.", toast
+    assert plant.stack.service.query.project("shop").installer == "pip"
+    assert "Installer: pip" in " ".join(phone.buttons(phone.wait_text("installer: pip")))
 
     # free text outside a form: a hint and the menu
     phone.send("hello?")
