@@ -151,6 +151,10 @@ def test_installed_package_renders_both_configs(installed: Path, tmp_path: Path)
 
 def test_installed_package_speaks_russian_from_its_compiled_catalog(installed: Path) -> None:
     site = next(installed.glob("lib/python*/site-packages/controlplane"))
-    assert (site / "i18n" / "locale" / "ru" / "LC_MESSAGES" / "controlplane.mo").is_file()
+    messages = site / "i18n" / "locale" / "ru" / "LC_MESSAGES"
+    assert (messages / "controlplane.mo").is_file()
+    # no .po beside it: installed, the catalog is the compiled one, whatever the files' times
+    assert not (messages / "controlplane.po").exists()
+    assert not (site / "i18n" / "locale" / "controlplane.pot").exists()
     code = "from controlplane.i18n import tr; print(tr('cancelled').render('ru'))"
     assert must([str(installed / "bin" / "python"), "-c", code], installed).strip() == "отменено"
