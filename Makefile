@@ -10,7 +10,7 @@ DATA ?= $(CURDIR)/data
 PO := controlplane/i18n/locale/ru/LC_MESSAGES/controlplane.po
 MO := $(PO:.po=.mo)
 
-.PHONY: run test lint typecheck pytest clean catalogs
+.PHONY: run test lint typecheck pytest clean catalogs bench
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools || { echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }
@@ -46,6 +46,10 @@ pytest: $(BIN)/controlplane $(MO)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Every benchmark against its baselines (docs/performance.md); `make bench BENCH="store"` for some.
+bench: $(BIN)/controlplane $(MO)
+	bench/run $(BENCH)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

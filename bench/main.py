@@ -12,10 +12,11 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 
 from bench.common import ROOT, RUNS, Figure, kill_group, log, median, spread
 
-# module → time limit in seconds (the whole run must stay under 15 minutes)
+# module → time limit in seconds (a module that passes it is stopped and reported)
 MODULES: dict[str, int] = {
     "store": 90,
     "memory": 120,
@@ -28,6 +29,9 @@ MODULES: dict[str, int] = {
 # Figures of issue 8 that no module measures yet (shown in the report as such).
 NOT_YET: dict[str, str] = {}
 OUT = ROOT / "docs" / "performance.md"
+# The raw figures of the latest run of each module: a partial `bench/run X` replaces X's
+# figures and keeps every other module's, so the report always shows every figure.
+RAW = ROOT / "docs" / "performance.json"
 
 
 def run_module(name: str, limit: int) -> tuple[list[Figure], str | None]:
@@ -112,7 +116,28 @@ def table(figures: list[Figure]) -> list[str]:
     return rows
 
 
-def write_report(figures: list[Figure], errors: dict[str, str], seconds: float) -> None:
+def merge(fresh: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """The saved figures of every module, with the modules run now replaced by `fresh`."""
+    saved: dict[str, dict[str, object]] = {}
+    if RAW.exists():
+        try:
+            saved = json.loads(RAW.read_text())
+        except ValueError:
+            log(f"{RAW.relative_to(ROOT)} is not JSON; starting it again")
+    saved.update(fresh)
+    ordered = {name: saved[name] for name in MODULES if name in saved}
+    RAW.write_text(json.dumps(ordered, indent=1) + "\n")
+    return ordered
+
+
+def write_report(modules: dict[str, dict[str, object]]) -> None:
+    figures = [
+        Figure(**raw)
+        for entry in modules.values()
+        for raw in entry["figures"]  # type: ignore[attr-defined]
+    ]
+    errors = {name: str(e["error"]) for name, e in modules.items() if e.get("error")}
+    runs = ", ".join(f"{name} {e['when']} ({e['seconds']:.0f} s)" for name, e in modules.items())
     lines = [
         "# Performance",
         "",
@@ -122,8 +147,8 @@ def write_report(figures: list[Figure], errors: dict[str, str], seconds: float) 
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {platform.platform()}; the cores are shared with "
-        f"other work, so single runs are noisy. Whole run: {seconds:.0f} s, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "other work, so single runs are noisy. Each module's last run (UTC, its length): "
+        f"{runs}.",
         "",
         *table(figures),
         "",
@@ -150,24 +175,27 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(MODULES)}", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    figures: list[Figure] = []
-    errors: dict[str, str] = {}
+    fresh: dict[str, dict[str, object]] = {}
     for name in chosen:
         t0 = time.monotonic()
         log(f"== {name}")
         got, error = run_module(name, MODULES[name])
-        figures += got
         if error:
-            errors[name] = error
             log(f"== {name}: {error}")
         for fig in got:
             ratio, ok = verdict(fig)
             log(f"   {fig.title}: {fmt(median(fig.samples), fig.unit)} {ratio} {ok}")
-        log(f"== {name} done in {time.monotonic() - t0:.0f} s")
-    write_report(figures, errors, time.monotonic() - started)
-    log(f"wrote {OUT.relative_to(ROOT)}")
-    return 1 if errors else 0
+        seconds = time.monotonic() - t0
+        log(f"== {name} done in {seconds:.0f} s")
+        fresh[name] = {
+            "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "seconds": seconds,
+            "error": error,
+            "figures": [asdict(f) for f in got],
+        }
+    write_report(merge(fresh))
+    log(f"wrote {OUT.relative_to(ROOT)} (and {RAW.relative_to(ROOT)})")
+    return 1 if any(e["error"] for e in fresh.values()) else 0
 
 
 if __name__ == "__main__":
