@@ -1,11 +1,12 @@
 """Build logs on disk: one file per build attempt, $DATA/logs/builds/NAME-N.log, then
 NAME-N.2.log, NAME-N.3.log … when the same commit is built again (the names are
 controlplane.layout's), the newest ATTEMPTS_KEPT of a commit kept. They go with their
-release (prune) and with their project."""
+release (prune) and with their project, as do the project's slot logs (`remove_slot_logs`)."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 from pathlib import Path
 
 from controlplane.layout import Layout, build_log_of
@@ -51,4 +52,20 @@ def remove(layout: Layout, name: str, numbers: list[int] | None = None) -> int:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             gone += 1
+    return gone
+
+
+def remove_slot_logs(layout: Layout, name: str) -> int:
+    """Delete a removed project's slot logs (stdout and stderr of each slot, with the
+    backups supervisord rotated: NAME-SLOT.out.log, .out.log.1, …); how many files went.
+    Call it once supervisord has let go of the program."""
+    gone = 0
+    for slot in ("prod", "test"):
+        for log in layout.program_logs(f"{name}-{slot}"):
+            for path in log.parent.glob(glob.escape(log.name) + "*"):
+                if path.name != log.name and not path.name[len(log.name) + 1 :].isdecimal():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    gone += 1
     return gone

@@ -447,7 +447,7 @@ class Configuration:
 
     def remove_files(self, name: str) -> Project:
         """Remove a project: its programs stop and go, its prod link, releases, mirror, data
-        folders and history go; files we did not put in its folder stay. The facade runs
+        folders, history and logs go; files we did not put in its folder stay. The facade runs
         this as an operation, so nothing else runs for the project meanwhile."""
         project = self.store.get_project(validate_name(name))
         removed = [remove_program(self.settings, name, slot) for slot in SLOTS]
@@ -462,6 +462,7 @@ class Configuration:
             link.unlink()
         shutil.rmtree(self.settings.layout.project_dir(name), ignore_errors=True)
         buildlogs.remove(self.settings.layout, name)
+        buildlogs.remove_slot_logs(self.settings.layout, name)
         self.store.remove_project(name)
         self.store.forget(name)
         return project

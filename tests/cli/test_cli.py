@@ -254,8 +254,16 @@ def test_remove_takes_everything_of_ours_and_a_new_project_starts_afresh(
         == 0
     )
     assert (data_dir / "projects" / "again" / "mirror.git").is_dir()
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    written = ["again-prod.out.log", "again-prod.out.log.1", "again-test.err.log.3"]
+    others = ["again-prod-prod.out.log", "againx-prod.err.log", "again-prod.out.log.bak"]
+    for name in written + others:
+        (logs / name).write_text("a line\n")
     assert run(data_dir, "project", "remove", "again").returncode == 0
     assert not (data_dir / "projects" / "again").exists()
+    # its slot logs and their backups go; another project's logs and strangers' files stay
+    assert sorted(p.name for p in logs.iterdir() if p.name.startswith("again")) == sorted(others)
     assert (
         run(data_dir, "project", "add", "again", "--repo", repo.url, "--path", str(live)).returncode
         == 0
