@@ -14,6 +14,9 @@ from enum import StrEnum, unique
 
 CALLBACK_LIMIT = 64
 SEP = "|"
+# The last part of a button on a notification (a new-commit notice): the screen it opens
+# comes as a new message, so the notice stays as it was (on_button strips it).
+KEEP = "+"
 
 
 @unique

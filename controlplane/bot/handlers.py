@@ -30,13 +30,14 @@ from telegram.ext import (
 
 from controlplane.bot import confirm, conversations, screens
 from controlplane.bot.buttons import GLOBAL, PROJECT, SCREENS, YES, YES_SHOWS
-from controlplane.bot.callbacks import Cb, parts
+from controlplane.bot.callbacks import KEEP, Cb, parts
 from controlplane.bot.context import Deps, blocking, chat_of, deps
 from controlplane.bot.progress import start_op
 from controlplane.bot.render import number, pre
 from controlplane.bot.retry import answer, retried
 from controlplane.bot.texts import N_, error, plain, t, text
 from controlplane.bot.views import (
+    KEEP_PRESSED,
     ask,
     screen_confirm_deploy,
     screen_confirm_promote,
@@ -237,11 +238,14 @@ async def on_button(update: Update, context: Ctx) -> None:
     d = deps(context)
     lang = d.lang(chat_of(update))
     key, *rest = parts(query.data)
+    keep = KEEP_PRESSED.set(bool(rest) and rest[-1] == KEEP)
     try:
-        await route(update, context, query, key, rest, lang)
+        await route(update, context, query, key, rest[:-1] if KEEP_PRESSED.get() else rest, lang)
     except TelegramError as exc:  # a screen that could not be shown even as a new message
         logger.warning("a press's screen could not be shown: %s", exc)
         await toast(query, t(lang, "Telegram did not take the new screen; open it again."))
+    finally:
+        KEEP_PRESSED.reset(keep)
 
 
 async def route(

@@ -27,7 +27,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from controlplane.bot.callbacks import Cb, cb
+from controlplane.bot.callbacks import KEEP, Cb, cb
 from controlplane.bot.context import Deps, blocking
 from controlplane.bot.render import fit
 from controlplane.bot.texts import t, text
@@ -97,7 +97,8 @@ def event_text(batch: Batch, lang: str) -> str:
 
 def commit_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
     """A new-commit notice offers to test or deploy its newest commit (what the policy
-    does not do already: the notice says so) and the project's history."""
+    does not do already: the notice says so) and the project's history; the screens they
+    open come as new messages (KEEP), so the notice keeps its list of commits."""
     n, policy, name = event.data.get("n"), event.data.get("policy"), event.project
     if not isinstance(n, int) or not name:
         return None
@@ -111,12 +112,11 @@ def commit_buttons(event: Event, lang: str) -> InlineKeyboardMarkup | None:
     if policy in ("notify", "test"):
         row.append(
             InlineKeyboardButton(
-                t(lang, "🚀 Deploy #{n}", n=n), callback_data=cb(Cb.DEPLOY, name, n)
+                t(lang, "🚀 Deploy #{n}", n=n), callback_data=cb(Cb.DEPLOY, name, n, KEEP)
             )
         )
-    row.append(
-        InlineKeyboardButton(t(lang, "📜 History"), callback_data=cb(Cb.ROLLBACK_LIST, name, 0))
-    )
+    history = cb(Cb.ROLLBACK_LIST, name, 0, KEEP)
+    row.append(InlineKeyboardButton(t(lang, "📜 History"), callback_data=history))
     return InlineKeyboardMarkup([row])
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, NetworkError
@@ -25,17 +26,24 @@ from controlplane.errors import ControlPlaneError
 from controlplane.i18n import LANGS
 from controlplane.service.facade import Op
 
+if TYPE_CHECKING:
+    from controlplane.service.queries import Queries
+
 logger = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
 LOG_LINES = 30
 LOG_FILE_MAX = 20 * 2**20
+# Set by on_button for the press of a button marked KEEP (callbacks.py): the pressed
+# message is a notification that stays as it is, and the screen comes as a new message.
+KEEP_PRESSED: ContextVar[bool] = ContextVar("keep_pressed", default=False)
 
 
 async def show(update: Update, text: str, markup: Any = None) -> None:
-    """Edit the pressed message in place, or send a new one for a command (or when the edit
-    meets network errors for good: the admin is left a message, never a spinner)."""
+    """Edit the pressed message in place, or send a new one for a command, for a press on a
+    notification (KEEP_PRESSED), or when the edit meets network errors for good: the admin
+    is left a message, never a spinner."""
     query = update.callback_query
-    if query is not None and query.message is not None:
+    if query is not None and query.message is not None and not KEEP_PRESSED.get():
         try:
             await retried(
                 lambda: query.edit_message_text(fit(text), parse_mode="HTML", reply_markup=markup),
@@ -127,9 +135,19 @@ async def screen_projects(update: Update, context: Ctx) -> None:
 
 async def show_projects(update: Update, context: Ctx, page: int, search: str) -> None:
     d = deps(context)
-    rows = await blocking(d.service.query.projects_overview)
-    listing = screens.list_page(rows, page, search)
+    listing = await blocking(projects_listing, d.service.query, page, search)
     await show(update, *screens.projects_list(d.lang(chat_of(update)), listing))
+
+
+def projects_listing(query: Queries, page: int, search: str) -> screens.Listing:
+    """A page of the projects list: the names from the store, then the state of the page's
+    projects only (10 state files and 10 getProcessInfo, however many projects there are)."""
+    return screens.list_page(
+        query.projects(),
+        page,
+        search,
+        lambda shown: query.projects_overview([p.name for p in shown]),
+    )
 
 
 async def screen_project(update: Update, context: Ctx, name: str) -> None:

@@ -105,8 +105,8 @@ def test_the_new_commit_notice_names_each_commit_and_its_buttons_act(phone: Chat
     ], notice.text
     assert phone.buttons(notice) == {
         "🧪 Test #3": "tr|shop||3",
-        "🚀 Deploy #3": "dp|shop|3",
-        "📜 History": "rb|shop|0",
+        "🚀 Deploy #3": "dp|shop|3|+",
+        "📜 History": "rb|shop|0|+",
     }
     settled(rig)
 
@@ -121,14 +121,19 @@ def test_the_new_commit_notice_names_each_commit_and_its_buttons_act(phone: Chat
     single = poll(rig, phone)
     assert single.text == f"🆕 shop: new commit #4 {four[:7]} on main: version 4", single.text
     settled(rig)
-    phone.press(single, "rb|shop|0")
-    picker = becomes(phone, single, "Roll back shop prod to which commit?")
+    phone.press(single, "rb|shop|0|+")
+    # a new message: the notice keeps its list of commits
+    picker = phone.wait_text("Roll back shop prod to which commit?")
+    assert picker.message_id != single.message_id
     listed = [d for d in phone.buttons(picker).values() if d.startswith("rc|shop|")]
     assert listed[:4] == ["rc|shop|4", "rc|shop|3", "rc|shop|2", "rc|shop|1"], listed
 
     # 🚀 Deploy #3 on the first notice: its confirmation names #3 (not the head, #4)
-    phone.press(notice, "dp|shop|3")
-    ask = becomes(phone, notice, "Deploy #3 ")
+    phone.press(notice, "dp|shop|3|+")
+    ask = phone.wait_text("Deploy #3 ")
+    assert ask.message_id != notice.message_id
+    now = {m.message_id: m.text for m in phone.api.bot_messages(ADMIN)}
+    assert now[notice.message_id] == notice.text and now[single.message_id] == single.text
     yes = next(v for k, v in phone.buttons(ask).items() if "Yes" in k)
     assert yes.startswith("dp!|shop|3|")
     assert toast(phone, ask, yes) == "Started"
@@ -144,7 +149,7 @@ def test_the_new_commit_notice_names_each_commit_and_its_buttons_act(phone: Chat
         f"🆕 shop: new commit #5 {five[:7]} on main: version 5",
         "Testing #5 now (policy: test).",
     ], auto.text
-    assert list(phone.buttons(auto).values()) == ["dp|shop|5", "rb|shop|0"]
+    assert list(phone.buttons(auto).values()) == ["dp|shop|5|+", "rb|shop|0|+"]
     settled(rig)
     assert store.state("shop").test == 5
 

@@ -56,8 +56,8 @@ def test_several_commits_each_named_with_number_sha_and_subject_escaped_and_reda
     ]
     assert buttons == {
         "🧪 Test #3": "tr|shop||3",
-        "🚀 Deploy #3": "dp|shop|3",
-        "📜 History": "rb|shop|0",
+        "🚀 Deploy #3": "dp|shop|3|+",
+        "📜 History": "rb|shop|0|+",
     }
 
 
