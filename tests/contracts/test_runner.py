@@ -3,9 +3,9 @@ real apps (small Python scripts) run by the real process manager.
 
 Every test takes `rig`: a runner, a way to add a project it can run, and a way to make a
 release folder holding a given main.py. The rigs come from RUNNERS, one factory per
-implementation; today one, supervisord on this box (tests/fixtures_supervisor.py). A
-second implementation (Docker Swarm, say) plugs in by adding its factory to RUNNERS:
-every test here then runs against it too, and it is done when they pass. The tests ask
+implementation: supervisord on this box (tests/fixtures_supervisor.py) and Docker Swarm
+(swarm_rig.py; skipped, saying why, where no swarm can run). A runner plugs in by adding
+its factory to RUNNERS: every test here then runs against it too. The tests ask
 only what the protocol offers (status, tail, follow, events); the one look past it is
 whether a stopped app's processes are gone from this host.
 """
@@ -26,6 +26,7 @@ from controlplane.adapters.supervisor.client import ProgramOptions
 from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.domain.models import Project
 from controlplane.domain.runner import ProcessInfo, ProcessState, Runner, SlotEvent, SlotLines
+from tests.contracts.swarm_rig import swarm_rig
 
 T = TypeVar("T")
 
@@ -58,6 +59,8 @@ class Rig:
     runner: Runner
     add_project: Callable[[str], Project]
     make_release: Callable[[Project, str, str], Path]  # (project, label, main.py source)
+    # this host's pid of a process the slot's app names (apps in containers see their own)
+    host_pid: Callable[[str, str, int], int] = lambda name, slot, pid: pid
 
 
 def supervisord_rig(request: pytest.FixtureRequest) -> Rig:
@@ -84,7 +87,10 @@ def supervisord_rig(request: pytest.FixtureRequest) -> Rig:
     return Rig(runner=runner, add_project=add_project, make_release=make_release)
 
 
-RUNNERS = [pytest.param(supervisord_rig, id="supervisord")]
+RUNNERS = [
+    pytest.param(supervisord_rig, id="supervisord"),
+    pytest.param(swarm_rig, id="swarm"),  # tests/contracts/swarm_rig.py
+]
 
 
 @pytest.fixture(params=RUNNERS)
@@ -147,7 +153,7 @@ def reported(rig: Rig, name: str, label: str, slot: str = "prod") -> dict[str, i
     lines = output(rig, name, f"running {label} ", slot).stdout
     line = [x for x in lines if x.startswith(f"running {label} ")][-1]
     words = dict(word.split("=") for word in line.split()[2:])
-    return {key: int(value) for key, value in words.items()}
+    return {key: rig.host_pid(name, slot, int(value)) for key, value in words.items()}
 
 
 def deployed(rig: Rig, name: str, *labels: str, slot: str = "prod") -> tuple[Project, list[Path]]:
