@@ -78,10 +78,12 @@ def task_template(
         "Secrets": [secret],
         "StopGracePeriod": int(shape.stop_grace * NS),
         "Mounts": [{"Type": "volume", "Source": f"cp-{program}-data", "Target": "/data"}],
+        "DNSConfig": {},  # as the engine writes them back on an update: a labels-only
     }
     return {
         "ContainerSpec": container,
         "RestartPolicy": {"Condition": "any", "Delay": int(shape.restart_delay * NS)},
+        "Resources": {},  # update then changes nothing the tasks run on (no new task)
         "Placement": {"Constraints": list(shape.constraints)},
         "Networks": [{"Target": shape.network}],
         "ForceUpdate": force,

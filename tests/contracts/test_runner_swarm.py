@@ -1,0 +1,131 @@
+"""What the swarm runner does beyond the Runner contract (test_runner.py runs that against
+it too): a switch alone keeps the running task, variables reach the app through a secret
+and never show in the service or the image, the tail is the running task's only, a
+release's image no node can get is said in plain words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from controlplane.adapters.swarm.runner import SwarmRunner
+from controlplane.adapters.swarm.services import LABEL_IMAGE, service_name
+from controlplane.domain.models import Project
+from controlplane.domain.runner import ProcessInfo, ProcessState
+from tests.contracts.test_runner import wait_for
+
+SAYS = (
+    "import os, time\nprint({label!r}, os.environ.get('GREETING'), flush=True)\ntime.sleep(3600)\n"
+)
+
+
+def release(base: Path, label: str) -> Path:
+    folder = base / "releases" / label
+    folder.mkdir(parents=True)
+    (folder / "main.py").write_text(SAYS.format(label=label))
+    return folder
+
+
+def live(runner: SwarmRunner, project: Project, base: Path, *labels: str) -> list[Path]:
+    """Releases for `labels`, prod on the first, running."""
+    folders = [release(base, label) for label in labels]
+    runner.switch(project, "prod", folders[0])
+    runner.place(project, "prod", autostart=True)
+    running(runner, project.name)
+    return folders
+
+
+def running(runner: SwarmRunner, name: str, not_pid: int = 0) -> ProcessInfo:
+    def probe() -> ProcessInfo | None:
+        info = runner.status(name, "prod")
+        ok = (
+            info is not None and info.state == ProcessState.RUNNING and info.pid not in (0, not_pid)
+        )
+        return info if ok else None
+
+    return wait_for(f"{name}-prod to run", probe, timeout=60)
+
+
+def said(runner: SwarmRunner, name: str, needle: str) -> list[str]:
+    def probe() -> list[str] | None:
+        lines = runner.tail(name, "prod", 20).stdout
+        return lines if any(needle in line for line in lines) else None
+
+    return wait_for(f"{needle!r} in {name}-prod's tail", probe, timeout=60)
+
+
+def service(runner: SwarmRunner, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = runner.api.inspect_service(service_name(name, "prod"))
+    return found
+
+
+def project(base: Path, name: str = "shop") -> Project:
+    return Project(name=name, repo="https://example.com/x.git", path=str(base / name))
+
+
+def test_a_switch_alone_keeps_the_running_task(swarm_runner: SwarmRunner, tmp_path: Path) -> None:
+    shop = project(tmp_path)
+    _, b = live(swarm_runner, shop, tmp_path, "A", "B")
+    before = service(swarm_runner, "shop")
+    assert swarm_runner.switch(shop, "prod", b) is True
+    after = service(swarm_runner, "shop")
+    # what the tasks run is unchanged, so Swarm starts no new task; the label moved
+    assert after["Spec"]["TaskTemplate"] == before["Spec"]["TaskTemplate"]
+    assert after["Spec"]["Labels"][LABEL_IMAGE].endswith(":B")
+    assert said(swarm_runner, "shop", "A ")
+
+
+def test_variables_reach_the_app_and_never_show_in_the_service_or_image(
+    swarm_runner: SwarmRunner, tmp_path: Path
+) -> None:
+    variables = {"GREETING": "hello-s3cret-1"}
+    swarm_runner.variables = lambda name, slot: dict(variables)
+    shop = project(tmp_path)
+    live(swarm_runner, shop, tmp_path, "A")
+    said(swarm_runner, "shop", "A hello-s3cret-1")
+    first = running(swarm_runner, "shop").pid
+    variables["GREETING"] = "hello-s3cret-2"
+    swarm_runner.restart("shop", "prod")
+    running(swarm_runner, "shop", not_pid=first)
+    said(swarm_runner, "shop", "A hello-s3cret-2")
+    spec = json.dumps(service(swarm_runner, "shop"))
+    image = json.dumps(
+        swarm_runner.api.inspect_image(service(swarm_runner, "shop")["Spec"]["Labels"][LABEL_IMAGE])
+    )
+    assert "s3cret" not in spec and "s3cret" not in image
+    versions = [s.name for s in swarm_runner.client.secrets.list()]
+    assert versions == ["cp-shop-prod-env-2"]  # the first version went with its task
+
+
+def test_the_tail_is_the_running_tasks_only(swarm_runner: SwarmRunner, tmp_path: Path) -> None:
+    shop = project(tmp_path)
+    _, b = live(swarm_runner, shop, tmp_path, "A", "B")
+    said(swarm_runner, "shop", "A ")
+    first = running(swarm_runner, "shop").pid
+    swarm_runner.switch(shop, "prod", b)
+    swarm_runner.restart("shop", "prod")
+    running(swarm_runner, "shop", not_pid=first)
+    lines = said(swarm_runner, "shop", "B ")
+    assert not any(line.startswith("A ") for line in lines)
+
+
+def test_an_image_no_node_can_get_is_said_plainly(
+    swarm_runner: SwarmRunner, tmp_path: Path
+) -> None:
+    shop = project(tmp_path)
+    live(swarm_runner, shop, tmp_path, "A")
+    current = service(swarm_runner, "shop")
+    nowhere = current["Spec"]["Labels"][LABEL_IMAGE].rsplit(":", 1)[0] + ":nowhere"
+    labels = {**current["Spec"]["Labels"], LABEL_IMAGE: nowhere}
+    swarm_runner.api.update_service(
+        current["ID"], current["Version"]["Index"], labels=labels, fetch_current_spec=True
+    )
+    swarm_runner.restart("shop", "prod")
+
+    def refused() -> ProcessInfo | None:
+        info = swarm_runner.status("shop", "prod")
+        return info if info is not None and "could get the image" in info.spawnerr else None
+
+    info = wait_for("the missing image in the state", refused, timeout=120)
+    assert nowhere in info.spawnerr
