@@ -1,8 +1,9 @@
 """The swarm for the Runner contract's swarm rig (swarm_rig.py).
 
-The swarm comes from `swarm_engine`: a manager's socket and a base image with python3.
-Until the shared swarm fixture (tests/support/swarm.py) is there, it is the engine named
-by CP_TEST_SWARM_HOST (with CP_TEST_SWARM_BASE, the base image); without one the swarm
+The swarm comes from `swarm_engine`: a manager's socket, a base image with python3 and
+the registry the nodes pull from. It is the shared two-node swarm (tests/support/swarm.py)
+or, for a quick local run, the engine CP_TEST_SWARM_HOST names (with CP_TEST_SWARM_BASE,
+the base image, and CP_TEST_SWARM_REGISTRY when it has one); without either the swarm
 cases skip, saying why. Every test leaves the swarm as it found it: its services and
 secrets are removed afterwards.
 """
@@ -31,11 +32,17 @@ class SwarmEngine:
 
 
 @pytest.fixture(scope="session")
-def swarm_engine() -> SwarmEngine:
+def swarm_engine(request: pytest.FixtureRequest) -> SwarmEngine:
+    """CP_TEST_SWARM_HOST's engine when set, else the shared two-node swarm (`swarm`,
+    tests/support/swarm.py, which skips by itself, saying why, where none can run)."""
     host, base = os.environ.get("CP_TEST_SWARM_HOST"), os.environ.get("CP_TEST_SWARM_BASE")
-    if not host or not base:
-        pytest.skip("no swarm to test on: CP_TEST_SWARM_HOST and CP_TEST_SWARM_BASE unset")
-    return SwarmEngine(base_url=host, base_image=base)
+    if host and base:
+        return SwarmEngine(host, base, os.environ.get("CP_TEST_SWARM_REGISTRY", ""))
+    try:
+        swarm = request.getfixturevalue("swarm")
+    except pytest.FixtureLookupError:
+        pytest.skip("no swarm to test on: no swarm fixture, CP_TEST_SWARM_HOST unset")
+    return SwarmEngine(swarm.manager.docker_host, swarm.base_image, swarm.registry)
 
 
 def clean(base_url: str) -> None:

@@ -89,7 +89,8 @@ def supervisord_rig(request: pytest.FixtureRequest) -> Rig:
 
 RUNNERS = [
     pytest.param(supervisord_rig, id="supervisord"),
-    pytest.param(swarm_rig, id="swarm"),  # tests/contracts/swarm_rig.py
+    # tests/contracts/swarm_rig.py; the first one may wait for the swarm to start, cold
+    pytest.param(swarm_rig, id="swarm", marks=pytest.mark.timeout(900)),
 ]
 
 

@@ -9,11 +9,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from controlplane.adapters.swarm.runner import SwarmRunner
 from controlplane.adapters.swarm.services import LABEL_IMAGE, service_name
 from controlplane.domain.models import Project
 from controlplane.domain.runner import ProcessInfo, ProcessState
 from tests.contracts.test_runner import wait_for
+
+pytestmark = pytest.mark.timeout(900)  # the first test may wait for the swarm to start, cold
 
 SAYS = (
     "import os, time\nprint({label!r}, os.environ.get('GREETING'), flush=True)\ntime.sleep(3600)\n"
