@@ -34,17 +34,14 @@ from typing import IO, Any, Literal
 
 from controlplane.adapters import git, runner
 from controlplane.adapters.giterrors import GitError
-from controlplane.engine import buildenv
+from controlplane.engine import buildenv, venvreuse
 from controlplane.engine.buildsteps import (
     Build,
     Outcome,
     Skipped,
     export,
     finish,
-    install,
-    pip_upgrade,
     preflight,
-    venv,
 )
 from controlplane.engine.buildsteps import BuildError as BuildError
 from controlplane.engine.buildsteps import BuildTimeouts as BuildTimeouts
@@ -77,9 +74,9 @@ STEPS: tuple[tuple[str, StepFn], ...] = (
     ("pre-flight", preflight),
     ("export", export),
     ("python", python),
-    ("venv", venv),
-    ("pip upgrade", pip_upgrade),
-    ("install", install),
+    ("venv", venvreuse.venv),
+    ("pip upgrade", venvreuse.pip_upgrade),
+    ("install", venvreuse.install),
 )
 
 

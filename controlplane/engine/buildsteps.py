@@ -28,7 +28,7 @@ from typing import IO, cast
 
 from controlplane.adapters import git, runner
 from controlplane.adapters.files import chown_tree, write_atomic
-from controlplane.engine import shapes
+from controlplane.engine import preflightcache, shapes
 from controlplane.errors import CommandFailed, ControlPlaneError
 from controlplane.i18n import Size, Text, ntr, tr, verbatim
 from controlplane.layout import ready_marker, venv_python
@@ -109,6 +109,10 @@ class Build:
     python_version: str = "?"
     # each line a command prints (redacted), as it prints it: the live card's output
     on_line: Callable[[str], None] | None = None
+    # the commit's dependency fingerprint (venvreuse.py; None: its venv is always built)
+    # and the release whose venv it reused ('12'), if it did
+    deps: str | None = None
+    reused_from: str | None = None
 
     @property
     def out(self) -> IO[str]:
@@ -184,10 +188,41 @@ def _check_disk_and_python(b: Build) -> int:
 
 def preflight(b: Build) -> list[Text]:
     free_mb = _check_disk_and_python(b)
+    checked = preflightcache.key(b.python, b.run_as, b.dest.parent, pip=not b.uv)
+    out = preflightcache.recall(checked)
+    if out is None:
+        out = _preflight_check(b)
+        preflightcache.remember(checked, out)
+    else:
+        b.log.write("pre-flight check passed by the same interpreter, user and folders lately\n")
+    b.python_version = [*out.split(), "?", "?"][1]
+    user: Text | str = b.run_as or tr("this user")
+    details = [
+        tr(
+            "python {version}; the releases folder is reachable by {user}",
+            version=b.python_version,
+            user=user,
+        ),
+        tr("free disk: {size}", size=Size(free_mb * 2**20)),
+        *_installer_lines(b),
+    ]
+    if b.inherited:
+        details.append(
+            tr(
+                "network settings from the control plane: {settings}",
+                settings=", ".join(b.inherited),
+            )
+        )
+    return details
+
+
+def _preflight_check(b: Build) -> str:
+    """Run the check as the run-as user; its output ('python 3.11.2 - releases folder
+    reachable by this user')."""
     argv = [b.python, "-c", PREFLIGHT_CHECK, str(b.dest.parent)] + ([] if b.uv else ["pip"])
     b.log.write(f"$ {b.python} -c <pre-flight check> {b.dest.parent}\n")
     try:
-        out = runner.run(
+        return runner.run(
             argv,
             env=b.env,
             timeout=b.timeouts.preflight,
@@ -210,25 +245,6 @@ def preflight(b: Build) -> list[Text]:
             ),
             output=exc.output[-500:],
         ) from None
-    b.python_version = [*out.split(), "?", "?"][1]
-    user: Text | str = b.run_as or tr("this user")
-    details = [
-        tr(
-            "python {version}; the releases folder is reachable by {user}",
-            version=b.python_version,
-            user=user,
-        ),
-        tr("free disk: {size}", size=Size(free_mb * 2**20)),
-        *_installer_lines(b),
-    ]
-    if b.inherited:
-        details.append(
-            tr(
-                "network settings from the control plane: {settings}",
-                settings=", ".join(b.inherited),
-            )
-        )
-    return details
 
 
 def _installer_lines(b: Build) -> list[Text]:
@@ -367,9 +383,12 @@ def _install_env(b: Build, shape: shapes.Shape) -> dict[str, str]:
     return {"UV_PROJECT_ENVIRONMENT": str(b.dest / ".venv"), "UV_PYTHON_DOWNLOADS": "never"}
 
 
-def make_readable(root: Path) -> None:
-    """go+rX, go-w on everything under root (symlinks untouched), so the app user reads it."""
+def make_readable(root: Path, skip: tuple[str, ...] = ()) -> None:
+    """go+rX, go-w on everything under root (symlinks untouched), so the app user reads it;
+    the folders of root named in `skip` are left as they are."""
     for here, dirs, files in os.walk(root):
+        if here == str(root):
+            dirs[:] = [d for d in dirs if d not in skip]
         for path in [Path(here)] + [Path(here) / n for n in files + dirs]:
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):
@@ -387,6 +406,14 @@ def finish(b: Build, installer: str) -> None:
     then write its marker: the last thing a build does."""
     if b.builder is not None:
         chown_tree(b.dest, None)  # the app (the run-as user) must not change its release
-    make_readable(b.dest)
-    info = {"sha": b.sha, "installer": installer, "built": time.time()}
+    # a reused venv is readable already: its links are the source's files, the rest
+    # were written with their modes
+    make_readable(b.dest, skip=(".venv",) if b.reused_from is not None else ())
+    info = {
+        "sha": b.sha,
+        "installer": installer,
+        "built": time.time(),
+        "deps": b.deps,
+        "reused_from": b.reused_from,
+    }
     write_atomic(ready_marker(b.dest), json.dumps(info) + "\n", 0o644)
