@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from controlplane.adapters.swarm.client import LABEL_SLOT
 from controlplane.adapters.swarm.runner import SwarmRunner
 from controlplane.adapters.swarm.services import LABEL_IMAGE, service_name
 from controlplane.domain.models import Project
@@ -98,7 +99,7 @@ def test_variables_reach_the_app_and_never_show_in_the_service_or_image(
         swarm_runner.api.inspect_image(service(swarm_runner, "shop")["Spec"]["Labels"][LABEL_IMAGE])
     )
     assert "s3cret" not in spec and "s3cret" not in image
-    versions = [s.name for s in swarm_runner.client.secrets.list()]
+    versions = [s.name for s in swarm_runner.client.secrets.list(filters={"label": LABEL_SLOT})]
     assert versions == ["cp-shop-prod-env-2"]  # the first version went with its task
 
 
@@ -133,3 +134,27 @@ def test_an_image_no_node_can_get_is_said_plainly(
 
     info = wait_for("the missing image in the state", refused, timeout=120)
     assert nowhere in info.spawnerr
+
+
+def test_a_release_that_fails_on_update_is_rolled_back_by_swarm(
+    swarm_runner: SwarmRunner, tmp_path: Path
+) -> None:
+    shop = project(tmp_path)
+    live(swarm_runner, shop, tmp_path, "A")
+    first = running(swarm_runner, "shop").pid
+    broken = tmp_path / "releases" / "C"
+    broken.mkdir(parents=True)
+    (broken / "main.py").write_text("raise SystemExit('C cannot start')\n")
+    swarm_runner.switch(shop, "prod", broken)
+    swarm_runner.restart("shop", "prod")
+
+    def rolled_back() -> dict[str, Any] | None:
+        spec = service(swarm_runner, "shop")
+        done = spec.get("UpdateStatus", {}).get("State") == "rollback_completed"
+        return spec if done else None
+
+    spec = wait_for("Swarm's rollback", rolled_back, timeout=120)
+    assert spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].endswith(":A")
+    running(swarm_runner, "shop", not_pid=first)  # A again, in a new task
+    lines = said(swarm_runner, "shop", "A ")
+    assert not any("C cannot start" in line for line in lines)
