@@ -15,13 +15,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from bench.common import ROOT, RUNS, SAMPLES, Figure, log, tempdir, wait_until
 from controlplane.adapters.supervisor.client import slot_logs
-from controlplane.adapters.supervisor.links import switch_link
 from controlplane.engine.releases import Quiet
 from controlplane.service.serve import build_stack
 from tests.support.fixtures_repos import make_wheel, sh_git
@@ -218,83 +216,7 @@ def main() -> None:
             built = [m.name for m in timed if not json.loads(m.read_text()).get("reused_from")]
             assert not built, f"a timed deploy built its venv: {built}"
 
-            # rollback: first0 has releases #1 … #RUNS+1 built (keep is 5 by default)
-            store.update_project("first0", keep=RUNS + 2)
-            name, out = "first0", slot_logs(settings, "first0", "prod")[0]
-            live = sample.version
-            targets = [live - 1, live]  # alternate between two built releases
-            roll, flip = [], []
-            for i in range(RUNS * 2):
-                n = targets[i % 2]
-                since = size(out)
-                t = time.perf_counter()
-                engine.rollback(name, str(n), Quiet())
-                first_output(out, f"running commit {n} ", since)
-                roll.append((time.perf_counter() - t) * 1000)
-            # the bare link flip + `supervisorctl restart` of the same program
-            project = store.get_project(name)
-            releases = {r.n: r for r in store.releases(name)}
-            ctl = [
-                shutil.which("supervisorctl")
-                or str(Path(sys.executable).with_name("supervisorctl")),
-                "-c",
-                str(settings.data_dir / "supervisord.conf"),
-            ]
-            for i in range(RUNS * 2):
-                r = releases[targets[i % 2]]
-                since = size(out)
-                t = time.perf_counter()
-                switch_link(Path(project.path), engine.release_path(name, r.n, r.sha))
-                ctl_proc = subprocess.Popen(
-                    [*ctl, "restart", f"{name}-prod"], stdout=subprocess.DEVNULL
-                )
-                first_output(out, f"running commit {targets[i % 2]} ", since)
-                flip.append((time.perf_counter() - t) * 1000)
-                ctl_proc.wait(timeout=30)  # it waits out startsecs before it exits
-            plain_roll = [x * 1000 for x in plain_again]
-            Figure(
-                key="rollback",
-                title="rollback to a built release: request reaching `serve` → the old "
-                "commit's first output",
-                unit="ms",
-                samples=roll,
-                baselines={
-                    "bare link flip + `supervisorctl restart`": flip,
-                    PLAIN + " for that commit": plain_roll,
-                },
-                ratio_of=PLAIN + " for that commit",
-                target="≤ 50 ms (≥ 80× the plain procedure)",
-                kind="max",
-                limit=50.0,
-                note="Faster than the bare link flip + `supervisorctl restart` of the same "
-                "program in the same run, and the bare flip misses 50 ms too: both include "
-                "the start of `controlplane run-slot` (a Python process that reads the store "
-                "and decrypts the variables before it execs the app) and of the app on a "
-                "loaded 2-core machine. The 14 ms in the issue was a program that starts the "
-                "app directly, so the target may not be reachable while run-slot is a "
-                "Python process. Not profiled to the end yet. The path is: a store write "
-                "(slot state), "
-                "`reloadConfig` (supervisord re-reads every program file), `stopProcess` "
-                "waiting until supervisord has seen the app exit, `startProcess` without "
-                "waiting for startsecs, then `controlplane run-slot` (a Python start, the "
-                "store read and the variables decrypted) before the app's own start and its "
-                "first line. Candidates: skip `reloadConfig` when the program file did not "
-                "change (a rollback changes only the link), and a lighter run-slot import path.",
-            ).emit()
-
-            cli_roll = []
-            for i in range(RUNS):
-                cli_roll.append(cli(env, "rollback", name, str(targets[i % 2])))
-            Figure(
-                key="rollback:cli",
-                title="the same rollback through the CLI, end to end (`controlplane rollback`)",
-                unit="s",
-                samples=cli_roll,
-                target="≤ 0.4 s",
-                kind="max",
-                limit=0.4,
-            ).emit()
-
+            name = "first0"  # the rollback figures: bench/bench_rollback.py
             status = [cli(env, "status", name) * 1000 for _ in range(max(RUNS, 7))]
             Figure(
                 key="cli:status",

@@ -28,17 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_slot(name: str, slot: str) -> int:
     """Exec a slot's app with its variables (supervisord calls this); a failure is one
-    line on stderr (in the locale's language) and exit status 1."""
-    from controlplane.errors import ControlPlaneError
-    from controlplane.i18n import locale_lang, t
+    line on stderr (in the locale's language) and exit status 1. Nothing but
+    controlplane.runslot is imported (its lean way reads the environment itself)."""
     from controlplane.runslot import main as run
-    from controlplane.settings import Settings
 
-    try:
-        return run(Settings.from_env(), name, slot)
-    except ControlPlaneError as exc:
-        print(t(locale_lang(), "controlplane: error: {error}", error=exc.text), file=sys.stderr)
-        return 1
+    return run(name, slot)
 
 
 if __name__ == "__main__":
