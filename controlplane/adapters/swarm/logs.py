@@ -77,9 +77,16 @@ def tail(api: Any, service: str, count: int) -> SlotLines:
     task = current_task(api, service)
     if task is None or count <= 0:
         return SlotLines()
-    lines = task_lines(api, task["ID"], tail=count * 4)  # both streams share one tail
-    out = split(lines)
-    return SlotLines(stdout=out.stdout[-count:], stderr=out.stderr[-count:])
+    # the engine's tail counts the lines of both streams (also when asked for one), so
+    # read further back until each stream has its lines or the log has no more
+    asked = count
+    for _ in range(4):
+        lines = task_lines(api, task["ID"], tail=asked)
+        got = split(lines)
+        if len(lines) < asked or min(len(got.stdout), len(got.stderr)) >= count:
+            break
+        asked *= 4
+    return SlotLines(stdout=got.stdout[-count:], stderr=got.stderr[-count:])
 
 
 class TaskLogs:
