@@ -11,19 +11,22 @@ exit) and `startProcess` (not waiting for startsecs) over supervisord's XML-RPC 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.bench_deploy import Sample, cli, first_output, size
 from bench.common import RUNS, Figure, log, median, tempdir
 from controlplane.adapters.supervisor.client import Supervisor, slot_logs
 from controlplane.adapters.supervisor.links import switch_link
+from controlplane.domain.history import Release
 from controlplane.engine.releases import Quiet
 from controlplane.layout import venv_python
-from controlplane.service.serve import build_stack
+from controlplane.service.serve import Stack, build_stack
+from controlplane.settings import Settings
 from tests.support.fixtures_repos import make_wheel
 from tests.support.fixtures_supervisor import ensure_run_as_user, start_box
 
@@ -80,12 +83,12 @@ RUNSLOT_NOTE = (
 )
 
 
-def rpc(settings: object, method: str, *args: object) -> object:
-    with Supervisor(settings, timeout=30) as client:  # type: ignore[arg-type]
+def rpc(settings: Settings, method: str, *args: object) -> object:
+    with Supervisor(settings, timeout=30) as client:
         return client.call(method, *args)
 
 
-def bare_program(settings: object, confd: Path, code: Path, out: Path, user: str | None) -> None:
+def bare_program(settings: Settings, confd: Path, code: Path, out: Path, user: str | None) -> None:
     """A program that starts the app in `code` (a link) directly, as `user` (supervisord
     drops to it itself); added to supervisord."""
     python = venv_python(code)
@@ -104,7 +107,7 @@ def bare_program(settings: object, confd: Path, code: Path, out: Path, user: str
     rpc(settings, "addProcessGroup", BARE)
 
 
-def timed_start(settings: object, program: str, out: Path, needle: str) -> float:
+def timed_start(settings: Settings, program: str, out: Path, needle: str) -> float:
     """ms from startProcess (the program stopped) to `needle` in its log; stops it after."""
     since = size(out)
     t = time.perf_counter()
@@ -112,6 +115,7 @@ def timed_start(settings: object, program: str, out: Path, needle: str) -> float
     first_output(out, needle, since)
     took = (time.perf_counter() - t) * 1000
     rpc(settings, "stopProcess", program, True)
+    time.sleep(0.3)  # let the event listener and the stopped app settle before the next
     return took
 
 
@@ -124,12 +128,39 @@ def alternate(runs: int, *fns: Callable[[int], float]) -> list[list[float]]:
     return out
 
 
-def main() -> None:
+@dataclasses.dataclass
+class Rig:
+    """A box with serve's parts, project `roll` with two built releases (the later one
+    live), and the bare program on a link of its own."""
+
+    base: Path
+    user: str | None
+    settings: Settings
+    stack: Stack
+    env: dict[str, str]
+    name: str = "roll"
+    releases: dict[int, Release] = dataclasses.field(default_factory=dict)
+    targets: list[int] = dataclasses.field(default_factory=list)
+
+    @property
+    def out(self) -> Path:
+        return slot_logs(self.settings, self.name, "prod")[0]
+
+    @property
+    def code(self) -> Path:
+        return self.base / "bare-link"  # its own link: prod's stays the engine's
+
+    @property
+    def bare_out(self) -> Path:
+        return self.base / "bare.log"
+
+    def release(self, n: int) -> Path:
+        return self.stack.engine.release_path(self.name, n, self.releases[n].sha)
+
+
+@contextlib.contextmanager
+def rig() -> Iterator[Rig]:
     with tempdir("cpbench-rollback-") as base:
-        wheels = base / "wheels"
-        make_wheel(wheels, "benchlib", "1.0")
-        uv_config = base / "uv.toml"
-        uv_config.write_text(f'no-index = true\nfind-links = ["{wheels}"]\n')
         # an installed controlplane has its bytecode compiled; this checkout's session may
         # forbid writing it (PYTHONDONTWRITEBYTECODE): then every run-slot start would
         # compile each module it imports. Cached under the run's folder instead.
@@ -140,123 +171,126 @@ def main() -> None:
         settings = dataclasses.replace(box.settings, allow_file_urls=True)
         stack = build_stack(settings, box.store)
         stack.control.start()
-        store, engine = box.store, stack.engine
         env = {**box.env, "CONTROLPLANE_ALLOW_FILE_URLS": "1"}
         try:
-            sample = Sample(base)
-            name = "roll"
-            sample.commit()
-            new = stack.service.config.check_new(
-                name=name, repo=str(sample.bare), path=str(base / "live" / name)
-            )
-            stack.service.add(new).result()
-            store.set_env(
-                name,
-                "prod",
-                {
-                    "UV_CONFIG_FILE": str(uv_config),
-                    "PIP_FIND_LINKS": str(wheels),
-                    "PIP_NO_INDEX": "1",
-                    "SECRET_TOKEN": "s3cret",
-                },
-            )
-            store.update_project(name, health_window=0, keep=10)
-            out = slot_logs(settings, name, "prod")[0]
-            for _ in range(2):
-                version = sample.commit()
-                since = size(out)
-                engine.deploy(name, None, Quiet())
-                first_output(out, f"running commit {version} ", since)
-            live = sample.version
-            targets = [live - 1, live]  # two built releases, alternately
-            releases = {r.n: r for r in store.releases(name)}
-            live_release = engine.release_path(name, live, releases[live].sha)
-            code = base / "bare-link"  # its own link: prod's stays the engine's
-            switch_link(code, live_release)
-            bare_out = base / "bare.log"
-            bare_program(settings, settings.confd, code, bare_out, user)
-            log("two releases built, bare program added")
-
-            def ours(i: int) -> float:
-                n = targets[i % 2]
-                since = size(out)
-                t = time.perf_counter()
-                engine.rollback(name, str(n), Quiet())
-                first_output(out, f"running commit {n} ", since)
-                return (time.perf_counter() - t) * 1000
-
-            def bare(i: int) -> float:
-                n = targets[i % 2]
-                r = releases[n]
-                since = size(bare_out)
-                t = time.perf_counter()
-                switch_link(code, engine.release_path(name, r.n, r.sha))
-                with Supervisor(settings, timeout=30) as client:
-                    client.call("stopProcess", BARE, True)
-                    client.call("startProcess", BARE, False)
-                first_output(bare_out, f"running commit {n} ", since)
-                return (time.perf_counter() - t) * 1000
-
-            rpc(settings, "startProcess", BARE, False)
-            ours(0), bare(1)  # warm the page cache of both paths
-            roll, flip = alternate(RUNS * 2, ours, bare)
-            Figure(
-                key="rollback",
-                title="rollback to a built release: request reaching `serve` → the old "
-                "commit's first output",
-                unit="ms",
-                samples=roll,
-                baselines={BARE_XMLRPC: flip},
-                ratio_of=BARE_XMLRPC,
-                target="≤ 50 ms",
-                kind="max",
-                limit=50.0,
-                note=ROLLBACK_NOTE,
-            ).emit()
-
-            cli_roll = [cli(env, "rollback", name, str(targets[i % 2])) for i in range(RUNS)]
-            Figure(
-                key="rollback:cli",
-                title="the same rollback through the CLI, end to end (`controlplane rollback`)",
-                unit="s",
-                samples=cli_roll,
-                target="≤ 0.4 s",
-                kind="max",
-                limit=0.4,
-            ).emit()
-
-            # the run-slot start: both programs stopped, each started in turn
-            program = f"{name}-prod"
-            rpc(settings, "stopProcess", program, True)
-            rpc(settings, "stopProcess", BARE, True)
-            now = store.state(name).prod
-            assert now is not None
-            switch_link(code, engine.release_path(name, now, releases[now].sha))
-            needle = f"running commit {now} "
-            through, direct = alternate(
-                RUNS * 2,
-                lambda _i: timed_start(settings, program, out, needle),
-                lambda _i: timed_start(settings, BARE, bare_out, needle),
-            )
-            diffs = [a - b for a, b in zip(through, direct, strict=True)]
-            log(f"run-slot start: {median(through):.1f} vs {median(direct):.1f} ms")
-            Figure(
-                key="rollback:run-slot",
-                title="the `run-slot` start: startProcess → the app's first output, over "
-                "the same app started directly",
-                unit="ms",
-                samples=diffs,
-                baselines={THROUGH: through, DIRECT: direct},
-                target="≤ 25 ms over the direct start",
-                kind="max",
-                limit=25.0,
-                note=RUNSLOT_NOTE,
-            ).emit()
+            yield prepare(Rig(base, user, settings, stack, env))
         finally:
             stack.executor.shutdown(wait=15)
             stack.control.stop()
             stack.poller.close()
             box.shutdown()
+
+
+def prepare(r: Rig) -> Rig:
+    """Add the project, deploy two commits, add the bare program."""
+    wheels = r.base / "wheels"
+    make_wheel(wheels, "benchlib", "1.0")
+    uv_config = r.base / "uv.toml"
+    uv_config.write_text(f'no-index = true\nfind-links = ["{wheels}"]\n')
+    sample = Sample(r.base)
+    sample.commit()
+    new = r.stack.service.config.check_new(
+        name=r.name, repo=str(sample.bare), path=str(r.base / "live" / r.name)
+    )
+    r.stack.service.add(new).result()
+    variables = {"UV_CONFIG_FILE": str(uv_config), "PIP_NO_INDEX": "1", "SECRET_TOKEN": "s3cret"}
+    r.stack.store.set_env(r.name, "prod", variables)
+    r.stack.store.update_project(r.name, health_window=0, keep=10)
+    for _ in range(2):
+        version = sample.commit()
+        since = size(r.out)
+        r.stack.engine.deploy(r.name, None, Quiet())
+        first_output(r.out, f"running commit {version} ", since)
+    r.targets = [sample.version - 1, sample.version]  # two built releases, alternately
+    r.releases = {rel.n: rel for rel in r.stack.store.releases(r.name)}
+    switch_link(r.code, r.release(sample.version))
+    bare_program(r.settings, r.settings.confd, r.code, r.bare_out, r.user)
+    log("two releases built, bare program added")
+    return r
+
+
+def rollback_figures(r: Rig) -> None:
+    def ours(i: int) -> float:
+        n = r.targets[i % 2]
+        since = size(r.out)
+        t = time.perf_counter()
+        r.stack.engine.rollback(r.name, str(n), Quiet())
+        first_output(r.out, f"running commit {n} ", since)
+        return (time.perf_counter() - t) * 1000
+
+    def bare(i: int) -> float:
+        n = r.targets[i % 2]
+        since = size(r.bare_out)
+        t = time.perf_counter()
+        switch_link(r.code, r.release(n))
+        with Supervisor(r.settings, timeout=30) as client:
+            client.call("stopProcess", BARE, True)
+            client.call("startProcess", BARE, False)
+        first_output(r.bare_out, f"running commit {n} ", since)
+        return (time.perf_counter() - t) * 1000
+
+    rpc(r.settings, "startProcess", BARE, False)
+    ours(0), bare(1)  # warm the page cache of both paths
+    roll, flip = alternate(RUNS * 2, ours, bare)
+    Figure(
+        key="rollback",
+        title="rollback to a built release: request reaching `serve` → the old "
+        "commit's first output",
+        unit="ms",
+        samples=roll,
+        baselines={BARE_XMLRPC: flip},
+        ratio_of=BARE_XMLRPC,
+        target="≤ 50 ms",
+        kind="max",
+        limit=50.0,
+        note=ROLLBACK_NOTE,
+    ).emit()
+    cli_roll = [cli(r.env, "rollback", r.name, str(r.targets[i % 2])) for i in range(RUNS)]
+    Figure(
+        key="rollback:cli",
+        title="the same rollback through the CLI, end to end (`controlplane rollback`)",
+        unit="s",
+        samples=cli_roll,
+        target="≤ 0.4 s",
+        kind="max",
+        limit=0.4,
+    ).emit()
+
+
+def runslot_figure(r: Rig) -> None:
+    """Both programs stopped and on the same release, each started in turn."""
+    program = f"{r.name}-prod"
+    rpc(r.settings, "stopProcess", program, True)
+    rpc(r.settings, "stopProcess", BARE, True)
+    now = r.stack.store.state(r.name).prod
+    assert now is not None
+    switch_link(r.code, r.release(now))
+    needle = f"running commit {now} "
+    through, direct = alternate(
+        RUNS * 2,
+        lambda _i: timed_start(r.settings, program, r.out, needle),
+        lambda _i: timed_start(r.settings, BARE, r.bare_out, needle),
+    )
+    diffs = [a - b for a, b in zip(through, direct, strict=True)]
+    log(f"run-slot start: {median(through):.1f} vs {median(direct):.1f} ms")
+    Figure(
+        key="rollback:run-slot",
+        title="the `run-slot` start: startProcess → the app's first output, over "
+        "the same app started directly",
+        unit="ms",
+        samples=diffs,
+        baselines={THROUGH: through, DIRECT: direct},
+        target="≤ 25 ms over the direct start",
+        kind="max",
+        limit=25.0,
+        note=RUNSLOT_NOTE,
+    ).emit()
+
+
+def main() -> None:
+    with rig() as r:
+        rollback_figures(r)
+        runslot_figure(r)
 
 
 if __name__ == "__main__":
