@@ -14,7 +14,6 @@ The docker SDK is imported on the first call that needs the engine, never at imp
 from __future__ import annotations
 
 import os
-import secrets as random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,12 @@ from controlplane.adapters.swarm import logs
 from controlplane.adapters.swarm.client import LABEL_SLOT, connect, engine_error
 from controlplane.adapters.swarm.events import TaskEvents
 from controlplane.adapters.swarm.images import ensure_image
-from controlplane.adapters.swarm.secrets import env_secret, prune_secrets, secret_reference
+from controlplane.adapters.swarm.secrets import (
+    digest_key,
+    env_secret,
+    prune_secrets,
+    secret_reference,
+)
 from controlplane.adapters.swarm.services import (
     LABEL_IMAGE,
     LABEL_SPEC,
@@ -75,8 +79,14 @@ class SwarmRunner:
         self.base_url = base_url
         self.shape = shape or Shape(entry="main.py")
         self.limits = limits or Limits()
-        self.key = key or random.token_bytes(32)  # keys the digests of variables' secrets
+        self._key = key  # keys the digests of variables' secrets (secrets.py)
         self._client: Any = None
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = digest_key(self.settings.data_dir / "swarm-secrets.key")
+        return self._key
 
     @property
     def client(self) -> Any:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from controlplane.adapters.swarm.client import LABEL_SLOT, engine_error
@@ -21,6 +23,21 @@ from controlplane.adapters.swarm.images import APP_USER, SECRET_FILE
 from controlplane.domain.runner import program_name
 
 LABEL_DIGEST = "controlplane.env-digest"
+
+
+def digest_key(path: Path) -> bytes:
+    """The key of the variables' digests, made once (0600) and kept: the same variables
+    then find their secret again after a restart of the control plane."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
 
 
 def secret_prefix(name: str, slot: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from controlplane.adapters.swarm.client import engine_error, parse_time, task_problem
 from controlplane.adapters.swarm.images import image_ref, image_tag, release_labels
 from controlplane.adapters.swarm.logs import demux
+from controlplane.adapters.swarm.secrets import digest_key
 from controlplane.adapters.swarm.services import LABEL_SLOT, Limits, process_info
 from controlplane.domain.runner import ProcessState
 
@@ -103,3 +104,10 @@ def test_task_states_read_as_process_states() -> None:
     assert info.state == ProcessState.FATAL and "cp-shop:1-abcdef1" in info.spawnerr
     stopped = {**SERVICE, "Spec": {**SERVICE["Spec"], "Mode": {"Replicated": {"Replicas": 0}}}}
     assert process_info(stopped, [], Limits(), 0.5).state == ProcessState.STOPPED
+
+
+def test_the_variables_digest_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "swarm-secrets.key"
+    key = digest_key(path)
+    assert len(key) == 32 and digest_key(path) == key
+    assert path.stat().st_mode & 0o777 == 0o600
