@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.fixtures_release",
     "tests.support.fixtures_faults",
     "tests.support.chat",
+    "tests.support.swarm",
 ]
 
 MakeSettings = Callable[..., Settings]
