@@ -47,8 +47,8 @@ Skips (printing why) only where no engine can run: not root, no `dockerd` and no
 `docker-registry` missing and not installable, no cached base and no debootstrap or apt.
 Teardown at the end of the session stops everything (also after failed tests); a run
 killed before its teardown leaves a slot under /tmp/cp-swarm that the next start cleans.
-Tests using these fixtures are marked `swarm` (`pytest -m swarm`), with a 900 s timeout that
-covers a cold start.
+Tests using these fixtures (or with "swarm" in their file name or id) are marked `swarm`
+(`pytest -m swarm`), with a 900 s timeout that covers a cold start.
 """
 
 from __future__ import annotations
@@ -377,9 +377,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using the swarm are marked `swarm` and get a timeout that covers a cold start."""
+    """Tests using the swarm (its fixtures, or "swarm" in their id, as the Runner contract's
+    `[swarm]` cases that ask for it by `getfixturevalue`) are marked `swarm` and get a
+    timeout that covers a cold start."""
     for item in items:
-        if SWARM_FIXTURES & set(getattr(item, "fixturenames", ())):
+        uses = SWARM_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses or "swarm" in item.nodeid.rsplit("/", 1)[-1]:
             item.add_marker(pytest.mark.swarm)
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(TIMEOUT))
