@@ -1,8 +1,14 @@
-"""One poll cycle over 200 projects (one `git ls-remote` each, as serve's poller does)
-against the baseline: a sequential `git fetch` of each project's mirror."""
+"""One poll cycle over 1,000 projects (one `git ls-remote` each, as serve's poller does)
+against the baseline: a sequential `git fetch` of each project's mirror.
+
+The 1,000 origins (and mirrors) are copies of one bare repository (and of one mirror
+whose origin URL is rewritten), made by copying files: cloning 2,000 times would take
+longer than what is measured, and ls-remote's cost does not depend on where a copy came
+from."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 
@@ -14,7 +20,8 @@ from controlplane.service.outbox import Outbox
 from controlplane.service.poller import Poller
 from tests.support.fixtures_repos import GIT_ENV, sh_git
 
-PROJECTS = 200
+PROJECTS = 1000
+BASE_RUNS = 3  # the baseline's fetches take tens of seconds a round
 
 
 def main() -> None:
@@ -25,12 +32,19 @@ def main() -> None:
             (work / "main.py").write_text(f"print({i})\n")
             sh_git("add", "-A", cwd=work)
             sh_git("commit", "-q", "-m", f"c{i}", cwd=work)
+        first = base / "origins" / "o000.git"
+        sh_git("clone", "-q", "--bare", str(work), str(first))
+        model = base / "model.git"
+        sh_git("clone", "-q", "--mirror", str(first), str(model))
         origins, mirrors = [], []
         for i in range(PROJECTS):
             origin = base / "origins" / f"o{i:03d}.git"
-            sh_git("clone", "-q", "--bare", str(work), str(origin))
+            if i:
+                shutil.copytree(first, origin)
             mirror = base / "mirrors" / f"m{i:03d}.git"
-            sh_git("clone", "-q", "--mirror", str(origin), str(mirror))
+            shutil.copytree(model, mirror)
+            config = mirror / "config"
+            config.write_text(config.read_text().replace(str(first), str(origin)))
             origins.append(origin)
             mirrors.append(mirror)
         store = open_store(base / "data")
@@ -62,7 +76,8 @@ def main() -> None:
         ours, base_runs = [], []
         for k in range(RUNS):  # interleaved: both see the same noise
             ours.append(cycle(k))
-            base_runs.append(fetch_all())
+            if k < BASE_RUNS:
+                base_runs.append(fetch_all())
         poller.close()
         Figure(
             key="poll",
@@ -71,12 +86,17 @@ def main() -> None:
             samples=ours,
             baselines={"sequential `git fetch` of each mirror": base_runs},
             ratio_of="sequential `git fetch` of each mirror",
-            target="≤ 2 s wall",
+            target="≤ 5 s wall",
             kind="max",
-            limit=2.0,
+            limit=5.0,
             note=f"{poller.limit} checks at once (the poller's limit), each one `git ls-remote` "
-            "of a local origin plus the state write; the baseline fetches the same "
-            "repositories one after another.",
+            "of a local origin (git and git-upload-pack: two processes, about 5 ms on a quiet "
+            "core) plus the project's state written durably (about 1 ms, under the store's "
+            "one lock); the baseline fetches the same repositories one after another. With 2 "
+            "cores the round is bound by starting 2,000 processes: more checks at once do not "
+            "shorten it (8 and 16 measured the same at 300 projects). The runner used to wait "
+            "for each command with Popen.wait's growing sleeps (a 5 ms command took 8–15 ms); "
+            "it now wakes when the command's output ends.",
         ).emit()
 
 

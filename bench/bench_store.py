@@ -1,4 +1,4 @@
-"""Store work behind bot actions with 200 projects × 100 numbered commits.
+"""Store work behind bot actions with 1,000 projects × 100 numbered commits.
 
 Each action does what the bot's handler does with the store (the same Store object serve
 uses, so its cache is as warm as in serve); the time is the store calls only, not the
@@ -19,11 +19,12 @@ from bench.common import RUNS, Figure, log, median, tempdir
 from bench.outbox_variants import SqliteOutbox, TableOutbox
 from bench.populate import open_store, populate
 from controlplane.adapters.store import Store
+from controlplane.bot import screens
 from controlplane.domain.events import Event
 from controlplane.service.facade import Service
 from controlplane.service.outbox import KEEP_EVENTS, Outbox
 
-PROJECTS = 200
+PROJECTS = 1000
 COMMITS = 100
 NOTES: dict[str, str] = {}
 PUBLISH = f"publish an event ({KEEP_EVENTS} kept)"
@@ -45,8 +46,13 @@ def actions(store: Store, names: list[str], outbox: AnOutbox) -> dict[str, Calla
     def name(i: int) -> str:
         return names[(i * 37) % len(names)]
 
-    def projects_list(i: int) -> object:
-        return [(p, store.state(p.name)) for p in store.list_projects()]
+    def projects_list(i: int) -> object:  # a page, as bot/views.py projects_listing reads it
+        return screens.list_page(
+            store.list_projects(),
+            i % (len(names) // screens.LIST_PAGE),
+            "",
+            lambda shown: [(p, store.state(p.name), None) for p in shown],
+        )
 
     def project_screen(i: int) -> object:
         return store.get_project(name(i)), store.state(name(i))
@@ -73,7 +79,7 @@ def actions(store: Store, names: list[str], outbox: AnOutbox) -> dict[str, Calla
         return event
 
     return {
-        "projects list (200 rows)": projects_list,
+        f"projects list, a page of {screens.LIST_PAGE}": projects_list,
         "project screen": project_screen,
         "rollback list (100 commits)": rollback_list,
         "set poll interval (a write)": set_poll,

@@ -18,13 +18,14 @@ from bench.common import ROOT, RUNS, Figure, kill_group, log, median, spread
 
 # module → time limit in seconds (a module that passes it is stopped and reported)
 MODULES: dict[str, int] = {
-    "store": 90,
-    "memory": 120,
-    "poll": 120,
+    "store": 150,  # 1,000 projects: about 15 s to write them, then 1–2 min
+    "memory": 240,  # 10 starts of serve with 1,000 projects
+    "poll": 360,  # 1,000 projects: 5 cycles, 3 rounds of 1,000 fetches (2–4 min)
     "deploy": 300,
     "restart": 90,
     "bot": 120,
     "history": 120,
+    "scale": 900,  # 1,000 programs under one supervisord: 4–7 min
     "realdeps": 900,
     "rollback": 120,
 }

@@ -11,7 +11,7 @@ milliseconds, once per change of the file (the parsed rows are cached by the sto
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from typing import Any
 
 from controlplane.domain.history import CommitRow
@@ -33,6 +33,21 @@ def decode(data: dict[str, Any] | None) -> list[CommitRow] | None:
     if any(a.n >= b.n for a, b in itertools.pairwise(commits)):
         commits.sort(key=lambda c: c.n)  # written in order; a hand edit may not be
     return commits
+
+
+def find(data: dict[str, Any], numbers: Set[int], shas: Set[str]) -> list[CommitRow]:
+    """Only the commits of a commit file's JSON with one of `numbers` or `shas`, by
+    number: `status` needs two or three of a project's commits, and making every row a
+    CommitRow was most of its time with 1,000 projects × 100 commits."""
+    found = [
+        CommitRow(*row)
+        for row in data.get(ROWS) or []
+        if isinstance(row, list)
+        and len(row) == 5
+        and isinstance(row[0], int)
+        and (row[0] in numbers or row[1] in shas)
+    ]
+    return sorted(found, key=lambda c: c.n)
 
 
 def encode(commits: Iterable[CommitRow]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Every child gets its own process group so that a timeout or a cancel kills the w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -81,6 +82,30 @@ def _feed(proc: subprocess.Popen[bytes], text: str | None) -> None:
         pass  # it stopped reading (or never started): its exit status says why
 
 
+def _wait(
+    proc: subprocess.Popen[bytes],
+    reader: threading.Thread,
+    deadline: float,
+    cancel: threading.Event | None,
+) -> tuple[bool, bool]:
+    """Wait for the command to exit, or kill its group at the deadline or on `cancel`;
+    returns (timed out, cancelled). The end of its output (`reader` done) wakes this at
+    once, since a command closes it when it exits: Popen.wait(timeout) polls with growing
+    sleeps instead, which made a 5 ms `git ls-remote` take 8-15 ms (the poller runs 1,000
+    of them a round)."""
+    while True:
+        reader.join(timeout=0.1)
+        if not reader.is_alive():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)
+        if proc.poll() is not None:
+            return False, False
+        cancelled = cancel is not None and cancel.is_set()
+        if cancelled or time.monotonic() > deadline:
+            _kill_group(proc, grace=3.0)
+            return not cancelled, cancelled
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -131,21 +156,7 @@ def run(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    deadline = started + timeout
-    timed_out = cancelled = False
-    while True:
-        try:
-            proc.wait(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-            elif time.monotonic() > deadline:
-                timed_out = True
-            else:
-                continue
-            _kill_group(proc, grace=3.0)
-            break
+    timed_out, cancelled = _wait(proc, reader, started + timeout, cancel)
     reader.join(timeout=5.0)
     if proc.stdout is not None:
         proc.stdout.close()

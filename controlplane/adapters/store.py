@@ -25,7 +25,8 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -154,6 +155,11 @@ class AtomicJSONStorage(Storage):
                 )
             ) from exc
 
+    @property
+    def stamp(self) -> tuple[int, int, int] | None:
+        """(inode, mtime, size) of the file the cached object was read from or written to."""
+        return self._cache[0] if self._cache is not None else None
+
     def invalidate(self) -> None:
         self._cache = None
 
@@ -166,6 +172,18 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         pass
+
+
+@dataclass
+class ProjectIndex:
+    """store.json's projects as parsed once: `data` and `stamp` say which read of the
+    file it was built from (TinyDB changes the parsed object in place before a write,
+    so both are checked)."""
+
+    data: dict[str, Any]
+    stamp: tuple[int, int, int] | None
+    docs: dict[str, dict[str, Any]]
+    projects: list[Project] | None = None
 
 
 class Store:
@@ -184,6 +202,8 @@ class Store:
         self._depth = 0
         self._lock_fd: int | None = None
         self._commit_rows: dict[str, tuple[dict[str, Any], list[CommitRow]]] = {}
+        self._index: ProjectIndex | None = None
+        self._made: set[Path] = set()  # shard folders made (or found) already
 
     @classmethod
     def open(cls, settings: Settings, *, fallback: bool = False) -> Store:
@@ -223,7 +243,9 @@ class Store:
                 path = self.settings.layout.commit_store(name)
             else:
                 raise StoreError(tr("no store file for {shard}", shard=repr(shard)))
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if path.parent not in self._made:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._made.add(path.parent)
             storage = self._shards[shard] = AtomicJSONStorage(str(path), fallback=self.fallback)
         return storage
 
@@ -360,8 +382,22 @@ class Store:
             doc["env"] = {slot: {} for slot in SLOTS}
             projects.insert(doc)
 
+    def _projects(self) -> ProjectIndex:
+        """store.json's projects by name, and as sorted Projects, built once per change of
+        the file (held under the lock): with 1,000 projects, TinyDB's query over every
+        document and a Project for each cost tens of milliseconds per lookup."""
+        data = self._storage.read() or {}
+        index = self._index
+        if index is None or index.data is not data or index.stamp != self._storage.stamp:
+            table = data.get("projects") or {}
+            docs = {str(doc.get("name")): doc for doc in table.values()}
+            index = ProjectIndex(data, self._storage.stamp, docs)
+            self._index = index
+        return index
+
     def _doc(self, db: TinyDB, name: str) -> dict[str, Any]:
-        doc = self.table(db, "projects").get(Query().name == name)
+        """A project's document in store.json (a shallow copy, as TinyDB's `get` gave)."""
+        doc = self._projects().docs.get(name)
         if doc is None:
             raise NotFound(
                 tr("no project named {name}; `controlplane project list` shows them", name=name)
@@ -373,9 +409,12 @@ class Store:
             return Project.from_dict(self._doc(db, name))
 
     def list_projects(self) -> list[Project]:
-        with self.transaction() as db:
-            docs = self.table(db, "projects").all()
-        return sorted((Project.from_dict(d) for d in docs), key=lambda p: p.name)
+        with self.transaction():
+            index = self._projects()
+            if index.projects is None:
+                found = (Project.from_dict(dict(d)) for d in index.docs.values())
+                index.projects = sorted(found, key=lambda p: p.name)
+            return list(index.projects)
 
     def update_project(self, name: str, **changes: Any) -> Project:
         with self.transaction() as db:
@@ -567,6 +606,16 @@ class Store:
                 return sorted((CommitRow.from_dict(r) for r in rows), key=lambda c: c.n)
             self._commit_rows[name] = (data, commits)
             return list(commits)
+
+    def find_commits(self, name: str, numbers: Set[int], shas: Set[str]) -> list[CommitRow]:
+        """The numbered commits with one of `numbers` or `shas`, by number: what a status
+        shows, without making a CommitRow of every row of a cold file."""
+        with self.locked():
+            data = self._shard(f"commits:{name}").read()
+            cached = self._commit_rows.get(name)
+            if data is not None and (cached is None or cached[0] is not data):
+                return commitfile.find(data, numbers, shas)
+            return [c for c in self.commits(name) if c.n in numbers or c.sha in shas]
 
     def add_commits(self, name: str, seen: list[CommitRow]) -> list[CommitRow]:
         """Number the commits of `seen` (oldest first) not numbered yet; returns them.

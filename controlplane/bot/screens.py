@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,16 +103,24 @@ class Listing:
     query: str = ""
 
 
+Row = tuple[Project, SlotState, str | None]
+
+
 def list_page(
-    rows: list[tuple[Project, SlotState, str | None]], page: int, query: str = ""
+    projects: Sequence[Project],
+    page: int,
+    query: str = "",
+    rows: Callable[[list[Project]], list[Row]] | None = None,
 ) -> Listing:
-    """The page `page` (clamped) of the projects whose name holds `query` (any case)."""
+    """The page `page` (clamped) of the projects whose name holds `query` (any case);
+    `rows` gives the page's projects their states (read for that page only)."""
     query = query.strip().lower()[:SEARCH_MAX]
-    found = [r for r in rows if query in r[0].name] if query else rows
+    found = [p for p in projects if query in p.name] if query else list(projects)
     pages = max(1, -(-len(found) // LIST_PAGE))
     page = min(max(page, 0), pages - 1)
     chunk = found[page * LIST_PAGE : (page + 1) * LIST_PAGE]
-    return Listing(chunk, page, pages, len(found), len(rows), query)
+    shown: list[Row] = rows(chunk) if rows is not None else [(p, SlotState(), None) for p in chunk]
+    return Listing(shown, page, pages, len(found), len(projects), query)
 
 
 def projects_list(lang: str, listing: Listing) -> Screen:

@@ -96,21 +96,26 @@ def logs_to_prune(releases: Sequence[Release], keep: int, gone: Iterable[int]) -
     return sorted(set(gone) | pruned | set(failed[keep:]))
 
 
-def kill_strays(root: Path, spare: set[int]) -> int:
-    """Kill build processes a crashed serve left under `root` (their process groups outlive
-    it): any whose command line names a folder inside `root`, except the `spare` pids
-    (the runner's children and ours: the running apps and this process)."""
+def kill_strays(roots: dict[str, Path], spare: set[int]) -> dict[str, int]:
+    """Kill build processes a crashed serve left under the projects' `roots` (their process
+    groups outlive it): any whose command line names a folder inside one, except the
+    `spare` pids (the runner's children and ours: the running apps and this process).
+    Returns how many were killed per project. One pass over the processes for all the
+    projects: a pass per project was seconds of serve's start with 1,000 projects."""
     import psutil
 
-    prefix = str(root) + "/"
-    killed = 0
+    prefixes = {name: str(root) + "/" for name, root in roots.items()}
+    common = os.path.commonpath([str(r) for r in roots.values()]) if roots else ""
+    killed: dict[str, int] = {}
     for proc in psutil.process_iter(["cmdline", "pid"]):
         try:
             if proc.info["pid"] in spare:
                 continue
-            if any(prefix in word for word in proc.info["cmdline"] or []):
+            words = [w for w in proc.info["cmdline"] or [] if common in w]
+            owner = next((n for n, pre in prefixes.items() if any(pre in w for w in words)), None)
+            if owner is not None:
                 proc.kill()
-                killed += 1
+                killed[owner] = killed.get(owner, 0) + 1
         except psutil.Error:
             continue
     return killed
@@ -518,9 +523,12 @@ class Engine:
         sup = self.runner.manager_pid()
         # without the runner's pid the running apps cannot be told apart: kill nothing
         spare = descendants(os.getpid(), sup) if sup is not None else None
-        for project in self.store.list_projects():
+        projects = self.store.list_projects()
+        roots = {p.name: self.releases_dir(p.name) for p in projects}
+        strays = kill_strays(roots, spare) if spare is not None else {}
+        for project in projects:
             try:
-                found = self._recover_project(project, spare)
+                found = self._recover_project(project, strays.get(project.name, 0))
             except (ControlPlaneError, OSError) as exc:
                 logger.exception("recovery of %s failed", project.name)
                 why = exc.text if isinstance(exc, ControlPlaneError) else str(exc)
@@ -530,10 +538,9 @@ class Engine:
             notes += found
         return notes
 
-    def _recover_project(self, project: Project, spare: set[int] | None) -> list[Text]:
+    def _recover_project(self, project: Project, killed: int) -> list[Text]:
         name = project.name
         notes: list[Text] = []
-        killed = kill_strays(self.releases_dir(name), spare) if spare is not None else 0
         if killed:
             notes.append(
                 ntr(

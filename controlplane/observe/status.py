@@ -272,8 +272,9 @@ def gather(
     out = []
     for p in projects:
         next_poll = poller.next_poll(p.name) if poller is not None else None
-        state, commits = store.state(p.name), store.commits(p.name)
-        releases = store.releases(p.name)
+        state, releases = store.state(p.name), store.releases(p.name)
+        numbers = {n for n in (state.release("prod"), state.release("test")) if n is not None}
+        commits = store.find_commits(p.name, numbers, {state.head} if state.head else set())
         out.append(
             build_status(p, state, releases, commits, infos, restarts, now, next_poll, note, exits)
         )

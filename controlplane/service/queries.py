@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controlplane.adapters.store import Store
-from controlplane.adapters.supervisor.client import parse_program, slot_logs
+from controlplane.adapters.supervisor.client import parse_program, program_name, slot_logs
 from controlplane.adapters.tail import FileCursor
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.models import Project, validate_name
@@ -160,24 +160,34 @@ class Queries:
 
     # -- status ------------------------------------------------------------------------------
 
-    def projects_overview(self) -> list[tuple[Project, SlotState, str | None]]:
-        """Every project with its state and its prod program's state (None when
-        supervisord does not answer)."""
-        states = self._prod_states()
-        return [(p, self.store.state(p.name), states.get(p.name)) for p in self.projects()]
+    def projects_overview(
+        self, names: Sequence[str] | None = None
+    ) -> list[tuple[Project, SlotState, str | None]]:
+        """Every project (or those named, in that order) with its state and its prod
+        program's state (None when supervisord does not answer). Named projects cost a
+        state file each and one round trip to supervisord for all of them, so a page of
+        the list stays cheap with 1,000 projects; all projects take one getAllProcessInfo."""
+        projects = self.projects() if names is None else [self.project(n) for n in names]
+        states = self._prod_states(None if names is None else [p.name for p in projects])
+        return [(p, self.store.state(p.name), states.get(p.name)) for p in projects]
 
-    def _prod_states(self) -> dict[str, str]:
+    def _prod_states(self, names: Sequence[str] | None = None) -> dict[str, str]:
+        """Prod programs' states by project: all of them, or those of `names`."""
         try:
             with self.clients(5.0) as client:
+                if names is not None:
+                    programs = {program_name(n, "prod"): n for n in names}
+                    found = client.infos(list(programs))
+                    return {programs[p]: info.state for p, info in found.items()}
                 infos = client.all_info()
         except ControlPlaneError:
             return {}
-        found = {}
+        found_all = {}
         for info in infos:
             parsed = parse_program(info.name)
             if parsed and parsed[1] == "prod":
-                found[parsed[0]] = info.state
-        return found
+                found_all[parsed[0]] = info.state
+        return found_all
 
     def statuses(self, names: Sequence[str] | None = None) -> list[ProjectStatus]:
         """Every project's status (or those named)."""

@@ -39,6 +39,7 @@ from controlplane.adapters.supervisor.client import (
     stale_programs,
     write_program,
 )
+from controlplane.adapters.supervisor.confread import files_read
 from controlplane.adapters.supervisor.events import EventTail
 from controlplane.adapters.supervisor.links import mark_links_restored
 from controlplane.adapters.supervisor.runner import SupervisorRunner
@@ -76,18 +77,32 @@ def reconcile_once(
     client: Supervisor,
     options: ProgramOptions | None = None,
 ) -> UpdatePlan:
-    """Program files from the store (slots whose code exists), stale ones removed, applied."""
+    """Program files from the store (slots whose code exists), stale ones removed, applied.
+    When no file changed and supervisord has read conf.d as it is (confread.py), nothing
+    is reloaded: supervisord's reloadConfig takes seconds with 1,000 programs."""
     wanted: list[str] = []
+    changed = False
     for project in store.list_projects():
         for slot in SLOTS:
             if settings.layout.slot_code(project, slot).exists():
                 opts = slot_options(store, project.name, slot, options)
-                write_program(settings, project, slot, options=opts)
+                changed |= write_program(settings, project, slot, options=opts)
                 wanted.append(program_name(project.name, slot))
     for program in stale_programs(confd_programs(settings), wanted):
         name, _, slot = program.rpartition("-")
-        remove_program(settings, name, slot)
+        changed |= remove_program(settings, name, slot)
+    if not changed and loaded(settings, client, wanted):
+        logger.info("conf.d unchanged and read by supervisord: nothing to reload")
+        return UpdatePlan()
     return client.apply()
+
+
+def loaded(settings: Settings, client: Supervisor, wanted: list[str]) -> bool:
+    """Whether supervisord has read conf.d as it is and runs a group for every wanted
+    program (else a reload is due)."""
+    if not files_read(settings.supervisor_dir, settings.confd, int(client.call("getPID"))):
+        return False
+    return set(wanted) <= {info.name for info in client.all_info()}
 
 
 def next_delay(attempt: int, base: float = RETRY_BASE, cap: float = RETRY_CAP) -> float:

@@ -98,6 +98,25 @@ def test_reconcile_writes_applies_and_leaves_running_apps_alone(box_factory: Box
     assert {i.name for i in box.client.all_info()} == {"controlplane-events"}
 
 
+def test_reconcile_reloads_a_program_file_supervisord_has_not_read(
+    box_factory: BoxFactory,
+) -> None:
+    """A start that changed no file skips supervisord's reload (seconds with 1,000
+    programs), but a file written and never applied (serve killed in between) still is."""
+    box = box_factory()
+    shop = box.add_project("shop")
+    reconcile_once(box.settings, box.store, box.client)
+    pid = box.wait_state("shop-prod", ("RUNNING",)).pid
+    assert reconcile_once(box.settings, box.store, box.client).empty
+    slower = ProgramOptions(startsecs=2)
+    time.sleep(0.01)  # the file's time is after the last reload's
+    assert write_program(box.settings, shop, "prod", options=slower)  # then serve died
+    plan = reconcile_once(box.settings, box.store, box.client, slower)  # same text: kept
+    assert plan.changed == ["shop-prod"]
+    assert box.wait_state("shop-prod", ("RUNNING",), not_pid=pid).pid != pid
+    assert reconcile_once(box.settings, box.store, box.client, slower).empty
+
+
 def test_serve_restarts_an_app_that_supervisord_gave_up_on(box_factory: BoxFactory) -> None:
     box = box_factory()
     box.add_project("shop", {"EXIT_AT_ONCE": "1"})

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import socket
 import sys
+import time
 import xmlrpc.client
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from controlplane.adapters.files import write_atomic
+from controlplane.adapters.supervisor.confread import mark_read
 from controlplane.adapters.supervisor.render import render
 from controlplane.domain.models import Project
 from controlplane.domain.runner import ProcessInfo as ProcessInfo
@@ -270,7 +272,8 @@ def write_program(
     options: ProgramOptions | None = None,
     cli: Sequence[str] | None = None,
 ) -> bool:
-    """Render, check and write a slot's conf.d file; True when its content changed."""
+    """Render, check and write a slot's conf.d file; True when its content changed (an
+    unchanged file is neither checked nor written)."""
     program = program_name(project.name, slot)
     try:
         text = render_program(settings, project, slot, options=options, cli=cli)
@@ -283,14 +286,14 @@ def write_program(
                 reason=reason,
             )
         ) from exc
-    ensure_dirs(settings)
-    check_program(text, program, settings.confd)
     path = program_path(settings, project.name, slot)
-    try:
-        if path.read_text(encoding="utf-8") == text:
+    try:  # the same text was checked when it was written: serve's start with 1,000
+        if path.read_text(encoding="utf-8") == text:  # programs skips 1,000 parses
             return False
     except FileNotFoundError:
         pass
+    ensure_dirs(settings)
+    check_program(text, program, settings.confd)
     write_atomic(path, text, mode=0o600)
     logger.info("wrote %s", path)
     return True
@@ -396,9 +399,11 @@ class Supervisor:
         self.close()
 
     def call(self, method: str, *args: Any) -> Any:
-        """supervisor.<method>(*args), with errors a person can act on."""
+        """supervisor.<method>(*args) (or system.<…> as named), with errors a person can
+        act on."""
+        target = self._proxy if method.startswith("system.") else self._proxy.supervisor
         try:
-            return getattr(self._proxy.supervisor, method)(*args)
+            return getattr(target, method)(*args)
         except xmlrpc.client.Fault as fault:
             raise RPCFault(method, args, fault.faultCode, fault.faultString) from None
         except (FileNotFoundError, ConnectionRefusedError):
@@ -422,7 +427,9 @@ class Supervisor:
             ) from None
 
     def apply(self) -> UpdatePlan:
-        """Reread conf.d and add, restart or remove our changed groups (like `update`)."""
+        """Reread conf.d and add, restart or remove our changed groups (like `update`);
+        once all is applied, conf.d counts as read from the reload's start (confread.py)."""
+        started = time.time()
         added, changed, removed = self.call("reloadConfig")[0]
         plan = plan_update(added, changed, removed)
         failures: list[Text] = []
@@ -436,6 +443,7 @@ class Supervisor:
             )
         if failures:
             raise SupervisorError(tr("update failed for {groups}", groups=join(failures, "; ")))
+        mark_read(self.settings.supervisor_dir, started)
         return plan
 
     def _stop_and_remove(self, group: str) -> None:
@@ -506,6 +514,19 @@ class Supervisor:
             if fault.code == Faults.BAD_NAME:
                 return None
             raise
+
+    def infos(self, programs: Sequence[str]) -> dict[str, ProcessInfo]:
+        """Several programs' states in one round trip (system.multicall), by name; a
+        program supervisord does not know is left out. With 1,000 programs each round
+        trip costs supervisord a pass over all of them, and getAllProcessInfo's answer
+        takes a third of a second to make and read."""
+        calls = [{"methodName": "supervisor.getProcessInfo", "params": [p]} for p in programs]
+        answers = self.call("system.multicall", calls) if calls else []
+        return {
+            p: process_info(a)
+            for p, a in zip(programs, answers, strict=True)
+            if isinstance(a, dict) and "faultCode" not in a
+        }
 
     def all_info(self) -> list[ProcessInfo]:
         return [process_info(d) for d in self.call("getAllProcessInfo")]
