@@ -6,6 +6,7 @@ release's image no node can get is said in plain words."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def running(runner: SwarmRunner, name: str, not_pid: int = 0) -> ProcessInfo:
         )
         return info if ok else None
 
-    return wait_for(f"{name}-prod to run", probe, timeout=60)
+    return wait_for(f"{name}-prod to run", probe, timeout=120)
 
 
 def said(runner: SwarmRunner, name: str, needle: str) -> list[str]:
@@ -158,3 +159,22 @@ def test_a_release_that_fails_on_update_is_rolled_back_by_swarm(
     running(swarm_runner, "shop", not_pid=first)  # A again, in a new task
     lines = said(swarm_runner, "shop", "A ")
     assert not any("C cannot start" in line for line in lines)
+
+
+def test_a_frozen_nodes_slot_runs_again_on_the_other(
+    swarm_runner: SwarmRunner, swarm_engine: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if os.environ.get("CP_TEST_SWARM_HOST"):
+        pytest.skip("needs the two-node swarm (tests/support/swarm.py), not CP_TEST_SWARM_HOST")
+    swarm = request.getfixturevalue("clean_swarm")  # nodes thawed and active again after
+    manager, worker = swarm.manager, swarm.worker
+    swarm.docker("node", "update", "--availability", "drain", manager.node_id)
+    shop = project(tmp_path)
+    live(swarm_runner, shop, tmp_path, "A")
+    on_worker = running(swarm_runner, "shop")
+    assert worker.node_id[:12] in on_worker.description
+    swarm.docker("node", "update", "--availability", "active", manager.node_id)
+    with worker.frozen():
+        moved = running(swarm_runner, "shop", not_pid=on_worker.pid)
+        assert manager.node_id[:12] in moved.description
+        said(swarm_runner, "shop", "A ")

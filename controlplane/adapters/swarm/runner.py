@@ -37,6 +37,7 @@ from controlplane.adapters.swarm.services import (
     NS,
     Limits,
     Shape,
+    needs_nodes,
     process_info,
     replicas,
     rollback_config,
@@ -130,6 +131,14 @@ class SwarmRunner:
             return list(self.api.tasks(filters={"service": service_id}))
         except Exception as exc:
             raise engine_error(exc) from exc
+
+    def _down(self) -> frozenset[str]:
+        """The ids of the nodes that are not ready (their tasks' states are stale)."""
+        try:
+            nodes = self.api.nodes()
+        except Exception as exc:
+            raise engine_error(exc) from exc
+        return frozenset(n["ID"] for n in nodes if n.get("Status", {}).get("State") != "ready")
 
     def _image(self, project: Project, release: Path) -> str:
         return ensure_image(
@@ -279,7 +288,9 @@ class SwarmRunner:
         service = self._service(name, slot)
         if service is None:
             return None
-        return process_info(service, self._tasks(service["ID"]), self.limits, _delay(service))
+        tasks = self._tasks(service["ID"])
+        down = self._down() if needs_nodes(tasks) else frozenset()
+        return process_info(service, tasks, self.limits, _delay(service), down)
 
     def statuses(self) -> list[ProcessInfo]:
         try:
@@ -288,11 +299,12 @@ class SwarmRunner:
         except Exception as exc:
             raise engine_error(exc, self.base_url or "") from exc
         found = []
+        down = self._down() if needs_nodes(tasks) else frozenset()
         for service in services:
             if parse_program(service["Spec"]["Labels"].get(LABEL_SLOT, "")) is None:
                 continue
             own = [t for t in tasks if t.get("ServiceID") == service["ID"]]
-            found.append(process_info(service, own, self.limits, _delay(service)))
+            found.append(process_info(service, own, self.limits, _delay(service), down))
         return found
 
     def manager_pid(self) -> int | None:

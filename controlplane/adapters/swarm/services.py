@@ -117,6 +117,11 @@ def service_labels(shape: Shape, name: str, slot: str, image: str) -> dict[str, 
     }
 
 
+def needs_nodes(tasks: list[dict[str, Any]]) -> bool:
+    """Whether more than one task looks live, so the nodes' states decide which is."""
+    return sum(t["Status"]["State"] in LIVE for t in tasks) > 1
+
+
 def replicas(service: dict[str, Any]) -> int:
     return int(service["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas", 0))
 
@@ -158,13 +163,20 @@ class Limits:
 
 
 def process_info(
-    service: dict[str, Any], tasks: list[dict[str, Any]], limits: Limits, delay: float
+    service: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    limits: Limits,
+    delay: float,
+    down: frozenset[str] = frozenset(),
 ) -> ProcessInfo:
-    """The slot's process as a supervisord-like ProcessInfo, from its service and tasks."""
+    """The slot's process as a supervisord-like ProcessInfo, from its service and tasks
+    (`down`: the ids of the nodes that are down)."""
     program = service["Spec"]["Labels"].get(LABEL_SLOT, service["Spec"]["Name"])
     tasks = ordered(tasks)
     wanted = [t for t in tasks if t.get("DesiredState") in ("running", "ready")]
     current = wanted[0] if wanted else (tasks[0] if tasks else None)
+    # a task on a node that is down counts as gone: its last state is stale
+    tasks = [t for t in tasks if t is current or t.get("NodeID") not in down]
     state, pid, start, stop = _state(service, tasks, current, limits, delay)
     ended = [t for t in tasks if t["Status"]["State"] not in LIVE]
     exitstatus = (

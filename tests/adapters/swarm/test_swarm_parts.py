@@ -111,3 +111,13 @@ def test_the_variables_digest_key_is_made_once_and_kept_private(tmp_path: Path) 
     key = digest_key(path)
     assert len(key) == 32 and digest_key(path) == key
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_task_on_a_node_that_is_down_does_not_hold_back_its_replacement() -> None:
+    stale = {**task("running", "01", "02", ContainerStatus={"PID": 11}), "NodeID": "gone"}
+    stale["DesiredState"] = "shutdown"
+    moved = task("running", "30", "31", ContainerStatus={"PID": 22})
+    waiting = process_info(SERVICE, [stale, moved], Limits(), 0.5)
+    assert waiting.state == ProcessState.STARTING  # the old one may still be stopping
+    info = process_info(SERVICE, [stale, moved], Limits(), 0.5, down=frozenset({"gone"}))
+    assert (info.state, info.pid) == (ProcessState.RUNNING, 22)
