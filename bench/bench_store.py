@@ -26,7 +26,19 @@ from controlplane.service.outbox import KEEP_EVENTS, Outbox
 
 PROJECTS = 1000
 COMMITS = 100
-NOTES: dict[str, str] = {}
+WRITE_NOTE = (
+    "A change of a project's settings or variables rewrites store.json, which holds every "
+    "project's document with its encrypted variables: 0.7 MB with 1,000 projects. Encoding "
+    "it is 12 ms without sorted keys and 19 ms with them on this machine, before the write "
+    "and its fsync, so this cannot reach 10 ms while one file holds all projects. What it "
+    "would take: each project's document in its own file (as its releases, state and "
+    "commits are already), store.json keeping the key check and the names; a change would "
+    "then rewrite about 1 kB."
+)
+NOTES: dict[str, str] = {
+    "set poll interval (a write)": WRITE_NOTE,
+    "set a variable (a write)": WRITE_NOTE,
+}
 PUBLISH = f"publish an event ({KEEP_EVENTS} kept)"
 DELIVER = "an event published, then delivered by the notifier"
 OLD_TABLE = "the outbox before: one JSON file rewritten per write"

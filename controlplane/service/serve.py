@@ -208,6 +208,7 @@ class Server:
                 plan = reconcile_once(self.settings, self.store, self.client, self.options)
                 self.seed_fatal(now)
                 self.reconciled = True
+                trim_malloc()
                 logger.info(
                     "reconciled: added %s changed %s removed %s",
                     plan.added,
@@ -414,6 +415,17 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+
+
+def trim_malloc() -> None:
+    """Give the heap's freed memory back to the system (glibc keeps it resident): serve's
+    start reads every project's files once (recovery, reconcile, the poller's schedule),
+    about 5 MB with 1,000 projects that is free afterwards. A libc without it is left be."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def log_to_both() -> None:

@@ -269,3 +269,24 @@ def test_a_state_with_fields_an_older_version_wrote_still_loads(
     assert (state.prod, state.prod_running) == (1, True)
     assert state.test_verdict is not None and state.test_verdict.passed
     assert again.update_state("p", prod=2).prod == 2
+
+
+def test_more_projects_than_files_kept_parsed_read_and_write_right(
+    store: Store, settings: Settings
+) -> None:
+    """Only the most recently used project and commit files stay parsed (KEEP_PARSED);
+    one dropped is read again, and a change made by another process is seen."""
+    from controlplane.adapters.store import KEEP_PARSED
+    from controlplane.domain.history import CommitRow
+
+    names = [f"p{i:03d}" for i in range(KEEP_PARSED + 6)]
+    for i, name in enumerate(names):
+        store.add_project(project(name))
+        store.add_commits(name, [CommitRow(0, f"{i:040x}", 1.0, "Ada", f"first of {name}")])
+        store.update_state(name, prod=1, prod_running=True)
+    other = Store.open(settings)  # another process, in effect
+    other.update_state(names[0], prod_running=False)
+    assert [store.state(n).prod_running for n in names] == [False] + [True] * (len(names) - 1)
+    assert [store.commits(n)[0].subject for n in names] == [f"first of {n}" for n in names]
+    assert [p.name for p in store.list_projects()] == names
+    assert store.find_commits(names[1], {1}, set())[0].sha == f"{1:040x}"
