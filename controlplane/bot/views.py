@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, NetworkError
@@ -25,6 +25,9 @@ from controlplane.domain.kinds import slot_name
 from controlplane.errors import ControlPlaneError
 from controlplane.i18n import LANGS
 from controlplane.service.facade import Op
+
+if TYPE_CHECKING:
+    from controlplane.service.queries import Queries
 
 logger = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
@@ -132,9 +135,19 @@ async def screen_projects(update: Update, context: Ctx) -> None:
 
 async def show_projects(update: Update, context: Ctx, page: int, search: str) -> None:
     d = deps(context)
-    rows = await blocking(d.service.query.projects_overview)
-    listing = screens.list_page(rows, page, search)
+    listing = await blocking(projects_listing, d.service.query, page, search)
     await show(update, *screens.projects_list(d.lang(chat_of(update)), listing))
+
+
+def projects_listing(query: Queries, page: int, search: str) -> screens.Listing:
+    """A page of the projects list: the names from the store, then the state of the page's
+    projects only (10 state files and 10 getProcessInfo, however many projects there are)."""
+    return screens.list_page(
+        query.projects(),
+        page,
+        search,
+        lambda shown: query.projects_overview([p.name for p in shown]),
+    )
 
 
 async def screen_project(update: Update, context: Ctx, name: str) -> None:
