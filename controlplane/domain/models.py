@@ -563,6 +563,42 @@ def validate_installer(raw: str) -> str:
     return value
 
 
+RUNNERS = ("local", "swarm")
+PLACEMENT_RE = re.compile(
+    r"node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9][\w.-]{0,62})"
+    r"\s*(==|!=)\s*[\w.:/-]{1,128}"
+)
+
+
+def validate_runner(raw: str) -> str:
+    """Where a project's slots run: local (supervisord on this box) or swarm."""
+    value = str(raw).strip().lower()
+    if value == "this-box":
+        value = "local"
+    if value not in RUNNERS:
+        raise ValidationError(tr("runner"), raw, tr("use local or swarm"))
+    return value
+
+
+def validate_placement(raw: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Swarm placement constraints, each node.(id|hostname|role|platform.os|platform.arch|
+    labels.KEY) == or != VALUE; a lone "-" clears them."""
+    values = [str(v).strip() for v in raw if str(v).strip()]
+    if values == ["-"]:
+        return ()
+    for value in values:
+        if not PLACEMENT_RE.fullmatch(value):
+            raise ValidationError(
+                tr("placement"),
+                value,
+                tr(
+                    "use node.labels.KEY==VALUE, node.hostname!=NAME, node.role==manager, "
+                    "node.platform.arch==aarch64 (== or !=), or - to clear"
+                ),
+            )
+    return tuple(values)
+
+
 def parse_switch(field_name: Text | str, raw: str) -> bool:
     """on/off."""
     value = str(raw).strip().lower()
@@ -621,6 +657,8 @@ class Project:
     # file (never the values), so applying the config restarts exactly that slot.
     env_rev_prod: int = 0
     env_rev_test: int = 0
+    runner: str = "local"  # where its slots run: "local" (supervisord here) or "swarm"
+    placement: tuple[str, ...] = ()  # Swarm constraints, e.g. node.labels.site==home
 
     def env_rev(self, slot: str) -> int:
         return self.env_rev_test if slot == "test" else self.env_rev_prod
@@ -636,7 +674,10 @@ class Project:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Project:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        clean = {k: v for k, v in data.items() if k in known}
+        if "placement" in clean:
+            clean["placement"] = tuple(clean["placement"] or ())
+        return cls(**clean)
 
     def with_(self, **changes: Any) -> Project:
         return replace(self, **changes)

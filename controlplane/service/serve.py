@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from controlplane.adapters.routing import RoutingRunner, make_swarm
 from controlplane.adapters.store import Store
 from controlplane.adapters.supervisor.client import (
     ProgramOptions,
@@ -286,10 +287,20 @@ class Stack:
     alarms: Alarms
 
 
+def project_runner(settings: Settings, store: Store) -> RoutingRunner:
+    """Each project's slots on its runner: supervisord here, or the swarm (made on first
+    use, with the store's variables as run-slot composes them)."""
+    return RoutingRunner(
+        SupervisorRunner(settings),
+        store.get_project,
+        lambda: make_swarm(settings, store.slot_env),
+    )
+
+
 def build_runtime(settings: Settings, store: Store) -> Runtime:
     """The engine, its test runs, the executor and the outbox (nothing starts yet)."""
     outbox = Outbox(store)
-    engine = Engine(settings, store, outbox, runner=SupervisorRunner(settings))
+    engine = Engine(settings, store, outbox, runner=project_runner(settings, store))
     alarms = Alarms(outbox, log_path=settings.layout.serve_log)
     return Runtime(
         engine=engine, tests=TestRuns(engine), executor=Executor(), outbox=outbox, alarms=alarms

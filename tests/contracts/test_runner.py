@@ -22,6 +22,7 @@ from typing import TypeVar
 import psutil
 import pytest
 
+from controlplane.adapters.routing import RoutingRunner
 from controlplane.adapters.supervisor.client import ProgramOptions
 from controlplane.adapters.supervisor.runner import SupervisorRunner
 from controlplane.domain.models import Project
@@ -87,8 +88,28 @@ def supervisord_rig(request: pytest.FixtureRequest) -> Rig:
     return Rig(runner=runner, add_project=add_project, make_release=make_release)
 
 
+def routing_rig(request: pytest.FixtureRequest) -> Rig:
+    """serve's runner (adapters/routing.py) with every project on this box: the calls
+    reach supervisord, and the Swarm runner is never made."""
+    rig = supervisord_rig(request)
+    assert isinstance(rig.runner, SupervisorRunner)
+
+    def no_swarm() -> Runner:
+        raise AssertionError("the Swarm runner was made for a project on this box")
+
+    projects: dict[str, Project] = {}
+
+    def add_project(name: str) -> Project:
+        projects[name] = rig.add_project(name)
+        return projects[name]
+
+    router = RoutingRunner(rig.runner, lambda name: projects[name], no_swarm)
+    return Rig(runner=router, add_project=add_project, make_release=rig.make_release)
+
+
 RUNNERS = [
     pytest.param(supervisord_rig, id="supervisord"),
+    pytest.param(routing_rig, id="routing"),
     # tests/contracts/swarm_rig.py; the first one may wait for the swarm to start, cold
     pytest.param(swarm_rig, id="swarm", marks=pytest.mark.timeout(900)),
 ]

@@ -150,7 +150,8 @@ class SwarmRunner:
         )
 
     def _shape(self, project: Project) -> Shape:
-        return Shape(**{**self.shape.__dict__, "entry": project.entry})
+        constraints = project.placement or self.shape.constraints
+        return Shape(**{**self.shape.__dict__, "entry": project.entry, "constraints": constraints})
 
     def _update(self, service: dict[str, Any], **spec: Any) -> None:
         try:
