@@ -124,7 +124,7 @@ def supervisord_steps(box: Box, apps: Path) -> None:
             note="supervisord re-parses every conf.d file and compares each group's config. "
             "Its config parser re-joins every section read so far after each file, so the "
             "time grows with the square of the number of files: comfortable (under half a "
-            "second) up to about 200 programs, seconds at 500, 10–15 s at 1,000 on 2 shared "
+            "second) up to about 200 programs, 1.4–6 s at 500, 6–15 s at 1,000 on 2 shared "
             "cores, and supervisord answers nothing meanwhile (no RPC, no state change). "
             "serve's start skips it when no program file changed and supervisord has read "
             "them all (adapters/supervisor/confread.py); a deploy to a slot whose file is "
