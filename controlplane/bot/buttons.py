@@ -13,7 +13,7 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from controlplane.bot import follows, screens, variables
+from controlplane.bot import follows, nodes, screens, variables
 from controlplane.bot.callbacks import Cb
 from controlplane.bot.context import blocking, chat_of, deps
 from controlplane.bot.follows import FOLLOW_SECONDS
@@ -365,6 +365,8 @@ GLOBAL: dict[str, Callable[[Update, Ctx], Awaitable[None]]] = {
     Cb.HELP: screen_help,
     Cb.LOAD: screen_load,
     Cb.LANG: screen_lang,
+    Cb.NODES: nodes.screen_nodes,
+    Cb.NODES_YES: nodes.nodes_yes,
 }
 
 

@@ -29,6 +29,8 @@ class Cb(StrEnum):
     HELP = "hp"
     LOAD = "ld"
     LANG = "ln"  # the language picker; with a language code after it: that language
+    NODES = "nn"  # 🖥 Nodes (bot/nodes.py); with 'd'/'a' and a node id: drain/activate it
+    NODES_YES = "nn!"  # the Yes of a drain or an activation: 'nn!|d|NODEID|token'
     # conversations (conversations.py)
     ADD = "ad"
     LAUNCH = "lc"

@@ -221,7 +221,8 @@ async def on_text(update: Update, context: Ctx) -> None:
     """A message no form and no command took: a hint, and the menu."""
     d = deps(context)
     lang = d.lang(chat_of(update))
-    menu, markup = screens.main_menu(lang, switch=not d.settings.lang)
+    nodes = await blocking(d.service.nodes.shown)
+    menu, markup = screens.main_menu(lang, switch=not d.settings.lang, nodes=nodes)
     hint = t(
         lang,
         "I only take answers while a form asks a question. "

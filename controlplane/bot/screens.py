@@ -46,8 +46,9 @@ def button(text: str, *data: object) -> InlineKeyboardButton:
     return InlineKeyboardButton(text, callback_data=cb(*data))
 
 
-def main_menu(lang: str, *, switch: bool = True) -> Screen:
-    """The main menu; `switch`: with the 🌐 button (not when CONTROLPLANE_LANG fixes it)."""
+def main_menu(lang: str, *, switch: bool = True, nodes: bool = False) -> Screen:
+    """The main menu; `switch`: with the 🌐 button (not when CONTROLPLANE_LANG fixes it);
+    `nodes`: with 🖥 Nodes (a swarm manager is reachable)."""
     rows = [
         [button(t(lang, "📦 Projects"), Cb.PROJECTS)],
         [
@@ -56,6 +57,8 @@ def main_menu(lang: str, *, switch: bool = True) -> Screen:
         ],
         [button(t(lang, "📊 System load"), Cb.LOAD), button(t(lang, "❓ Help"), Cb.HELP)],
     ]
+    if nodes:
+        rows.append([button(t(lang, "🖥 Nodes"), Cb.NODES)])
     if switch:
         rows.append([button(t(lang, "🌐 Language"), Cb.LANG)])
     return t(lang, "<b>controlplane</b>: choose what to do"), InlineKeyboardMarkup(rows)

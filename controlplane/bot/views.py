@@ -79,7 +79,9 @@ async def ask(
 async def screen_menu(update: Update, context: Ctx) -> None:
     """The main menu (/start, /menu); its 🌐 only when CONTROLPLANE_LANG leaves a choice."""
     d = deps(context)
-    text, markup = screens.main_menu(d.lang(chat_of(update)), switch=not d.settings.lang)
+    nodes = await blocking(d.service.nodes.shown)  # 🖥 only with a swarm (cached)
+    lang = d.lang(chat_of(update))
+    text, markup = screens.main_menu(lang, switch=not d.settings.lang, nodes=nodes)
     await show(update, text, markup)
 
 

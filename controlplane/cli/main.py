@@ -196,6 +196,7 @@ def _adder(lang: str) -> Add:
 
 def build_parser(lang: str = DEFAULT) -> Parser:
     """The whole command line; help in `lang`."""
+    from controlplane.cli.nodes import add_node_commands
     from controlplane.cli.observe import add_observe_commands
     from controlplane.cli.ops import add_op_commands
     from controlplane.cli.projects import add_launch_and_poll, add_project_commands
@@ -223,6 +224,7 @@ def build_parser(lang: str = DEFAULT) -> Parser:
     add_op_commands(sub, add, lang)
     add_launch_and_poll(sub, add, lang)
     add_observe_commands(sub, add, lang)
+    add_node_commands(sub, add, lang)
     key = sub.add_parser("key", help=t(lang, "the master key: generate, rotate"))
     ksub = key.add_subparsers(dest="action", required=True, metavar="ACTION")
     add(ksub, "generate", cmd_key_generate, N_("print a new key for CONTROLPLANE_KEY"))

@@ -53,6 +53,7 @@ from controlplane.service.executor import (
     Progress,
 )
 from controlplane.service.launching import LaunchPlan, apply_plan, check_launch, plan_from_args
+from controlplane.service.nodes import Nodes
 from controlplane.service.outbox import KEEP_EVENTS, Outbox, Subscriber
 from controlplane.service.queries import LoadReport, LogReader, Queries
 from controlplane.service.requests import (
@@ -173,6 +174,7 @@ class Service:
         self.clients: Clients = clients or (lambda timeout: Supervisor(settings, timeout=timeout))
         self.config = Configuration(settings, store, self.clients)
         self.query = Queries(settings, store, self.clients)
+        self.nodes = Nodes()  # the swarm's, when DOCKER_HOST or the socket reaches one
         self._runtime = runtime
         self._pending: dict[str, tuple[str, int | None]] = {}  # sha, last noticed
         self._lock = threading.Lock()
