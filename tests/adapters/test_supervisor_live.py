@@ -10,7 +10,14 @@ import time
 import psutil
 import pytest
 
-from controlplane.adapters.supervisor.client import write_program
+from controlplane.adapters.supervisor.client import (
+    RPCFault,
+    Supervisor,
+    process_info,
+    write_program,
+)
+from controlplane.domain.runner import ProcessInfo
+from controlplane.errors import SupervisorError
 from tests.support.fixtures_supervisor import Box, BoxFactory
 
 SECRET = "s3cr%(ENV_HOME)s-t0ken-Zq9"
@@ -152,3 +159,49 @@ def test_no_secret_in_command_lines_files_or_logs(box_factory: BoxFactory) -> No
     for path in files:
         text = path.read_text(errors="replace")
         assert SECRET not in text and TEST_SECRET not in text, path
+
+
+def test_every_state_in_one_compact_answer_and_without_the_extension(
+    box_factory: BoxFactory,
+) -> None:
+    """The states of all programs come through controlplane.allProcessInfo (our extension
+    loaded by supervisord, rpcext.py) exactly as getAllProcessInfo gives them; a
+    supervisord without the extension still answers through getAllProcessInfo."""
+    box = box_factory()
+    box.add_project("shop")
+    box.add_project("cafe")
+    deploy(box, "shop")
+    deploy(box, "cafe")
+    running(box, "shop", "prod")
+    running(box, "cafe", "prod")
+    assert "[rpcinterface:controlplane]" in box.settings.supervisord_conf.read_text()
+
+    def rows(infos: list[ProcessInfo]) -> list[tuple[str, str, str, int, float, int, str]]:
+        return sorted(
+            (i.name, i.group, i.state, i.pid, i.start, i.exitstatus, i.spawnerr) for i in infos
+        )
+
+    assert "JSON" in box.client.call("system.methodHelp", "controlplane.allProcessInfo")
+    compact = box.client.all_info()
+    plain = [process_info(d) for d in box.client.call("getAllProcessInfo")]
+    assert rows(compact) == rows(plain)
+    assert {"shop-prod", "cafe-prod", "controlplane-events"} <= {i.name for i in compact}
+    assert all(i.state == "RUNNING" and i.pid > 0 for i in compact if i.name.endswith("-prod"))
+
+    # a supervisord started from another environment has no extension: same answer
+    conf = box.settings.supervisord_conf
+    conf.write_text(conf.read_text().replace("[rpcinterface:controlplane]", "[x-not-loaded]"))
+    box.client.call("restart")  # supervisord reads its config again
+    with Supervisor(box.settings, timeout=15.0) as bare:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if bare.call("getState")["statename"] == "RUNNING":
+                    break
+            except SupervisorError:
+                pass
+            assert time.monotonic() < deadline, "supervisord did not come back"
+            time.sleep(0.1)
+        with pytest.raises(RPCFault):
+            bare.call("system.methodHelp", "controlplane.allProcessInfo")
+        assert {"shop-prod", "cafe-prod"} <= {i.name for i in bare.all_info()}

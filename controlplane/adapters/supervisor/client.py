@@ -12,6 +12,7 @@ operations the engine uses are runner.py (the Runner protocol's supervisord side
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import secrets
@@ -29,6 +30,7 @@ from typing import Any, NoReturn
 from controlplane.adapters.files import write_atomic
 from controlplane.adapters.supervisor.confread import mark_read
 from controlplane.adapters.supervisor.render import render
+from controlplane.adapters.supervisor.rpcext import FIELDS
 from controlplane.domain.models import Project
 from controlplane.domain.runner import ProcessInfo as ProcessInfo
 from controlplane.domain.runner import ProcessState
@@ -123,6 +125,8 @@ def render_supervisord_conf(
         confd=settings.confd,
         cli=list(cli) if cli is not None else cli_argv(),
         serve=serve,
+        # our XML-RPC extension, only where supervisord can import this package
+        rpcext=own_supervisord(),
         # says out loud that root is meant (apps drop to CONTROLPLANE_RUN_AS in run-slot)
         user="root" if os.geteuid() == 0 else None,
     )
@@ -148,6 +152,15 @@ def find_supervisord() -> str:
             tr("supervisord not found beside python or on PATH; install the supervisor package")
         )
     return found
+
+
+def own_supervisord() -> bool:
+    """Whether the supervisord that `up` starts runs from this interpreter's environment
+    (beside it), and so can import controlplane's XML-RPC extension (rpcext.py)."""
+    try:
+        return Path(find_supervisord()) == Path(sys.executable).parent / "supervisord"
+    except SupervisorError:
+        return False
 
 
 def running_supervisord(settings: Settings) -> int | None:
@@ -348,6 +361,11 @@ def plan_update(added: Iterable[str], changed: Iterable[str], removed: Iterable[
     )
 
 
+def process_rows(text: str) -> list[ProcessInfo]:
+    """controlplane.allProcessInfo's answer (rpcext.py) as plain data."""
+    return [process_info(dict(zip(FIELDS, row, strict=True))) for row in json.loads(text)]
+
+
 def process_info(data: dict[str, Any]) -> ProcessInfo:
     """getProcessInfo's answer as plain data."""
     return ProcessInfo(
@@ -383,6 +401,7 @@ class Supervisor:
         sock_path = str(settings.supervisor_sock)
         self._transport._get_connection = lambda: _UnixConnection(sock_path, timeout)
         self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=self._transport)
+        self._compact = True  # until supervisord says it has no controlplane.allProcessInfo
 
     def close(self) -> None:
         self._transport.close()
@@ -529,6 +548,21 @@ class Supervisor:
         }
 
     def all_info(self) -> list[ProcessInfo]:
+        """Every program's state. Through our extension (rpcext.py: one JSON string, 35-50
+        ms with 1,000 programs instead of 0.5-0.9 s) when supervisord has it; a supervisord
+        without it (started from another environment) answers getAllProcessInfo."""
+        if self._compact:
+            try:
+                return process_rows(str(self._proxy.controlplane.allProcessInfo()))
+            except xmlrpc.client.Fault as fault:
+                from supervisor.xmlrpc import Faults
+
+                if fault.faultCode != Faults.UNKNOWN_METHOD:
+                    code, text = fault.faultCode, fault.faultString
+                    raise RPCFault("allProcessInfo", (), code, text) from None
+                self._compact = False
+            except (OSError, xmlrpc.client.ProtocolError):
+                pass  # said as call() says it, below
         return [process_info(d) for d in self.call("getAllProcessInfo")]
 
     def tail(self, program: str, nbytes: int = 16384, stderr: bool = False) -> str:
