@@ -267,6 +267,26 @@ async def b_stop_yes(update: Update, context: Ctx, name: str, rest: list[str]) -
     return started(context, update, Op.STOP, name, {"slot": "prod"})
 
 
+async def b_runner(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    """🖥 Runner: asks to move the project to the other runner."""
+    project = await blocking(deps(context).service.query.project, name)
+    if project.runner == "swarm":
+        key = N_("Move <b>{name}</b> back to this box? Its slots run under supervisord here.")
+        return await b_confirm(
+            update, context, name, rest, key=key, yes=(Cb.RUNNER_YES, name, "local")
+        )
+    key = N_(
+        "Move <b>{name}</b> to the swarm? Its slots run as services there, on the release "
+        "they run now; it stays here if that fails."
+    )
+    return await b_confirm(update, context, name, rest, key=key, yes=(Cb.RUNNER_YES, name, "swarm"))
+
+
+async def b_runner_yes(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
+    """Move the project to the runner the confirmation named."""
+    return started(context, update, Op.MOVE, name, {"runner": rest[0] if rest else ""})
+
+
 async def b_output(update: Update, context: Ctx, name: str, rest: list[str]) -> str | None:
     d = deps(context)
     project = await blocking(d.service.query.project, name)
@@ -404,6 +424,8 @@ PROJECT: dict[str, Callable[[Update, Ctx, str, list[str]], Awaitable[str | None]
     Cb.STOP_YES: b_stop_yes,
     Cb.OUTPUT: b_output,
     Cb.INSTALLER: b_installer,
+    Cb.RUNNER: b_runner,
+    Cb.RUNNER_YES: b_runner_yes,
     Cb.REMOVE: b_remove,
     Cb.REMOVE_YES: b_remove_yes,
     Cb.DEPLOY_KEY: b_deploy_key,
@@ -434,6 +456,7 @@ SCREENS = frozenset(
         Cb.PROMOTE,
         Cb.ROLLBACK_LIST,
         Cb.REMOVE,
+        Cb.RUNNER,
     }
 )
 # The Yes of a confirmation: single-use (see claim_yes); these two replace the message.
@@ -449,6 +472,7 @@ YES = frozenset(
         Cb.NEW_KEY_YES,
         Cb.VAR_DELETE_YES,
         Cb.VAR_RESTART_YES,
+        Cb.RUNNER_YES,
     }
 )
 

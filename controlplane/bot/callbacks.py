@@ -75,6 +75,8 @@ class Cb(StrEnum):
     STOP_YES = "sp!"
     OUTPUT = "oo"
     INSTALLER = "ix"
+    RUNNER = "rn"  # 🖥 Runner: move the project to the other runner (a confirmation)
+    RUNNER_YES = "rn!"  # its Yes: 'rn!|shop|swarm|token'
     REMOVE = "rm"
     REMOVE_YES = "rm!"
     DEPLOY_KEY = "dk"

@@ -193,6 +193,9 @@ def listing_title(lang: str, listing: Listing) -> str:
     return head
 
 
+RUNNER_LABELS = {"local": N_("🖥 Runner: this box"), "swarm": N_("🖥 Runner: swarm")}
+
+
 def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
     n = p.name
     title = t(
@@ -238,6 +241,7 @@ def project_menu(lang: str, p: Project, s: SlotState) -> Screen:
             button(t(lang, output), Cb.OUTPUT, n),
             button(t(lang, "🛠 Installer: {installer}", installer=p.installer), Cb.INSTALLER, n),
         ],
+        [button(t(lang, RUNNER_LABELS.get(p.runner, RUNNER_LABELS["local"])), Cb.RUNNER, n)],
         [button(t(lang, "🗑 Remove project"), Cb.REMOVE, n), button(t(lang, "⬅️ Back"), Cb.PROJECTS)],
     ]
     builds = t(lang, "installer: {installer}", installer=p.installer)

@@ -228,9 +228,28 @@ def cmd_project_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
-    """Change one project setting."""
-    project = service(settings).config.set_setting(args.name, args.key, args.value)
+    """Change one project setting; `runner` and `placement` run as serve's operations
+    (a move of the project's slots, a placement applied to them)."""
+    from controlplane.cli.ops import follow
+
+    if args.key == "runner":
+        value = one_value(args)
+        return follow(settings, "move", args.name, {"runner": value}, lang=args.lang)
+    if args.key == "placement":
+        extra = {"placement": list(args.value)}
+        return follow(settings, "place", args.name, extra, lang=args.lang)
+    project = service(settings).config.set_setting(args.name, args.key, one_value(args))
     return emit(args, project.to_dict(), describe(project, args.lang))
+
+
+def one_value(args: argparse.Namespace) -> str:
+    """The setting's one value (only placement takes several)."""
+    from controlplane.errors import ValidationError
+    from controlplane.i18n import tr
+
+    if len(args.value) != 1:
+        raise ValidationError(args.key, " ".join(args.value), tr("give one value"))
+    return str(args.value[0])
 
 
 # -- poll -----------------------------------------------------------------------------
@@ -280,10 +299,10 @@ def add_project_commands(sub: Any, add: Add, lang: str) -> None:
     pset.add_argument("name")
     keys = (
         "repo, branch, entry, policy, output, keep, check, health-window, poll, test-duration, "
-        "installer (uv or pip)"
+        "installer (uv or pip), runner (local or swarm), placement (Swarm constraints, - clears)"
     )
     pset.add_argument("key", help=keys)
-    pset.add_argument("value")
+    pset.add_argument("value", nargs="+")
 
 
 def add_launch_and_poll(sub: Any, add: Add, lang: str) -> None:

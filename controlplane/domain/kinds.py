@@ -52,6 +52,8 @@ class OpKind(StrEnum):
     RESTART = "restart"
     SYNC = "sync"
     PRUNE = "prune"
+    MOVE = "move"  # onto another runner (this box's supervisord, the swarm)
+    PLACE = "place"  # new placement constraints on the swarm
     ADD = "add"
     LAUNCH = "launch"
     REMOVE = "remove"
@@ -81,6 +83,8 @@ OP_NAMES: dict[str, str] = {  # each operation as a person reads it (translated 
     OpKind.RESTART: N_("restart"),
     OpKind.SYNC: N_("sync"),
     OpKind.PRUNE: N_("prune"),
+    OpKind.MOVE: N_("move"),
+    OpKind.PLACE: N_("placement"),
     OpKind.ADD: N_("add"),
     OpKind.LAUNCH: N_("launch"),
     OpKind.REMOVE: N_("remove"),

@@ -252,6 +252,20 @@ def supervisor_infos(settings: Settings) -> tuple[dict[str, ProcessInfo], Text |
         return {}, exc.text
 
 
+def swarm_infos(settings: Settings) -> dict[str, ProcessInfo]:
+    """Every slot the swarm runs, by name (none when the swarm does not answer)."""
+    from controlplane.adapters.swarm.runner import SwarmRunner
+    from controlplane.errors import ControlPlaneError
+
+    runner = SwarmRunner(settings)
+    try:
+        return {i.name: i for i in runner.statuses()}
+    except ControlPlaneError:
+        return {}
+    finally:
+        runner.close()
+
+
 def gather(
     settings: Settings,
     store: Store,
@@ -267,6 +281,8 @@ def gather(
     note: Text | None = None
     if infos is None:
         infos, note = supervisor_infos(settings) if projects else ({}, None)
+        if any(p.runner == "swarm" for p in projects):
+            infos = {**infos, **swarm_infos(settings)}
     records = read_events(settings.layout.events_log)
     restarts, exits = restarts_by_program(records, now - HOUR), last_exits(records)
     out = []

@@ -235,6 +235,8 @@ class Service:
             Op.RESTART: lambda op: e.restart(name, a["slot"], op, watch=a.get("watch", False)),
             Op.SYNC: lambda op: self._sync(name, op),
             Op.PRUNE: lambda op: self._prune(name, op),
+            Op.MOVE: lambda op: self._move(name, a["runner"], op),
+            Op.PLACE: lambda op: self._place(name, a["placement"], op),
         }
         return table[req.op]
 
@@ -247,6 +249,16 @@ class Service:
             sha=head.short,
             subject=head.subject,
         )
+
+    def _move(self, name: str, runner: str, op: Operation) -> Text:
+        from controlplane.engine import move  # serve's only: the CLI never runs it here
+
+        return move.move(self.runtime.engine, name, runner, op)
+
+    def _place(self, name: str, placement: list[str], op: Operation) -> Text:
+        from controlplane.engine import move
+
+        return move.set_placement(self.runtime.engine, name, placement, op)
 
     def _prune(self, name: str, op: Operation) -> Text:
         gone = self.runtime.engine.prune(name, op)

@@ -208,8 +208,31 @@ class Queries:
     # -- logs --------------------------------------------------------------------------------
 
     def logs(self, name: str, slot: str, n: int, which: str = "both") -> SlotLogs:
-        """The last n lines of a slot's stdout and stderr (or one of them)."""
+        """The last n lines of a slot's stdout and stderr (or one of them); a slot on
+        the swarm: its running task's, from the engine."""
+        if self.store.get_project(validate_name(name)).runner == "swarm":
+            return self._swarm_tail(name, slot, n, which)
         return slot_tail(self.settings, name, slot, n, which)
+
+    def _swarm_tail(self, name: str, slot: str, n: int, which: str) -> SlotLogs:
+        from controlplane.adapters.swarm.runner import SwarmRunner
+        from controlplane.adapters.swarm.services import service_name
+
+        runner = SwarmRunner(self.settings)
+        try:
+            lines = runner.tail(name, slot, n)
+        finally:
+            runner.close()
+        where = f"docker service logs {service_name(name, slot)}"
+        return SlotLogs(
+            project=name,
+            slot=slot,
+            program=program_name(name, slot),
+            stdout_path=where,
+            stderr_path=where,
+            stdout=lines.stdout[-n:] if which in ("stdout", "both") else [],
+            stderr=lines.stderr[-n:] if which in ("stderr", "both") else [],
+        )
 
     def logs_text(self, found: SlotLogs, which: str = "both", lang: str = "en") -> str:
         return format_logs(found, which, lang)

@@ -13,7 +13,13 @@ from typing import Any
 
 from controlplane.domain.history import parse_ref
 from controlplane.domain.kinds import OpKind
-from controlplane.domain.models import parse_test_duration, validate_name, validate_slot
+from controlplane.domain.models import (
+    parse_test_duration,
+    validate_name,
+    validate_placement,
+    validate_runner,
+    validate_slot,
+)
 from controlplane.errors import ControlPlaneError, ValidationError
 from controlplane.i18n import N_, Text, tr
 
@@ -41,6 +47,8 @@ ENGINE_OPS = (
     Op.RESTART,
     Op.SYNC,
     Op.PRUNE,
+    Op.MOVE,
+    Op.PLACE,
 )
 SLOT_OPS = (Op.START, Op.STOP, Op.RESTART)
 ARG_NAMES = {"duration": N_("duration"), "seconds": N_("seconds")}  # as a refusal names them
@@ -96,6 +104,11 @@ def check_request(op: str, project: str | None, args: dict[str, Any]) -> Request
         clean["watch"] = True  # a restart for a variable change: with the health window
     if kind == Op.PROMOTE:
         clean["force"] = bool(args.get("force", False))
+    if kind == Op.MOVE:
+        clean["runner"] = validate_runner(str(args.get("runner", "")))
+    if kind == Op.PLACE:
+        raw = args.get("placement") or []
+        clean["placement"] = list(validate_placement([str(v) for v in raw]))
     return Request(op=kind, project=name, args=clean)
 
 

@@ -78,12 +78,15 @@ def reconcile_once(
     client: Supervisor,
     options: ProgramOptions | None = None,
 ) -> UpdatePlan:
-    """Program files from the store (slots whose code exists), stale ones removed, applied.
+    """Program files from the store (slots on this box whose code exists), stale ones
+    removed, applied.
     When no file changed and supervisord has read conf.d as it is (confread.py), nothing
     is reloaded: supervisord's reloadConfig takes seconds with 1,000 programs."""
     wanted: list[str] = []
     changed = False
     for project in store.list_projects():
+        if project.runner != "local":
+            continue  # its slots run on the swarm: no program here (a stale one goes)
         for slot in SLOTS:
             if settings.layout.slot_code(project, slot).exists():
                 opts = slot_options(store, project.name, slot, options)

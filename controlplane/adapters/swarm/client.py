@@ -8,7 +8,9 @@ plain, translated words (`engine_error`); so do the task errors a slot's state c
 
 from __future__ import annotations
 
+import gc
 import re
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,11 +31,20 @@ def connect(base_url: str | None = None, timeout: float = 60.0) -> Any:
             return docker.DockerClient(base_url=base_url, timeout=int(timeout))
         return docker.from_env(timeout=int(timeout))
     except Exception as exc:  # DockerException: no socket, bad DOCKER_HOST
-        raise engine_error(exc, base_url or "DOCKER_HOST") from exc
+        failure = engine_error(exc, base_url or "DOCKER_HOST")
+    # the SDK leaves a client that failed to start with its connection open: closed here,
+    # once the traceback that holds it is gone, without a ResourceWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    raise failure
 
 
 def engine_error(exc: BaseException, where: str = "") -> ControlPlaneError:
-    """An SDK or HTTP failure as a ControlPlaneError a person can act on."""
+    """An SDK or HTTP failure as a ControlPlaneError a person can act on (one already
+    said, such as connect's, as it is)."""
+    if isinstance(exc, ControlPlaneError):
+        return exc
     words = str(getattr(exc, "explanation", None) or exc)
     low = words.lower()
     if "not a swarm manager" in low or "swarm init" in low:
