@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from bench.common import ROOT, RUNS, SAMPLES, Figure, log, tempdir, wait_until
+from bench.common import ROOT, RUNS, SAMPLES, Figure, log, plain_procedure, tempdir, wait_until
 from controlplane.adapters.supervisor.client import slot_logs
 from controlplane.engine.releases import Quiet
 from controlplane.service.serve import build_stack
@@ -67,37 +66,6 @@ def size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def plain_procedure(origin: Path, where: Path, wheels: Path, cache: Path) -> float:
-    """What a person does by hand; returns seconds to the app's first output."""
-    shutil.rmtree(where, ignore_errors=True)
-    env = {
-        **os.environ,
-        "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(wheels),
-        "PIP_CACHE_DIR": str(cache),
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    }
-    t = time.perf_counter()
-    subprocess.run(["git", "clone", "-q", str(origin), str(where)], check=True, env=env)
-    subprocess.run(["/usr/bin/python3", "-m", "venv", str(where / ".venv")], check=True, env=env)
-    pip = [str(where / ".venv" / "bin" / "python"), "-m", "pip", "-q"]
-    subprocess.run([*pip, "install", "-U", "pip"], check=True, env=env)
-    subprocess.run([*pip, "install", "-r", "requirements.txt"], check=True, env=env, cwd=where)
-    app = subprocess.Popen(
-        [str(where / ".venv" / "bin" / "python"), "main.py"],
-        cwd=where,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert app.stdout is not None
-    app.stdout.readline()
-    took = time.perf_counter() - t
-    app.kill()
-    app.wait()
-    return took
 
 
 def cli(env: dict[str, str], *args: str) -> float:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.bench_deploy import first_output, size
 from bench.common import RUNS, SAMPLES, Figure, kill_group, log, median, tempdir
+from bench.common import plain_procedure as common_plain
 from controlplane.adapters import git
 from controlplane.adapters.supervisor.client import slot_logs
 from controlplane.engine import build
@@ -102,34 +103,7 @@ class Origin:
 
 def plain_procedure(origin: Path, where: Path, wheels: Path, cache: Path, port: int) -> float:
     """What a person does by hand, from the same wheel folder; seconds to first output."""
-    shutil.rmtree(where, ignore_errors=True)
-    env = {
-        **os.environ,
-        "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(wheels),
-        "PIP_CACHE_DIR": str(cache),
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PORT": str(port),
-    }
-    t = time.perf_counter()
-    subprocess.run(["git", "clone", "-q", str(origin), str(where)], check=True, env=env)
-    subprocess.run([APP_PYTHON, "-m", "venv", str(where / ".venv")], check=True, env=env)
-    pip = [str(where / ".venv" / "bin" / "python"), "-m", "pip", "-q"]
-    subprocess.run([*pip, "install", "-U", "pip"], check=True, env=env)
-    subprocess.run([*pip, "install", "-r", "requirements.txt"], check=True, env=env, cwd=where)
-    app = subprocess.Popen(
-        [str(where / ".venv" / "bin" / "python"), "main.py"],
-        cwd=where,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert app.stdout is not None
-    app.stdout.readline()
-    took = time.perf_counter() - t
-    app.kill()
-    app.wait()
-    return took
+    return common_plain(origin, where, wheels, cache, python=APP_PYTHON, env={"PORT": str(port)})
 
 
 @dataclasses.dataclass

@@ -111,3 +111,44 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, step: float 
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def plain_procedure(
+    origin: Path,
+    where: Path,
+    wheels: Path,
+    cache: Path,
+    *,
+    python: str = "/usr/bin/python3",
+    env: dict[str, str] | None = None,
+) -> float:
+    """What a person does by hand (clone, venv, pip -U pip, pip install -r, start), from
+    the same wheel folder as ours; seconds to the app's first output."""
+    shutil.rmtree(where, ignore_errors=True)
+    env = {
+        **os.environ,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
+        "PIP_CACHE_DIR": str(cache),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        **(env or {}),
+    }
+    t = time.perf_counter()
+    subprocess.run(["git", "clone", "-q", str(origin), str(where)], check=True, env=env)
+    subprocess.run([python, "-m", "venv", str(where / ".venv")], check=True, env=env)
+    pip = [str(where / ".venv" / "bin" / "python"), "-m", "pip", "-q"]
+    subprocess.run([*pip, "install", "-U", "pip"], check=True, env=env)
+    subprocess.run([*pip, "install", "-r", "requirements.txt"], check=True, env=env, cwd=where)
+    app = subprocess.Popen(
+        [str(where / ".venv" / "bin" / "python"), "main.py"],
+        cwd=where,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert app.stdout is not None
+    app.stdout.readline()
+    took = time.perf_counter() - t
+    app.kill()
+    app.wait()
+    return took
