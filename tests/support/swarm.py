@@ -347,13 +347,11 @@ def _stop(n: int, slot: Path, swarm: Swarm | None) -> None:
     log(f"swarm torn down in {time.monotonic() - t0:.1f} s")
 
 
-@pytest.fixture(scope="session")
-def swarm() -> Iterator[Swarm]:
-    """The two-node swarm, started once per session (see the module docstring)."""
-    reason = why_no_engine()
-    if reason:
-        print(f"SKIPPED (swarm): {reason}")
-        pytest.skip(f"no swarm here: {reason}")
+@contextmanager
+def running_swarm() -> Iterator[Swarm]:
+    """The two-node swarm in a slot of its own, torn down on leaving (also on an error);
+    a run killed before that leaves its slot to the next start, which cleans it. For code
+    outside pytest (bench/bench_swarm.py); call why_no_engine() first."""
     n, slot = claim_slot()
     started: Swarm | None = None
     try:
@@ -361,6 +359,17 @@ def swarm() -> Iterator[Swarm]:
         yield started
     finally:
         _stop(n, slot, started)
+
+
+@pytest.fixture(scope="session")
+def swarm() -> Iterator[Swarm]:
+    """The two-node swarm, started once per session (see the module docstring)."""
+    reason = why_no_engine()
+    if reason:
+        print(f"SKIPPED (swarm): {reason}")
+        pytest.skip(f"no swarm here: {reason}")
+    with running_swarm() as started:
+        yield started
 
 
 @pytest.fixture
