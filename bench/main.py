@@ -26,8 +26,8 @@ MODULES: dict[str, int] = {
     "bot": 120,
     "history": 120,
     "scale": 900,  # 1,000 programs under one supervisord: 4–7 min
-    "realdeps": 900,
     "rollback": 120,
+    "realdeps": 900,
     "swarm": 420,  # a two-node swarm up and down: ~145 s warm, ~200 s cold (base built)
 }
 # Figures of issue 8 that no module measures yet (shown in the report as such).
@@ -86,7 +86,9 @@ def cell(xs: list[float], unit: str) -> str:
 
 
 def verdict(fig: Figure) -> tuple[str, str]:
-    """(ratio text, verdict) for a figure."""
+    """(ratio text, verdict) for a figure; one that could not be measured here has none."""
+    if not fig.samples:
+        return "", "not measured"
     ours = median(fig.samples)
     ratio = ""
     base = fig.baselines.get(fig.ratio_of or "") if fig.ratio_of else None
