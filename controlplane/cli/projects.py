@@ -58,6 +58,8 @@ def describe(project: Project, lang: str) -> str:
         (t(lang, "installer"), project.installer),
         (t(lang, "health window"), t(lang, "{n}s", n=project.health_window)),
         (t(lang, "kind"), t(lang, "third-party") if project.third_party else t(lang, "own")),
+        (t(lang, "runner"), t(lang, "this box") if project.runner == "local" else t(lang, "swarm")),
+        (t(lang, "placement"), ", ".join(project.placement) or t(lang, "anywhere")),
     ]
     return table(rows)
 

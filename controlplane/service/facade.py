@@ -31,7 +31,7 @@ from controlplane.domain.events import Event
 from controlplane.domain.history import CommitRow, Release, SlotState
 from controlplane.domain.kinds import EventKind
 from controlplane.domain.models import Project, validate_name
-from controlplane.errors import NotFound
+from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.i18n import Text, as_text, join, ntr, tr
 from controlplane.service import newcommits
 from controlplane.service.alarms import Alarms
@@ -318,12 +318,28 @@ class Service:
 
     def _remove(self, name: str, op: Operation) -> Text:
         op.step(tr("remove {name}", name=name))
+        self._remove_services(name, op)
         project = self.config.remove_files(name)
         return tr(
             "removed {name}; files in {folder} that were not ours are untouched",
             name=name,
             folder=project.path,
         )
+
+    def _remove_services(self, name: str, op: Operation) -> None:
+        """A project on the swarm: its services (and their secrets) go first; a swarm
+        that does not answer is said, and the project is removed all the same."""
+        project = self.store.get_project(name)
+        if project.runner == "local" or self._runtime is None:
+            return
+        try:
+            for slot in ("prod", "test"):
+                self._runtime.engine.runner.remove(project, slot)
+        except ControlPlaneError as exc:
+            op.step(tr("its swarm services stay: {reason}", reason=exc.text))
+        forget = getattr(self._runtime.engine.runner, "forget", None)
+        if forget is not None:  # serve's router: a project of this name is new again
+            forget(name)
 
     # -- new commits (the poller) ------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from controlplane.observe.status import (
     format_status,
     gather,
     project_status,
+    swarm_infos,
 )
 from controlplane.service.configure import Clients
 from controlplane.settings import Settings
@@ -169,6 +170,11 @@ class Queries:
         the list stays cheap with 1,000 projects; all projects take one getAllProcessInfo."""
         projects = self.projects() if names is None else [self.project(n) for n in names]
         states = self._prod_states(None if names is None else [p.name for p in projects])
+        if any(p.runner == "swarm" for p in projects):  # their tasks' states, from the swarm
+            for info in swarm_infos(self.settings).values():
+                parsed = parse_program(info.name)
+                if parsed and parsed[1] == "prod":
+                    states[parsed[0]] = info.state
         return [(p, self.store.state(p.name), states.get(p.name)) for p in projects]
 
     def _prod_states(self, names: Sequence[str] | None = None) -> dict[str, str]:

@@ -111,6 +111,8 @@ def test_a_project_lives_on_the_swarm_and_comes_back(
     )
     assert "node.labels.cptest==worker" in out
     assert clean_swarm.task_node("cp-shop-prod") == clean_swarm.worker.hostname
+    shown = ok(plant, clean_swarm, "project", "show", "shop")
+    assert "swarm" in shown and "node.labels.cptest==worker" in shown, shown
     logs_show(plant, clean_swarm, "running commit 1 greeting=hello-2")
 
     # back to this box: under supervisord again, the service gone
@@ -120,6 +122,49 @@ def test_a_project_lives_on_the_swarm_and_comes_back(
     status = ok(plant, clean_swarm, "status", "shop")
     assert "RUNNING" in status and "pid" in status, status
     logs_show(plant, clean_swarm, "running commit 1 greeting=hello-2")
+
+
+@pytest.mark.timeout(600)
+def test_removing_a_project_on_the_swarm_removes_its_service(
+    plant: Plant, clean_swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("DOCKER_HOST", "CONTROLPLANE_REGISTRY", "CONTROLPLANE_BASE_IMAGE"):
+        monkeypatch.setenv(key, clean_swarm.env()[key])
+    commit(plant, "1")
+    plant.add()
+    ok(plant, clean_swarm, "project", "set", "shop", "health-window", "0")
+    ok(plant, clean_swarm, "deploy", "shop")
+    ok(plant, clean_swarm, "project", "set", "shop", "runner", "swarm")
+    assert clean_swarm.task_node("cp-shop-prod")
+    ok(plant, clean_swarm, "project", "remove", "shop")
+    assert "cp-shop" not in clean_swarm.docker("service", "ls", "--format", "{{.Name}}")
+    assert "cp-shop" not in clean_swarm.docker("secret", "ls", "--format", "{{.Name}}")
+
+
+@pytest.mark.timeout(600)
+def test_a_move_whose_app_crashes_on_the_swarm_leaves_it_here(
+    plant: Plant, clean_swarm: Swarm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("DOCKER_HOST", "CONTROLPLANE_REGISTRY", "CONTROLPLANE_BASE_IMAGE"):
+        monkeypatch.setenv(key, clean_swarm.env()[key])
+    on_swarm = 'if os.environ.get("APP_DATA_DIR") == "/data":\n    raise SystemExit(3)\n'
+    crashes_there = APP.replace("print(f", on_swarm + "print(f", 1)
+    plant.origin.commit("version 1", {"main.py": crashes_there, "VERSION": "1\n"})
+    plant.origin.push()
+    plant.add()
+    ok(plant, clean_swarm, "project", "set", "shop", "health-window", "20")
+    ok(plant, clean_swarm, "deploy", "shop")
+    pid = plant.box.client.info("shop-prod").pid
+
+    done = cli(plant, clean_swarm, "project", "set", "shop", "runner", "swarm")
+    assert done.returncode != 0
+    said = done.stderr.strip().splitlines()
+    assert len(said) == 1 and "shop stays on this box: prod crashed there" in said[0], said
+    assert plant.stack.store.get_project("shop").runner == "local"
+    assert "cp-shop" not in clean_swarm.docker("service", "ls", "--format", "{{.Name}}")
+    info = plant.box.client.info("shop-prod")
+    assert info.state == "RUNNING" and info.pid == pid  # never stopped
+    logs_show(plant, clean_swarm, "running commit 1")
 
 
 def test_no_swarm_reachable_refuses_the_move_in_one_line(
