@@ -178,3 +178,20 @@ def test_a_frozen_nodes_slot_runs_again_on_the_other(
         moved = running(swarm_runner, "shop", not_pid=on_worker.pid)
         assert manager.node_id[:12] in moved.description
         said(swarm_runner, "shop", "A ")
+
+
+def test_a_stop_ends_an_app_without_a_sigterm_handler_at_once(
+    swarm_runner: SwarmRunner, tmp_path: Path
+) -> None:
+    """The app is its container's PID 1, which the kernel spares a SIGTERM it has no
+    handler for (it would be killed only when the grace ran out, exit 137); the runner
+    stops with SIGINT, which every Python app handles: it ends by KeyboardInterrupt."""
+    shop = project(tmp_path)
+    live(swarm_runner, shop, tmp_path, "A")
+    assert swarm_runner.stop("shop", "prod") is True
+    tasks = swarm_runner.api.tasks(filters={"service": service_name("shop", "prod")})
+    ended = [t for t in tasks if t["Status"]["State"] in ("shutdown", "complete", "failed")]
+    assert ended, tasks
+    codes = {t["Status"].get("ContainerStatus", {}).get("ExitCode") for t in ended}
+    assert 137 not in codes, codes  # not killed at the end of the grace
+    assert codes & {130, 2, 1}, codes  # KeyboardInterrupt (Python re-raises SIGINT: 130)

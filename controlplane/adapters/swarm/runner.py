@@ -154,12 +154,21 @@ class SwarmRunner:
         return Shape(**{**self.shape.__dict__, "entry": project.entry, "constraints": constraints})
 
     def _update(self, service: dict[str, Any], **spec: Any) -> None:
-        try:
-            self.api.update_service(
-                service["ID"], service["Version"]["Index"], fetch_current_spec=True, **spec
-            )
-        except Exception as exc:
-            raise engine_error(exc) from exc
+        """Update the service; when the engine moved its version on meanwhile (its own
+        update bookkeeping: "update out of sequence"), read it again and retry."""
+        for attempt in range(3):
+            try:
+                self.api.update_service(
+                    service["ID"], service["Version"]["Index"], fetch_current_spec=True, **spec
+                )
+                return
+            except Exception as exc:
+                if attempt == 2 or "out of sequence" not in str(exc):
+                    raise engine_error(exc) from exc
+            try:
+                service = self.api.inspect_service(service["ID"])
+            except Exception as exc:
+                raise engine_error(exc) from exc
 
     def _roll(
         self, service: dict[str, Any], name: str, slot: str, *, count: int, force: bool
