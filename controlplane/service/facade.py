@@ -16,6 +16,7 @@ from here the types they render. Two ways to make one:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -53,7 +54,6 @@ from controlplane.service.executor import (
     Progress,
 )
 from controlplane.service.launching import LaunchPlan, apply_plan, check_launch, plan_from_args
-from controlplane.service.nodes import Nodes
 from controlplane.service.outbox import KEEP_EVENTS, Outbox, Subscriber
 from controlplane.service.queries import LoadReport, LogReader, Queries
 from controlplane.service.requests import (
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from controlplane.adapters.sshkeys import HostKey as HostKey
     from controlplane.engine.releases import Engine
     from controlplane.engine.testrun import TestRuns
+    from controlplane.service.nodes import Nodes
 
 __all__ = [
     "CANCELLED",
@@ -174,7 +175,6 @@ class Service:
         self.clients: Clients = clients or (lambda timeout: Supervisor(settings, timeout=timeout))
         self.config = Configuration(settings, store, self.clients)
         self.query = Queries(settings, store, self.clients)
-        self.nodes = Nodes()  # the swarm's, when DOCKER_HOST or the socket reaches one
         self._runtime = runtime
         self._pending: dict[str, tuple[str, int | None]] = {}  # sha, last noticed
         self._lock = threading.Lock()
@@ -186,6 +186,14 @@ class Service:
     def open(cls, settings: Settings) -> Service:
         """The store-only facade: reading and configuration, no thread started."""
         return cls(settings, Store.open(settings))
+
+    @functools.cached_property
+    def nodes(self) -> Nodes:
+        """The swarm's nodes, when DOCKER_HOST or the socket reaches one (imported on first
+        use: a CLI command that does not ask pays nothing for it)."""
+        from controlplane.service.nodes import Nodes
+
+        return Nodes()
 
     @property
     def runtime(self) -> Runtime:
