@@ -12,6 +12,7 @@ this host is supervisord's.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +27,13 @@ from controlplane.domain.runner import (
     SlotEvent,
     SlotLines,
 )
+from controlplane.errors import ControlPlaneError
 from controlplane.settings import Settings
 
 if TYPE_CHECKING:
     from controlplane.adapters.swarm.runner import SwarmRunner
+
+logger = logging.getLogger(__name__)
 
 Lookup = Callable[[str], Project]  # a project by name (the store's)
 Variables = Callable[[str, str], dict[str, str]]  # a slot's variables, as run-slot sees them
@@ -138,6 +142,16 @@ class RoutingRunner:
 
     def events(self) -> EventFeed:
         return MergedEvents(self)
+
+    def drop_release(self, project: Project, release: Path) -> None:
+        """To the project's runner; the swarm's too once in use (an image from before a
+        move back). Never raises: a swarm that cannot be reached keeps its image."""
+        if project.runner != SWARM and self._swarm is None:
+            return
+        try:
+            self.swarm().drop_release(project, release)
+        except ControlPlaneError as exc:
+            logger.info("the image of %s stays on the swarm: %s", release.name, exc)
 
     def manager_pid(self) -> int | None:
         return self.local.manager_pid()

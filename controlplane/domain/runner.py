@@ -174,6 +174,11 @@ class Runner(Protocol):
         """A feed of every slot's state changes from now on."""
         ...
 
+    def drop_release(self, project: Project, release: Path) -> None:
+        """The release is pruned (its folder goes next): drop what the runner keeps for it
+        (the Swarm runner: its image). Never raises: what cannot be dropped is logged."""
+        ...
+
     def manager_pid(self) -> int | None:
         """The pid of the process on this host that the apps run under (their parent), so
         a sweep of stray processes can spare them; None when unknown or not local."""

@@ -496,7 +496,9 @@ class Engine:
         for release in releases:
             if release.n not in gone:
                 continue
-            build.remove_release(self.release_path(name, release.n, release.sha))
+            path = self.release_path(name, release.n, release.sha)
+            self.runner.drop_release(project, path)
+            build.remove_release(path)
             new_state = "pruned" if release.state == "ready" else release.state
             self.store.put_release(name, release.with_(state=new_state, size=0))
         buildlogs.remove(self.settings.layout, name, logs_to_prune(releases, project.keep, gone))

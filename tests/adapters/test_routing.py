@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from controlplane.adapters.routing import RoutingRunner
 from controlplane.domain.models import Project, validate_placement, validate_runner
-from controlplane.errors import ValidationError
+from controlplane.domain.runner import Runner
+from controlplane.errors import ControlPlaneError, ValidationError
+from controlplane.i18n import tr
 
 
 def test_an_old_record_reads_as_this_box() -> None:
@@ -71,3 +75,22 @@ def test_serve_runtime_leaves_the_docker_sdk_unloaded(tmp_path: object) -> None:
         "assert 'docker' not in sys.modules, 'docker imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_prune_goes_on_when_the_swarm_cannot_be_reached(tmp_path: Path) -> None:
+    """drop_release of a swarm project whose engine does not answer keeps the image and
+    raises nothing (a deploy's prune must not fail for it); a project on this box never
+    makes the Swarm runner."""
+    made: list[str] = []
+
+    def unreachable() -> Runner:
+        made.append("swarm")
+        raise ControlPlaneError(tr("cannot reach the Docker engine"))
+
+    on_box = Project(name="shop", repo="https://example.com/x.git", path=str(tmp_path / "s"))
+    # the local runner is never asked: supervisord keeps nothing of a release
+    router = RoutingRunner(local=object(), lookup=lambda name: on_box, swarm_factory=unreachable)  # type: ignore[arg-type]
+    router.drop_release(on_box, tmp_path / "1-abc1234")
+    assert made == []
+    router.drop_release(on_box.with_(runner="swarm"), tmp_path / "1-abc1234")
+    assert made == ["swarm"]

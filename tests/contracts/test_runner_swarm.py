@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.errors import ImageNotFound
 
 from controlplane.adapters.swarm.client import LABEL_SLOT
+from controlplane.adapters.swarm.images import image_ref
 from controlplane.adapters.swarm.runner import SwarmRunner
 from controlplane.adapters.swarm.services import LABEL_IMAGE, service_name
 from controlplane.domain.models import Project
@@ -195,3 +197,22 @@ def test_a_stop_ends_an_app_without_a_sigterm_handler_at_once(
     codes = {t["Status"].get("ContainerStatus", {}).get("ExitCode") for t in ended}
     assert 137 not in codes, codes  # not killed at the end of the grace
     assert codes & {130, 2, 1}, codes  # KeyboardInterrupt (Python re-raises SIGINT: 130)
+
+
+def test_a_pruned_release_takes_its_image_along_unless_a_task_uses_it(
+    swarm_runner: SwarmRunner, tmp_path: Path
+) -> None:
+    """drop_release (the engine's prune) removes the release's image from the engine; the
+    image of the running release stays (the engine refuses, the prune goes on)."""
+    shop = project(tmp_path)
+    a, b = live(swarm_runner, shop, tmp_path, "A", "B")
+    assert swarm_runner.switch(shop, "prod", b) is True  # B's image is built now
+    images = swarm_runner.client.images
+    ref_a, ref_b = (image_ref(swarm_runner.registry, "shop", r) for r in (a, b))
+    assert images.get(ref_b) is not None
+    swarm_runner.drop_release(shop, b)  # never ran: it goes
+    with pytest.raises(ImageNotFound):
+        images.get(ref_b)
+    swarm_runner.drop_release(shop, a)  # the running task's image: kept, no error
+    assert images.get(ref_a) is not None
+    assert running(swarm_runner, "shop").state == ProcessState.RUNNING

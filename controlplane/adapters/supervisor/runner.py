@@ -115,6 +115,9 @@ class SupervisorRunner:
         with self._client() as client:
             return [i for i in client.all_info() if is_ours(i.group)]
 
+    def drop_release(self, project: Project, release: Path) -> None:
+        """Nothing: supervisord keeps nothing of a release (its folder is the engine's)."""
+
     def manager_pid(self) -> int | None:
         try:
             with self._client() as client:

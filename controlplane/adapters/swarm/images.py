@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import re
 import tarfile
@@ -23,6 +24,8 @@ from typing import Any
 from controlplane.adapters.swarm.client import LABEL_PROJECT, engine_error
 from controlplane.errors import ControlPlaneError
 from controlplane.i18n import tr
+
+logger = logging.getLogger(__name__)
 
 LABEL_RELEASE = "controlplane.release"
 LABEL_COMMIT = "controlplane.commit"
@@ -143,6 +146,22 @@ def ensure_image(client: Any, *, registry: str, base: str, name: str, release: P
     if registry:
         push(client, ref)
     return ref
+
+
+def remove_image(client: Any, ref: str) -> bool:
+    """Remove one image by reference from the engine; True when it went. Never raises:
+    an image in use (a task, or a stopped task Swarm keeps) or an engine that does not
+    answer is logged and left."""
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.remove(ref)
+        return True
+    except ImageNotFound:
+        return False
+    except Exception as exc:  # the engine's refusal or its absence: a prune goes on
+        logger.info("image %s kept: %s", ref, exc)
+        return False
 
 
 def build(client: Any, ref: str, base: str, release: Path, labels: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ from controlplane.adapters.supervisor.links import link_target, remove_link, swi
 from controlplane.adapters.swarm import logs
 from controlplane.adapters.swarm.client import LABEL_SLOT, connect, engine_error
 from controlplane.adapters.swarm.events import TaskEvents
-from controlplane.adapters.swarm.images import ensure_image
+from controlplane.adapters.swarm.images import ensure_image, image_ref, remove_image
 from controlplane.adapters.swarm.secrets import (
     digest_key,
     env_secret,
@@ -316,6 +316,12 @@ class SwarmRunner:
             own = [t for t in tasks if t.get("ServiceID") == service["ID"]]
             found.append(process_info(service, own, self.limits, _delay(service), down))
         return found
+
+    def drop_release(self, project: Project, release: Path) -> None:
+        """Remove the release's image from the engine this runner talks to (an image a task
+        or a stopped task in Swarm's history still uses stays, logged); the registry's copy
+        and other nodes' pulls stay (docs/multihost.md says how to clean them)."""
+        remove_image(self.client, image_ref(self.registry, project.name, release))
 
     def manager_pid(self) -> int | None:
         return None  # the apps run under each node's container runtime, not under us
