@@ -12,7 +12,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from controlplane.domain.models import Project, interval_text, validate_name
+from controlplane.domain.models import (
+    Project,
+    interval_text,
+    validate_name,
+    validate_placement,
+    validate_runner,
+)
 from controlplane.i18n import N_, t
 from controlplane.settings import Settings
 
@@ -234,11 +240,13 @@ def cmd_project_set(settings: Settings, args: argparse.Namespace) -> int:
     (a move of the project's slots, a placement applied to them)."""
     from controlplane.cli.ops import follow
 
-    if args.key == "runner":
-        value = one_value(args)
-        return follow(settings, "move", args.name, {"runner": value}, lang=args.lang)
-    if args.key == "placement":
-        extra = {"placement": list(args.value)}
+    if args.key in ("runner", "placement"):
+        # what is wrong with the request is said before asking serve (which may be down)
+        service(settings).query.project(validate_name(args.name))
+        if args.key == "runner":
+            value = validate_runner(one_value(args))
+            return follow(settings, "move", args.name, {"runner": value}, lang=args.lang)
+        extra = {"placement": list(validate_placement(args.value)) or ["-"]}
         return follow(settings, "place", args.name, extra, lang=args.lang)
     project = service(settings).config.set_setting(args.name, args.key, one_value(args))
     return emit(args, project.to_dict(), describe(project, args.lang))

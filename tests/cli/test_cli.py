@@ -298,3 +298,19 @@ def test_reserved_variable_names_are_refused(seeded: Path) -> None:
     for name in ("PATH", "LANG", "HOME", "APP_DATA_DIR", "CONTROLPLANE_X"):
         done = run(seeded, "env", "set", "demo", f"{name}=x")
         assert done.returncode == 2 and "set by the control plane" in done.stderr, name
+
+
+def test_a_bad_runner_or_placement_is_said_before_serve_is_asked(seeded: Path) -> None:
+    """serve is down here: what is wrong with the request is said first, in one line."""
+    cases = {
+        ("demo", "runner", "cloud"): "bad runner 'cloud': use local or swarm",
+        ("demo", "placement", "node.foo==x"): "bad placement 'node.foo==x': use node.labels",
+        ("nosuch", "runner", "swarm"): "no project named nosuch",
+    }
+    for (name, key, value), said in cases.items():
+        done = run(seeded, "project", "set", name, key, value)
+        assert done.returncode != 0 and said in done.stderr, done.stderr
+        assert done.stderr.strip().count("\n") == 0 and "serve" not in done.stderr
+    # a good request needs serve for the move, and says so
+    done = run(seeded, "project", "set", "demo", "runner", "swarm")
+    assert done.returncode == 1 and "serve is not running" in done.stderr
