@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,30 @@ from tests.support.sshserver import SshServer, ssh_server
 
 
 def files_holding(root: Path, needle: str) -> list[Path]:
+    """Regular files under `root` on its own file system that hold `needle`. Other file
+    systems mounted below (the swarm fixture's tmpfs with its engines' data) and FIFOs or
+    sockets (an engine's, which a read would wait on forever) are not ours to search."""
     found = []
-    for here, _dirs, files in os.walk(root):
+    device = root.stat().st_dev
+    for here, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if same_device(Path(here) / d, device)]
         for name in files:
             path = Path(here) / name
             try:
+                if not stat.S_ISREG(path.lstat().st_mode):
+                    continue
                 if needle in path.read_text(errors="ignore"):
                     found.append(path)
             except OSError:
                 continue
     return found
+
+
+def same_device(path: Path, device: int) -> bool:
+    try:
+        return path.lstat().st_dev == device
+    except OSError:
+        return False
 
 
 def add(plant: Plant, url: str) -> tuple[int, str]:
